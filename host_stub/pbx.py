@@ -1,0 +1,246 @@
+"""The simulated PBX: live call state, pushes turned into hooks, and the PBX services.
+
+Everything that happens to a call goes through :meth:`Pbx.handle_push` with the fields a real
+MegaFon PBX would send, whether the push came over HTTP or from the simulator's buttons, so the
+plugin sees exactly one kind of input.
+"""
+from __future__ import annotations
+
+import threading
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING
+
+from .db import db
+from .models import Account
+from .push import Push, parse_push
+from .types import CallEvent, CallRecord, PbxUser
+
+if TYPE_CHECKING:
+    from .host import Host
+
+LIVE_CALL_TTL = timedelta(hours=2)
+
+
+@dataclass
+class LiveCall:
+    account_id: str
+    call_id: str
+    direction: str
+    client_phone: str
+    virtual_number: str | None
+    started_at: datetime
+    rung: dict[str, PbxUser | None] = field(default_factory=dict)
+    answered_by: PbxUser | None = None
+    answered_at: datetime | None = None
+    group_name: str | None = None
+    route: str | None = None
+
+
+class Pbx:
+    def __init__(self, host: Host):
+        self.host = host
+        self._lock = threading.Lock()
+        self._live: dict[tuple[str, str], LiveCall] = {}
+        self._journal: dict[str, deque] = {}
+
+    # -- host services (CONTRACT §3) ---------------------------------------------------------
+    def users(self, account_id: str) -> list[PbxUser]:
+        account = self._account(account_id)
+        if account is None:
+            return []
+        return [PbxUser(u.login, u.name, u.ext, u.telnum) for u in account.users]
+
+    def virtual_numbers(self, account_id: str) -> list[str]:
+        account = self._account(account_id)
+        return [n.number for n in account.numbers] if account else []
+
+    def make_call(self, account_id: str, user_login: str, phone: str) -> str:
+        """Click-to-call: the employee's phone rings first, then the PBX dials the client."""
+        user = self.user(account_id, user_login)
+        if user is None:
+            raise LookupError(f"no PBX user {user_login!r} in account {account_id!r}")
+        call_id = new_call_id()
+        self.handle_push(account_id, {
+            "cmd": "event", "type": "OUTGOING", "direction": "out", "phone": phone,
+            "user": user.login, "ext": user.ext or "", "telnum": user.telnum or "",
+            "callid": call_id,
+        }, source="make_call")
+        return call_id
+
+    def hangup(self, account_id: str, call_id: str) -> bool:
+        """End a live call ("Завершить"); False when the PBX knows no such live call."""
+        call = self.live_call(account_id, call_id)
+        if call is None:
+            return False
+        if call.answered_by is not None:
+            status = "Success"
+        else:
+            status = "missed" if call.direction == "in" else "Cancel"
+        self.finish(account_id, call_id, status, source="hangup")
+        return True
+
+    # -- lookups ------------------------------------------------------------------------------
+    def user(self, account_id: str, login: str | None) -> PbxUser | None:
+        if not login:
+            return None
+        return next((u for u in self.users(account_id) if u.login == login), None)
+
+    def live_call(self, account_id: str, call_id: str) -> LiveCall | None:
+        with self._lock:
+            return self._live.get((account_id, call_id))
+
+    def live_calls(self, account_id: str) -> list[LiveCall]:
+        with self._lock:
+            calls = [c for (a, _), c in self._live.items() if a == account_id]
+        return sorted(calls, key=lambda c: c.started_at, reverse=True)
+
+    def journal(self, account_id: str) -> list[dict]:
+        with self._lock:
+            return list(reversed(self._journal.get(account_id, ())))
+
+    def note(self, account_id: str, **entry) -> None:
+        entry.setdefault("at", _now())
+        with self._lock:
+            self._journal.setdefault(account_id, deque(maxlen=200)).append(entry)
+
+    # -- the push protocol --------------------------------------------------------------------
+    def handle_push(self, account_id: str, fields: dict, *, source: str = "pbx") -> dict:
+        """Apply one push (raises PushError when malformed) and answer as the PBX expects."""
+        push = parse_push(fields)
+        handler = getattr(self, f"_on_{push.cmd}")
+        return handler(account_id, push, source)
+
+    def _on_event(self, account_id: str, push: Push, source: str) -> dict:
+        now = _now()
+        user = self._push_user(account_id, push)
+        with self._lock:
+            self._forget_stale(now)
+            call = self._live.get((account_id, push.call_id))
+            if call is None:
+                direction = push.direction or ("out" if push.type == "OUTGOING" else "in")
+                call = LiveCall(account_id, push.call_id, direction, push.phone,
+                                self._virtual_number(push, direction), now,
+                                group_name=push.group_name)
+                self._live[(account_id, push.call_id)] = call
+            if push.type in ("INCOMING", "OUTGOING") and push.user:
+                call.rung[push.user] = user
+            elif push.type == "ACCEPTED":
+                call.answered_by, call.answered_at = user, now
+        event = CallEvent(account_id=account_id, call_id=push.call_id, direction=call.direction,
+                          client_phone=call.client_phone, virtual_number=call.virtual_number,
+                          user=user, at=now, group_name=push.group_name or call.group_name)
+        hook = {"INCOMING": "call_started", "OUTGOING": "call_started",
+                "ACCEPTED": "call_answered"}.get(push.type)
+        if hook:
+            self.host.call_hook(account_id, hook, event=event)
+        self.note(account_id, source=source, push=f"event {push.type}", call_id=push.call_id,
+                  user=push.user, hook=hook)
+        return {}
+
+    def _on_history(self, account_id: str, push: Push, source: str) -> dict:
+        user = self._push_user(account_id, push)
+        with self._lock:
+            call = self._live.pop((account_id, push.call_id), None)
+        wait = 0
+        if call and call.answered_at:
+            wait = max(0, int((call.answered_at - call.started_at).total_seconds()))
+        rung = tuple(u for u in (call.rung.values() if call else ()) if u is not None)
+        if not rung and user is not None:
+            rung = (user,)
+        if push.status != "answered" and call is not None and call.answered_by is None:
+            # Pitfall: a group login in `user` does not mean someone answered.
+            user = user if push.direction == "out" else None
+        record = CallRecord(
+            account_id=account_id, call_id=push.call_id, direction=push.direction,
+            client_phone=push.phone, virtual_number=self._virtual_number(push, push.direction)
+            or (call.virtual_number if call else None),
+            status=push.status, user=user, started_at=push.start,
+            duration_seconds=push.duration, wait_seconds=wait, users_rung=rung,
+            recording_url=push.link, rating=push.rating,
+            group_name=push.group_name or (call.group_name if call else None))
+        self.host.call_hook(account_id, "call_ended", record=record)
+        self.note(account_id, source=source, push=f"history {push.status}",
+                  call_id=push.call_id, user=push.user, hook="call_ended")
+        return {}
+
+    def _on_contact(self, account_id: str, push: Push, source: str) -> dict:
+        event = CallEvent(account_id=account_id, call_id=push.call_id, direction="in",
+                          client_phone=push.phone, virtual_number=push.diversion, user=None,
+                          at=_now())
+        route = self.host.route(account_id, event)
+        answer = {}
+        if route is not None:
+            answer = {"responsible": route.user_login}
+            if route.contact_name:
+                answer["contact_name"] = route.contact_name
+        self.note(account_id, source=source, push="contact", call_id=push.call_id,
+                  hook="route_request", result=answer or "нет маршрута")
+        return answer
+
+    def _on_rating(self, account_id: str, push: Push, source: str) -> dict:
+        self.note(account_id, source=source, push=f"rating {push.rating}", call_id=push.call_id)
+        return {}
+
+    # -- simulator ------------------------------------------------------------------------------
+    def finish(self, account_id: str, call_id: str, status: str, *, source: str,
+               link: str | None = None) -> None:
+        """Close a live call the way the PBX does: terminal events per leg, then ``history``."""
+        call = self.live_call(account_id, call_id)
+        if call is None:
+            return
+        now = _now()
+        answered = call.answered_by
+        for login in call.rung:
+            if answered is None or login != answered.login:
+                self._push_event(account_id, call, "CANCELLED", login, source)
+        if answered is not None:
+            self._push_event(account_id, call, "COMPLETED", answered.login, source)
+        talk_from = call.answered_at or now
+        if status.lower() in ("missed",):
+            user_login = "pbx"
+        else:
+            user_login = answered.login if answered else next(iter(call.rung), "pbx")
+        self.handle_push(account_id, {
+            "cmd": "history", "type": call.direction, "status": status,
+            "phone": call.client_phone, "diversion": call.virtual_number or "",
+            "user": user_login, "callid": call_id,
+            "start": call.started_at.strftime("%Y%m%dT%H%M%SZ"),
+            "duration": str(int((now - talk_from).total_seconds()) if answered else 0),
+            "link": link or (f"https://records.example/{call_id}.mp3" if answered else ""),
+        }, source=source)
+
+    def _push_event(self, account_id, call, event_type, login, source) -> None:
+        self.handle_push(account_id, {
+            "cmd": "event", "type": event_type, "direction": call.direction,
+            "phone": call.client_phone, "diversion": call.virtual_number or "",
+            "user": login, "callid": call.call_id}, source=source)
+
+    # -- internals ----------------------------------------------------------------------------
+    def _account(self, account_id: str) -> Account | None:
+        return db.session.execute(
+            db.select(Account).filter_by(name=account_id)).scalar_one_or_none()
+
+    def _push_user(self, account_id: str, push: Push) -> PbxUser | None:
+        """The account's employee named by the push; None for groups, IVR, ``pbx`` and strangers."""
+        return self.user(account_id, push.user)
+
+    def _virtual_number(self, push: Push, direction: str) -> str | None:
+        if push.diversion:
+            return push.diversion
+        return push.telnum if direction == "out" else None
+
+    def _forget_stale(self, now: datetime) -> None:
+        # A call whose `history` never came must not pin memory forever.
+        for key in [k for k, c in self._live.items() if now - c.started_at > LIVE_CALL_TTL]:
+            del self._live[key]
+
+
+def new_call_id() -> str:
+    return uuid.uuid4().hex.upper()
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)

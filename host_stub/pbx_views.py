@@ -1,0 +1,142 @@
+"""HTTP faces of the simulated PBX: the CRM push endpoint and the call-simulator page."""
+from __future__ import annotations
+
+import hmac
+
+from flask import Blueprint, current_app, flash, g, jsonify, redirect, render_template, request, url_for
+
+from .forms import CallActionForm, IncomingCallForm, OutgoingCallForm
+from .host import account_required
+from .pbx import new_call_id
+from .push import PushError
+
+bp = Blueprint("pbx", __name__)
+_DUMMY_TOKEN = "x" * 32
+
+
+def _host():
+    return current_app.extensions["cabinet"]
+
+
+@bp.post("/pbx/<account_id>/crm")
+def push(account_id: str):
+    """The URL the account sets as «Адрес вашей CRM» in the MegaFon cabinet."""
+    host = _host()
+    fields = _push_fields()
+    if fields is None:
+        return jsonify(error="Invalid parameters: body must be a form or a JSON object"), 400
+    account = host.account(account_id)
+    token = str(fields.get("crm_token") or "")
+    expected = account.crm_token if account else _DUMMY_TOKEN
+    # Compare even for unknown accounts so timing tells nothing about which names exist.
+    if not hmac.compare_digest(token.encode(), expected.encode()) or account is None:
+        current_app.logger.warning("CRM push with a bad token for account %r", account_id)
+        return jsonify(error="Invalid token"), 401
+    try:
+        answer = host.pbx.handle_push(account.name, fields)
+    except PushError as exc:
+        return jsonify(error=f"Invalid parameters: {exc}"), 400
+    return jsonify(answer)
+
+
+def _push_fields() -> dict | None:
+    if request.is_json:
+        data = request.get_json(silent=True)
+        return data if isinstance(data, dict) else None
+    if request.form:
+        return request.form.to_dict()
+    return None
+
+
+@bp.route("/simulator/", methods=["GET"])
+@account_required
+def simulator():
+    host = _host()
+    account_id = g.account_id
+    incoming, outgoing = _call_forms(account_id)
+    return render_template(
+        "cabinet/simulator.html", incoming=incoming, outgoing=outgoing,
+        action_form=CallActionForm(), calls=host.pbx.live_calls(account_id),
+        journal=host.pbx.journal(account_id))
+
+
+@bp.post("/simulator/incoming")
+@account_required
+def simulate_incoming():
+    host = _host()
+    form, _ = _call_forms(g.account_id)
+    if not form.validate_on_submit():
+        return _form_errors(form)
+    call_id = new_call_id()
+    common = {"phone": form.phone.data, "diversion": form.virtual_number.data, "callid": call_id}
+    logins = form.users.data
+    if form.ask_route.data:
+        answer = host.pbx.handle_push(g.account_id, {"cmd": "contact", **common}, source="simulator")
+        if answer.get("responsible") and host.pbx.user(g.account_id, answer["responsible"]):
+            logins = [answer["responsible"]]
+            flash(f"Интеграция направила звонок: {answer['responsible']}", "info")
+    group = "Отдел продаж" if len(logins) > 1 else ""
+    for login in logins:
+        user = host.pbx.user(g.account_id, login)
+        host.pbx.handle_push(g.account_id, {
+            "cmd": "event", "type": "INCOMING", "direction": "in", "user": login,
+            "ext": user.ext or "", "groupRealName": group, **common}, source="simulator")
+    return redirect(url_for("pbx.simulator"))
+
+
+@bp.post("/simulator/outgoing")
+@account_required
+def simulate_outgoing():
+    host = _host()
+    _, form = _call_forms(g.account_id)
+    if not form.validate_on_submit():
+        return _form_errors(form)
+    user = host.pbx.user(g.account_id, form.user.data)
+    host.pbx.handle_push(g.account_id, {
+        "cmd": "event", "type": "OUTGOING", "direction": "out", "user": user.login,
+        "ext": user.ext or "", "phone": form.phone.data, "diversion": form.virtual_number.data,
+        "callid": new_call_id()}, source="simulator")
+    return redirect(url_for("pbx.simulator"))
+
+
+@bp.post("/simulator/action")
+@account_required
+def simulate_action():
+    host = _host()
+    form = CallActionForm()
+    call = host.pbx.live_call(g.account_id, form.call_id.data or "") if form.validate_on_submit() else None
+    if call is None:
+        flash("Этот звонок уже завершён.", "warning")
+        return redirect(url_for("pbx.simulator"))
+    action = form.action.data
+    if action == "answer":
+        login = form.user.data or next(iter(call.rung), "")
+        host.pbx.handle_push(g.account_id, {
+            "cmd": "event", "type": "ACCEPTED", "direction": call.direction, "user": login,
+            "phone": call.client_phone, "diversion": call.virtual_number or "",
+            "callid": call.call_id}, source="simulator")
+    elif action == "hangup":
+        host.pbx.hangup(g.account_id, call.call_id)
+    elif action in ("missed", "busy"):
+        host.pbx.finish(g.account_id, call.call_id, "missed" if action == "missed" else "Busy",
+                        source="simulator")
+    else:
+        flash("Неизвестное действие.", "warning")
+    return redirect(url_for("pbx.simulator"))
+
+
+def _call_forms(account_id: str):
+    host = _host()
+    users = [(u.login, f"{u.name} ({u.ext})") for u in host.pbx.users(account_id)]
+    numbers = [(n, n) for n in host.pbx.virtual_numbers(account_id)]
+    incoming, outgoing = IncomingCallForm(prefix="in"), OutgoingCallForm(prefix="out")
+    incoming.users.choices = outgoing.user.choices = users
+    incoming.virtual_number.choices = outgoing.virtual_number.choices = numbers
+    return incoming, outgoing
+
+
+def _form_errors(form):
+    for field, errors in form.errors.items():
+        for error in errors:
+            flash(f"{getattr(form, field).label.text if hasattr(form, field) else field}: {error}", "danger")
+    return redirect(url_for("pbx.simulator"))

@@ -1,0 +1,34 @@
+"""Demo data of CONTRACT §7, created on first run and relied on by demos and tests."""
+from __future__ import annotations
+
+import os
+
+from .db import db
+from .models import Account, PbxUserRow, VirtualNumber
+
+DEMO_USERS = [
+    ("ivanov", "Иван Иванов", "101", None),
+    ("petrova", "Мария Петрова", "102", None),
+    ("sidorov", "Пётр Сидоров", "103", None),
+]
+OTHER_USERS = [
+    ("smirnov", "Алексей Смирнов", "201", None),
+]
+
+
+def seed_demo_data() -> None:
+    if db.session.query(Account.id).first() is not None:
+        return
+    demo_token = os.environ.get("CABINET_DEMO_CRM_TOKEN", "demo-crm-token")
+    _account("demo", "ООО «Демо»", "demo", demo_token, DEMO_USERS, ["74950000001", "74950000002"])
+    _account("other", "ООО «Другая компания»", "other", "other-crm-token", OTHER_USERS, ["74950000009"])
+    db.session.commit()
+
+
+def _account(name, title, password, crm_token, users, numbers) -> Account:
+    account = Account(name=name, title=title, crm_token=crm_token)
+    account.set_password(password)
+    account.users = [PbxUserRow(login=l, name=n, ext=e, telnum=t) for l, n, e, t in users]
+    account.numbers = [VirtualNumber(number=n) for n in numbers]
+    db.session.add(account)
+    return account

@@ -1,0 +1,110 @@
+"""The plugin's hook implementations: thin, they validate, record and enqueue.
+
+None of them may raise into the host (pluggy would skip the other plugins), so each catches,
+logs and keeps what it could not hand on: a call that cannot be queued is kept in the database
+and queued later by the sweeper.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import logging
+
+from redis.exceptions import RedisError
+from sqlalchemy.exc import IntegrityError
+
+from . import DESCRIPTION, KEY, TITLE
+from . import queue as queues
+from .cabinet import PluginInfo, hookimpl
+from .models import CallLog, DeferredEvent, utcnow
+
+log = logging.getLogger(__name__)
+
+
+def never_raise(func):
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except Exception:
+            log.exception("megaplan: %s failed", func.__name__)
+            return None
+    return wrapper
+
+
+@hookimpl
+def cabinet_plugin_info():
+    return PluginInfo(key=KEY, title=TITLE, description=DESCRIPTION,
+                      settings_endpoint="megaplan.settings")
+
+
+@hookimpl
+def cabinet_init_app(app, host):
+    from .setup import init_app
+    init_app(app, host)
+
+
+@hookimpl
+@never_raise
+def call_started(host, event):
+    _enqueue_live(host, "call_started", event)
+
+
+@hookimpl
+@never_raise
+def call_answered(host, event):
+    _enqueue_live(host, "call_answered", event)
+
+
+@hookimpl
+@never_raise
+def call_ended(host, record):
+    db = host.db
+    row = _store_record(db, record)
+    if row is None:
+        return  # the PBX repeated the push; the first one is already in the outbox
+    try:
+        queues.enqueue_sync(row.id)
+    except RedisError:
+        log.warning("megaplan: Redis unavailable, call %s stays in the outbox", record.call_id)
+        # Stored as enqueued to save a commit on the usual path; undo that so the sweeper sends it.
+        db.session.execute(db.update(CallLog).where(CallLog.id == row.id).values(enqueued_at=None))
+        db.session.commit()
+
+
+@hookimpl
+@never_raise
+def route_request(host, event):
+    return None
+
+
+def _enqueue_live(host, hook: str, event) -> None:
+    payload = _as_dict(event)
+    try:
+        queues.enqueue_live(event.account_id, event.call_id, hook, payload)
+    except RedisError:
+        log.warning("megaplan: Redis unavailable, %s of call %s deferred", hook, event.call_id)
+        db = host.db
+        db.session.add(DeferredEvent(account_id=event.account_id, call_id=event.call_id,
+                                     hook=hook, payload=payload))
+        db.session.commit()
+
+
+def _store_record(db, record) -> CallLog | None:
+    row = CallLog(account_id=record.account_id, call_id=record.call_id,
+                  direction=record.direction, client_phone=record.client_phone,
+                  virtual_number=record.virtual_number, status=record.status,
+                  started_at=record.started_at, record=_as_dict(record), enqueued_at=utcnow())
+    db.session.add(row)
+    try:
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        return None
+    return row
+
+
+def _as_dict(value) -> dict:
+    """Hook values as JSON-ready dicts: the plugin must not depend on the host's classes."""
+    return {key: item.isoformat() if hasattr(item, "isoformat") else item
+            for key, item in dataclasses.asdict(value).items()}

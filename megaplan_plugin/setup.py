@@ -1,0 +1,75 @@
+"""Wiring the plugin into the host application (``cabinet_init_app``)."""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+
+import click
+from flask import Flask
+
+from . import queue as queues
+from .models import Base
+
+log = logging.getLogger(__name__)
+SWEEP_EVERY_SECONDS = 30
+
+
+@dataclass
+class PluginState:
+    """What the plugin keeps per app (``app.extensions["megaplan"]``)."""
+
+    redis: object
+    embedded: bool
+    threads: list = field(default_factory=list)
+
+
+def init_app(app: Flask, host) -> None:
+    app.config.setdefault("MEGAPLAN_EMBEDDED_WORKER", True)
+    app.config.setdefault("MEGAPLAN_ALLOW_HTTP", False)
+    embedded = not app.config.get("REDIS_URL")
+    state = PluginState(redis=queues.connect(app.config.get("REDIS_URL")), embedded=embedded)
+    app.extensions["megaplan"] = state
+    host.add_tables(Base.metadata)
+
+    from .blueprint import bp
+    app.register_blueprint(bp)
+    app.cli.add_command(megaplan_cli)
+
+    if embedded and app.config["MEGAPLAN_EMBEDDED_WORKER"]:
+        from .worker import start_embedded_worker
+        state.threads.append(start_embedded_worker(app, state.redis))
+        state.threads.append(_start_sweeper(app, host))
+
+
+def _start_sweeper(app: Flask, host) -> threading.Thread:
+    from .outbox import sweep
+
+    def run():
+        while True:
+            time.sleep(SWEEP_EVERY_SECONDS)
+            try:
+                with app.app_context():
+                    sweep(host.db)
+            except Exception:
+                log.exception("megaplan sweeper failed")
+    thread = threading.Thread(target=run, name="megaplan-sweeper", daemon=True)
+    thread.start()
+    return thread
+
+
+@click.group("megaplan")
+def megaplan_cli():
+    """Интеграция с Мегаплан."""
+
+
+@megaplan_cli.command("resend")
+def resend_command():
+    """Queue again every call the database holds that Redis does not (run it from cron)."""
+    from flask import current_app
+
+    from .outbox import sweep
+    counts = sweep(current_app.extensions["cabinet"].db)
+    click.echo(f"queued calls: {counts['calls']}, live events: {counts['events']}, "
+               f"stale live events dropped: {counts['stale_events']}")

@@ -39,7 +39,13 @@ def logout():
 @bp.route("/")
 @account_required
 def index():
-    account = _host().account(g.account_id)
+    return redirect(url_for("cabinet.account", account_id=g.account_id))
+
+
+@bp.route("/accounts/<account_id>/")
+@account_required
+def account(account_id: str):
+    account = _host().account(account_id)
     push_url = url_for("pbx.push", account_id=account.name, _external=True)
     return render_template("cabinet/index.html", account=account, push_url=push_url)
 

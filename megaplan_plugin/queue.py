@@ -5,6 +5,8 @@ import hashlib
 from datetime import timedelta
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry as RedisRetry
 from flask import current_app
 from rq import Queue, Retry
 from rq.exceptions import DuplicateJobError
@@ -26,8 +28,10 @@ TERMINAL_STATUSES = ("finished", "failed", "stopped", "canceled")
 
 def connect(url: str | None) -> redis.Redis:
     if url:
+        # No client-side retries either: the outbox is the retry, and the PBX is waiting.
         return redis.Redis.from_url(url, socket_timeout=REDIS_SOCKET_TIMEOUT,
-                                    socket_connect_timeout=REDIS_SOCKET_TIMEOUT)
+                                    socket_connect_timeout=REDIS_SOCKET_TIMEOUT,
+                                    retry=RedisRetry(NoBackoff(), 0))
     import fakeredis
     return fakeredis.FakeRedis(server=fakeredis.FakeServer())
 

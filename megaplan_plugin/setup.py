@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 import click
 from flask import Flask
+from flask.cli import AppGroup
 
 from . import queue as queues
 from .models import Base
@@ -59,7 +60,7 @@ def _start_sweeper(app: Flask, host) -> threading.Thread:
     return thread
 
 
-@click.group("megaplan")
+@click.group("megaplan", cls=AppGroup)
 def megaplan_cli():
     """Интеграция с Мегаплан."""
 

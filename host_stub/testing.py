@@ -1,0 +1,234 @@
+"""Pytest fixtures for the cabinet and its plugins (loaded with ``-p host_stub.testing``).
+
+The suite runs against whatever services the environment names: ``DATABASE_URL`` (PostgreSQL
+in CI) and ``REDIS_URL`` (real Redis in CI); without them, SQLite files and fakeredis.
+"""
+from __future__ import annotations
+
+import os
+import re
+import uuid
+from datetime import datetime, timezone
+
+import pytest
+import redis as redis_lib
+from rq.registry import ScheduledJobRegistry
+
+from . import create_app
+from .db import db
+
+DEMO = {"account": "demo", "password": "demo", "crm_token": "demo-crm-token"}
+OTHER = {"account": "other", "password": "other", "crm_token": "other-crm-token"}
+
+
+def _default_plugins():
+    import megaplan_plugin.hooks
+    return [megaplan_plugin.hooks]
+
+
+@pytest.fixture
+def app_config(tmp_path) -> dict:
+    """Override keys in a test module by redefining this fixture or using ``make_app``."""
+    return {}
+
+
+@pytest.fixture
+def plugins():
+    return _default_plugins()
+
+
+@pytest.fixture
+def make_app(tmp_path, request):
+    """Build apps on the test's services; every app is torn down (tables dropped) afterwards."""
+    made = []
+
+    def make(config: dict | None = None, plugins=None):
+        base = {
+            "TESTING": True,
+            "SECRET_KEY": "test-secret",
+            "SQLALCHEMY_DATABASE_URI": os.environ.get("DATABASE_URL") and _pg(os.environ["DATABASE_URL"])
+            or f"sqlite:///{tmp_path / f'cabinet-{len(made)}.sqlite3'}",
+            "REDIS_URL": os.environ.get("REDIS_URL") or None,
+            "MEGAPLAN_EMBEDDED_WORKER": False,
+            "MEGAPLAN_ALLOW_HTTP": True,
+            "WTF_CSRF_ENABLED": False,
+            "SERVER_NAME": None,
+        }
+        base.update(config or {})
+        if not made:
+            _reset_services(base)
+        app = create_app(base, plugins=_default_plugins() if plugins is None else plugins)
+        made.append(app)
+        return app
+
+    yield make
+    for app in made:
+        with app.app_context():
+            db.session.remove()
+            for metadata in app.extensions["cabinet"].plugin_tables:
+                metadata.drop_all(db.engine)
+            db.drop_all()
+            db.engine.dispose()
+
+
+def _pg(url: str) -> str:
+    from .config import _database_url
+    return _database_url(url, None)
+
+
+def _reset_services(config: dict) -> None:
+    """Leave nothing of a previous test in the shared PostgreSQL and Redis."""
+    if config.get("REDIS_URL"):
+        redis_lib.Redis.from_url(config["REDIS_URL"]).flushdb()
+    uri = config["SQLALCHEMY_DATABASE_URI"]
+    if uri.startswith("postgresql"):
+        import sqlalchemy as sa
+        engine = sa.create_engine(uri)
+        with engine.begin() as conn:
+            conn.execute(sa.text("DROP SCHEMA public CASCADE; CREATE SCHEMA public;"))
+        engine.dispose()
+
+
+@pytest.fixture
+def app(make_app, app_config, plugins):
+    return make_app(app_config, plugins)
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+class AuthActions:
+    def __init__(self, client):
+        self.client = client
+
+    def login(self, account: str = "demo", password: str | None = None):
+        password = password if password is not None else {"demo": "demo", "other": "other"}.get(account, "")
+        return self.client.post("/login", data={"login": account, "password": password})
+
+    def logout(self):
+        return self.client.post("/logout")
+
+
+@pytest.fixture
+def auth(client):
+    return AuthActions(client)
+
+
+@pytest.fixture
+def logged_in(client, auth):
+    assert auth.login().status_code == 302
+    return client
+
+
+@pytest.fixture
+def enable_plugin(app):
+    def enable(account: str = "demo", key: str = "megaplan", enabled: bool = True):
+        with app.app_context():
+            app.extensions["cabinet"].set_plugin_enabled(account, key, enabled)
+    return enable
+
+
+def run_jobs(app, *, scheduled: bool = True, rounds: int = 20) -> int:
+    """Run every queued job with a real RQ worker in burst mode; scheduled retries are made due.
+
+    Returns how many jobs were started. Like production, each job gets its own app context.
+    """
+    from megaplan_plugin import queue as queues
+    from megaplan_plugin.worker import make_worker
+    conn = app.extensions["megaplan"].redis
+    done = 0
+    for _ in range(rounds):
+        if scheduled:
+            _make_scheduled_due(conn, queues)
+        pending = sum(queues.queue(name, conn).count for name in queues.QUEUES)
+        if not pending:
+            break
+        make_worker(app, conn).work(burst=True, logging_level="WARNING")
+        done += pending
+    return done
+
+
+def _make_scheduled_due(conn, queues) -> int:
+    moved = 0
+    for name in queues.QUEUES:
+        q = queues.queue(name, conn)
+        registry = ScheduledJobRegistry(queue=q)
+        for job_id in registry.get_job_ids():
+            job = q.fetch_job(job_id)
+            registry.remove(job_id)
+            if job is not None:
+                q.enqueue_job(job)
+                moved += 1
+    return moved
+
+
+@pytest.fixture
+def rq_worker(app):
+    """``rq_worker()`` drains the plugin's queues with a real burst worker; returns jobs run."""
+    return lambda **kw: run_jobs(app, **kw)
+
+
+class PbxScript:
+    """Pushes exactly as the MegaFon PBX sends them (form-encoded) to ``/pbx/<account>/crm``."""
+
+    def __init__(self, client, account: str = "demo", crm_token: str = "demo-crm-token"):
+        self.client = client
+        self.account = account
+        self.crm_token = crm_token
+
+    def push(self, **fields):
+        fields.setdefault("crm_token", self.crm_token)
+        return self.client.post(f"/pbx/{self.account}/crm", data=fields)
+
+    def new_call(self, phone="79161234567", diversion="74950000001", direction="in"):
+        return PbxCall(self, uuid.uuid4().hex.upper(), phone, diversion, direction)
+
+
+class PbxCall:
+    def __init__(self, script: PbxScript, call_id, phone, diversion, direction):
+        self.script, self.call_id, self.phone = script, call_id, phone
+        self.diversion, self.direction = diversion, direction
+
+    def _push(self, **fields):
+        response = self.script.push(callid=self.call_id, phone=self.phone,
+                                    diversion=self.diversion or "", **fields)
+        assert response.status_code == 200, response.get_data(as_text=True)
+        return response.get_json()
+
+    def contact(self):
+        return self._push(cmd="contact")
+
+    def ring(self, *users):
+        kind = "INCOMING" if self.direction == "in" else "OUTGOING"
+        for user in users:
+            self._push(cmd="event", type=kind, user=user, direction=self.direction)
+        return self
+
+    def answer(self, user):
+        self._push(cmd="event", type="ACCEPTED", user=user, direction=self.direction)
+        return self
+
+    def cancel(self, user):
+        self._push(cmd="event", type="CANCELLED", user=user, direction=self.direction)
+        return self
+
+    def history(self, status="Success", user="ivanov", duration=42, start=None, link=None, **extra):
+        start = start or datetime.now(timezone.utc)
+        fields = dict(cmd="history", type=self.direction, status=status, user=user,
+                      start=start.strftime("%Y%m%dT%H%M%SZ"), duration=str(duration), **extra)
+        if link:
+            fields["link"] = link
+        return self._push(**fields)
+
+
+@pytest.fixture
+def pbx(client):
+    return PbxScript(client)
+
+
+def csrf_token(html: str) -> str:
+    match = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', html)
+    assert match, "no CSRF token in the page"
+    return match.group(1)

@@ -1,0 +1,103 @@
+"""The plugin's hooks record and enqueue; a Redis outage loses nothing."""
+from rq import Queue
+
+from host_stub.db import db
+from megaplan_plugin import queue as queues
+from megaplan_plugin.models import CallLog, DeferredEvent
+from megaplan_plugin.outbox import sweep
+
+
+def _counts(app):
+    conn = app.extensions["megaplan"].redis
+    return {name: Queue(name, connection=conn).count for name in queues.QUEUES}
+
+
+def _rows(app, model):
+    with app.app_context():
+        return db.session.execute(db.select(model)).scalars().all()
+
+
+def test_a_call_reaches_the_plugins_queues(app, pbx, enable_plugin, rq_worker):
+    enable_plugin()
+    call = pbx.new_call()
+    call.ring("ivanov", "petrova").answer("ivanov")
+    assert _counts(app) == {"megaplan-live": 3, "megaplan": 0}
+    call.history(status="Success", user="ivanov")
+    assert _counts(app) == {"megaplan-live": 3, "megaplan": 1}
+    (row,) = _rows(app, CallLog)
+    assert (row.call_id, row.status, row.state) == (call.call_id, "answered", "pending")
+    assert row.record["user"]["login"] == "ivanov"
+
+    assert rq_worker() == 4
+    assert _counts(app) == {"megaplan-live": 0, "megaplan": 0}
+    (row,) = _rows(app, CallLog)
+    assert row.state == "skipped" and row.reason == "интеграция не настроена"
+
+
+def test_a_repeated_push_is_one_row_and_one_job(app, pbx, enable_plugin):
+    enable_plugin()
+    call = pbx.new_call()
+    for _ in range(3):
+        call.ring("ivanov")
+        call.history(status="missed", user="pbx", duration=0)
+    assert len(_rows(app, CallLog)) == 1
+    assert _counts(app) == {"megaplan-live": 1, "megaplan": 1}
+
+
+def test_plugin_disabled_means_nothing_recorded_or_queued(app, pbx):
+    call = pbx.new_call()
+    call.ring("ivanov")
+    call.history()
+    assert _rows(app, CallLog) == []
+    assert _counts(app) == {"megaplan-live": 0, "megaplan": 0}
+
+
+def test_redis_down_during_hooks_loses_nothing_once_it_is_back(app, pbx, enable_plugin, rq_worker):
+    enable_plugin()
+    state = app.extensions["megaplan"]
+    real = state.redis
+    state.redis = queues.connect("redis://127.0.0.1:1/0")  # nobody listens there
+    call = pbx.new_call()
+    call.ring("ivanov")                       # the PBX still gets its 200
+    call.history(status="Success", user="ivanov")
+    (row,) = _rows(app, CallLog)
+    assert row.state == "pending" and row.enqueued_at is None
+    (deferred,) = _rows(app, DeferredEvent)
+    assert deferred.hook == "call_started" and deferred.call_id == call.call_id
+
+    state.redis = real
+    with app.app_context():
+        counts = sweep(db)
+    assert counts == {"calls": 1, "events": 1, "stale_events": 0}
+    assert _rows(app, DeferredEvent) == []
+    assert _counts(app) == {"megaplan-live": 1, "megaplan": 1}
+    rq_worker()
+    (row,) = _rows(app, CallLog)
+    assert row.state == "skipped"
+    with app.app_context():
+        assert sweep(db) == {"calls": 0, "events": 0, "stale_events": 0}
+
+
+def test_sweeper_requeues_a_call_whose_job_vanished_from_redis(app, pbx, enable_plugin, rq_worker):
+    enable_plugin()
+    pbx.new_call().history()
+    conn = app.extensions["megaplan"].redis
+    conn.flushdb()  # Redis restarted without persistence
+    with app.app_context():
+        row = db.session.execute(db.select(CallLog)).scalar_one()
+        row.enqueued_at = row.enqueued_at.replace(year=2000)
+        db.session.commit()
+        assert sweep(db)["calls"] == 1
+    rq_worker()
+    assert _rows(app, CallLog)[0].state == "skipped"
+
+
+def test_resend_command_reports_what_it_queued(app, pbx, enable_plugin):
+    enable_plugin()
+    state = app.extensions["megaplan"]
+    real, state.redis = state.redis, queues.connect("redis://127.0.0.1:1/0")
+    pbx.new_call().history()
+    state.redis = real
+    result = app.test_cli_runner().invoke(args=["megaplan", "resend"])
+    assert result.exit_code == 0, result.output
+    assert "queued calls: 1" in result.output

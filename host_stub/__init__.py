@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from flask import Flask
 from flask_wtf.csrf import CSRFProtect
+from sqlalchemy import event
 
 from .config import load_config
 from .db import db
@@ -34,6 +35,8 @@ def create_app(config: dict | None = None, plugins=None) -> Flask:
     host.pm.hook.cabinet_init_app(app=app, host=host)
 
     with app.app_context():
+        if db.engine.dialect.name == "sqlite":
+            event.listen(db.engine, "connect", _sqlite_pragmas)
         db.create_all()
         for metadata in host.plugin_tables:
             metadata.create_all(db.engine)
@@ -41,6 +44,16 @@ def create_app(config: dict | None = None, plugins=None) -> Flask:
         seed_demo_data()
     _start_sandbox(app)
     return app
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    # The embedded default serves a web thread, a worker thread and the sweeper at once:
+    # WAL lets them read while one writes, and NORMAL sync keeps a commit off the fsync path.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.close()
 
 
 def _start_sandbox(app: Flask) -> None:

@@ -18,7 +18,9 @@ def load_config(app) -> None:
         MEGAPLAN_ENCRYPTION_KEY=env.get("MEGAPLAN_ENCRYPTION_KEY") or _instance_secret(
             instance / "megaplan_encryption_key", lambda: Fernet.generate_key().decode()),
         SQLALCHEMY_DATABASE_URI=_database_url(env.get("DATABASE_URL"), instance),
-        SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": True},
+        # No pre-ping: it costs a round trip on every checkout of the hooks' hot path;
+        # recycling connections covers servers that drop idle ones.
+        SQLALCHEMY_ENGINE_OPTIONS={"pool_recycle": 300},
         REDIS_URL=env.get("REDIS_URL") or None,
         MEGAPLAN_ALLOW_HTTP=env.get("MEGAPLAN_ALLOW_HTTP", "") in ("1", "true", "yes"),
         CABINET_ROUTE_TIMEOUT_MS=int(env.get("CABINET_ROUTE_TIMEOUT_MS", "1000")),

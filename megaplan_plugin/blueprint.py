@@ -5,7 +5,7 @@ from flask import Blueprint, current_app, g, render_template
 
 bp = Blueprint("megaplan", __name__, url_prefix="/plugins/megaplan",
                template_folder="templates", static_folder="static",
-               static_url_path="/static/megaplan")
+               static_url_path="/static")
 
 
 def _host():

@@ -1,0 +1,80 @@
+"""Hook latency: call_started / call_ended through the host, next to a bare RQ enqueue.
+
+Run: .venv/bin/python bench/hooks.py [--calls 10000] [--redis redis://127.0.0.1:6379/14]
+Uses real Redis (REDIS_URL or --redis) and DATABASE_URL when set, else a SQLite file.
+Goal (issue 3): hook p99 within 3x of a bare Queue.enqueue p99 measured in the same run.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from rq import Queue  # noqa: E402
+
+from host_stub import create_app  # noqa: E402
+from host_stub.types import CallEvent, CallRecord, PbxUser  # noqa: E402
+
+
+def percentiles(samples: list[float]) -> tuple[float, float]:
+    ordered = sorted(samples)
+    return statistics.median(ordered) * 1000, ordered[int(len(ordered) * 0.99) - 1] * 1000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--calls", type=int, default=10_000)
+    parser.add_argument("--redis", default=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/14"))
+    args = parser.parse_args()
+
+    tmp = tempfile.mkdtemp()
+    database = os.environ.get("DATABASE_URL") or f"sqlite:///{tmp}/bench.sqlite3"
+    app = create_app({"SQLALCHEMY_DATABASE_URI": database.replace("postgresql://", "postgresql+psycopg://"),
+                      "REDIS_URL": args.redis, "MEGAPLAN_EMBEDDED_WORKER": False})
+    conn = app.extensions["megaplan"].redis
+    conn.flushdb()
+    host = app.extensions["cabinet"]
+    user = PbxUser("ivanov", "Иван Иванов", "101")
+    with app.app_context():
+        host.set_plugin_enabled("demo", "megaplan", True)
+        bare_queue = Queue("bench-bare", connection=conn)
+        bare, started, ended = [], [], []
+        for i in range(args.calls):
+            t0 = time.perf_counter()
+            bare_queue.enqueue("os.getpid", job_id=f"bare-{i}", result_ttl=0)  # a no-op job
+            bare.append(time.perf_counter() - t0)
+
+            call_id = uuid.uuid4().hex
+            now = datetime.now(timezone.utc)
+            event = CallEvent("demo", call_id, "in", "79161234567", "74950000001", user, now)
+            t0 = time.perf_counter()
+            host.call_hook("demo", "call_started", event=event)
+            started.append(time.perf_counter() - t0)
+
+            record = CallRecord("demo", call_id, "in", "79161234567", "74950000001", "answered",
+                                user, now, 42, 3, (user,), "https://rec.example/1.mp3")
+            t0 = time.perf_counter()
+            host.call_hook("demo", "call_ended", record=record)
+            ended.append(time.perf_counter() - t0)
+    conn.flushdb()
+
+    base50, base99 = percentiles(bare)
+    print(f"database: {database.split('://')[0]}, redis: {args.redis}, calls: {args.calls}")
+    print(f"{'what':<28}{'p50 ms':>10}{'p99 ms':>10}{'p99 / bare':>12}")
+    print(f"{'bare Queue.enqueue':<28}{base50:>10.3f}{base99:>10.3f}{1:>12.2f}")
+    for name, samples in (("call_started hook", started), ("call_ended hook", ended)):
+        p50, p99 = percentiles(samples)
+        print(f"{name:<28}{p50:>10.3f}{p99:>10.3f}{p99 / base99:>12.2f}")
+    print("goal: p99 / bare <= 3.00")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,54 @@
+"""The sandbox's own pages: what it received (for people) and fault injection (for tests)."""
+from __future__ import annotations
+
+from flask import Blueprint, current_app, jsonify, render_template, request
+
+from . import seed
+
+bp = Blueprint("megaplan_sandbox_page", __name__, template_folder="templates")
+
+
+def _state():
+    return current_app.extensions["megaplan_sandbox"]
+
+
+@bp.get("/")
+def index():
+    state = _state()
+    with state.lock:
+        calls = sorted(state.calls.values(), key=lambda c: int(c["id"]), reverse=True)[:100]
+        contractors = sorted(state.contractors.values(), key=lambda c: c["id"], reverse=True)
+        todos = sorted(state.todos.values(), key=lambda t: int(t["id"]), reverse=True)[:100]
+        events = list(reversed(state.widget_events[-50:]))
+        employees = dict(state.employees)
+    return render_template("megaplan_sandbox/index.html", calls=calls, contractors=contractors,
+                           todos=todos, events=events, employees=employees, login=seed.LOGIN,
+                           url=request.host_url.rstrip("/"))
+
+
+@bp.get("/_sandbox/state")
+def dump():
+    return jsonify(_state().dump())
+
+
+@bp.post("/_sandbox/faults")
+def faults():
+    """JSON: fail_next + status + path_prefix, ok_with_error_next, latency_ms, outage_seconds,
+    revoke_tokens, expire_access_tokens, reset."""
+    state = _state()
+    body = request.get_json(silent=True) or {}
+    if body.get("reset"):
+        state.reset()
+    if body.get("fail_next"):
+        state.fail_next(int(body["fail_next"]), int(body.get("status", 500)), body.get("path_prefix"))
+    if body.get("ok_with_error_next"):
+        state.ok_with_error_next(int(body["ok_with_error_next"]))
+    if "latency_ms" in body:
+        state.set_latency(float(body["latency_ms"]))
+    if body.get("outage_seconds"):
+        state.outage(float(body["outage_seconds"]))
+    if body.get("revoke_tokens"):
+        state.revoke_tokens()
+    if body.get("expire_access_tokens"):
+        state.expire_access_tokens()
+    return jsonify(ok=True)

@@ -1,0 +1,199 @@
+"""The sandbox's memory: entities, tokens, injected faults and what it was asked."""
+from __future__ import annotations
+
+import copy
+import secrets
+import threading
+import time
+from collections import deque
+
+from . import seed
+from .decisions import phone_key
+
+FIELDS = {
+    "ContractorHuman": {"firstName", "lastName", "middleName", "company", "gender", "position",
+                        "contactInfo", "responsibles", "description", "advertisingWay", "type", "status"},
+    "ContractorCompany": {"name", "contactInfo", "responsibles", "contacts", "description",
+                          "advertisingWay", "type", "status"},
+    "CallInfo": {"fromPhone", "toPhone", "fromUser", "toUser", "providerId", "timeFrom", "timeTo",
+                 "type", "state", "recordLinks"},
+    "Todo": {"name", "description", "responsible", "participants", "relations", "category"},
+    "CallUserConfig": {"employee", "internalNumber", "settings"},
+}
+COLLECTIONS = {"Employee": "employees", "ContractorHuman": "contractors",
+               "ContractorCompany": "contractors", "CallInfo": "calls", "Todo": "todos",
+               "CallUserConfig": "call_user_configs"}
+
+
+class SandboxState:
+    def __init__(self, seed: bool = True):
+        self.lock = threading.RLock()
+        self.token_ttl = 172800
+        self.reset(seed=seed)
+
+    # -- data -----------------------------------------------------------------------------------
+    def reset(self, seed: bool = True) -> None:
+        with self.lock:
+            self.employees: dict[str, dict] = {}
+            self.call_user_configs: dict[str, dict] = {}
+            self.contractors: dict[str, dict] = {}
+            self.calls: dict[str, dict] = {}
+            self.todos: dict[str, dict] = {}
+            self.logins: dict[str, tuple[str, str]] = {}
+            self.access_tokens: dict[str, tuple[str, float]] = {}
+            self.refresh_tokens: dict[str, str] = {}
+            self.widget_events: list[dict] = []
+            self.requests: deque = deque(maxlen=20000)
+            self._ids = {"Employee": 1000100, "ContractorHuman": 2000000, "ContractorCompany": 3000000,
+                         "CallInfo": 4000000, "Todo": 5000000, "CallUserConfig": 6000000}
+            self._faults: list[dict] = []
+            self.latency = 0.0
+            self.outage_until = 0.0
+            if seed:
+                self._seed()
+
+    def _seed(self) -> None:
+        username, password, employee_id = seed.LOGIN
+        for emp_id, first, last, position, number in seed.EMPLOYEES:
+            self.add_employee(first, last, position=position, internal_number=number, employee_id=emp_id)
+        self.add_login(username, password, employee_id)
+        for content_type, fields, phone, responsible in seed.CLIENTS:
+            self.add_contractor(content_type, fields, phone, responsible)
+
+    def next_id(self, content_type: str) -> str:
+        with self.lock:
+            self._ids[content_type] += 1
+            return str(self._ids[content_type])
+
+    def add_login(self, username: str, password: str, employee_id: str) -> None:
+        self.logins[username] = (password, employee_id)
+
+    def add_employee(self, first: str, last: str, *, position: str = "Менеджер",
+                     internal_number: str | None = None, employee_id: str | None = None) -> dict:
+        with self.lock:
+            employee_id = employee_id or self.next_id("Employee")
+            employee = {"contentType": "Employee", "id": employee_id, "firstName": first,
+                        "lastName": last, "middleName": "", "name": f"{first} {last}",
+                        "position": position, "isWorking": True, "contactInfo": []}
+            self.employees[employee_id] = employee
+            if internal_number:
+                self.set_internal_number(employee_id, internal_number)
+            return employee
+
+    def add_employees(self, count: int) -> None:
+        for n in range(count):
+            self.add_employee(f"Сотрудник{n}", "Массовый")
+
+    def set_internal_number(self, employee_id: str, number: str | None) -> None:
+        with self.lock:
+            for config_id, config in list(self.call_user_configs.items()):
+                if config["employee"]["id"] == employee_id:
+                    del self.call_user_configs[config_id]
+            if number:
+                config_id = self.next_id("CallUserConfig")
+                self.call_user_configs[config_id] = {
+                    "contentType": "CallUserConfig", "id": config_id, "internalNumber": number,
+                    "employee": {"contentType": "Employee", "id": employee_id}, "settings": "{}"}
+
+    def remove_call_user_config(self, employee_id: str) -> None:
+        self.set_internal_number(employee_id, None)
+
+    def add_contractor(self, content_type: str, fields: dict, phone: str | None = None,
+                       responsible_id: str | None = None) -> dict:
+        body = dict(fields)
+        if phone:
+            body["contactInfo"] = [{"contentType": "ContactInfo", "type": "phone", "value": phone,
+                                    "isMain": True}]
+        if responsible_id:
+            body["responsibles"] = [{"contentType": "Employee", "id": responsible_id}]
+        return self.create(content_type, body)
+
+    def create(self, content_type: str, body: dict) -> dict:
+        with self.lock:
+            entity = {k: copy.deepcopy(v) for k, v in body.items() if k != "id"}
+            entity["contentType"] = content_type
+            entity["id"] = self.next_id(content_type)
+            if content_type == "ContractorHuman":
+                parts = [entity.get("lastName"), entity.get("firstName"), entity.get("middleName")]
+                entity["name"] = " ".join(p for p in parts if p)
+            entity.setdefault("timeCreated", {"contentType": "DateTime",
+                                              "value": time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())})
+            getattr(self, COLLECTIONS[content_type])[entity["id"]] = entity
+            return entity
+
+    def find(self, content_type: str, entity_id: str) -> dict | None:
+        entity = getattr(self, COLLECTIONS[content_type]).get(str(entity_id))
+        return entity if entity and entity["contentType"] == content_type else None
+
+    def contractors_with_phone(self, phone: str) -> list[dict]:
+        key = phone_key(phone)
+        return [c for c in self.contractors.values() if key and any(
+            i.get("type") == "phone" and phone_key(i.get("value", "")) == key
+            for i in c.get("contactInfo") or [])]
+
+    def internal_number_of(self, employee_id: str) -> str | None:
+        return next((c["internalNumber"] for c in self.call_user_configs.values()
+                     if c["employee"]["id"] == employee_id), None)
+
+    # -- tokens ---------------------------------------------------------------------------------
+    def issue_tokens(self, employee_id: str) -> dict:
+        with self.lock:
+            access, refresh = secrets.token_hex(16), secrets.token_hex(16)
+            self.access_tokens[access] = (employee_id, time.time() + self.token_ttl)
+            self.refresh_tokens[refresh] = employee_id
+            return {"access_token": access, "expires_in": self.token_ttl, "token_type": "bearer",
+                    "scope": None, "refresh_token": refresh}
+
+    def rotate(self, refresh: str) -> dict | None:
+        with self.lock:
+            employee_id = self.refresh_tokens.pop(refresh, None)
+            return self.issue_tokens(employee_id) if employee_id else None
+
+    def user_of(self, access: str) -> str | None:
+        with self.lock:
+            entry = self.access_tokens.get(access)
+            return entry[0] if entry and entry[1] > time.time() else None
+
+    def revoke_tokens(self) -> None:
+        with self.lock:
+            self.access_tokens.clear()
+            self.refresh_tokens.clear()
+
+    def expire_access_tokens(self) -> None:
+        with self.lock:
+            self.access_tokens = {t: (e, 0.0) for t, (e, _) in self.access_tokens.items()}
+
+    # -- faults ---------------------------------------------------------------------------------
+    def fail_next(self, n: int, status: int = 500, path_prefix: str | None = None) -> None:
+        with self.lock:
+            self._faults.append({"left": n, "status": status, "prefix": path_prefix, "in_body": False})
+
+    def ok_with_error_next(self, n: int, status: int = 500) -> None:
+        with self.lock:
+            self._faults.append({"left": n, "status": status, "prefix": None, "in_body": True})
+
+    def set_latency(self, ms: float) -> None:
+        self.latency = ms / 1000
+
+    def outage(self, seconds: float) -> None:
+        self.outage_until = time.time() + seconds
+
+    def take_fault(self, path: str) -> dict | None:
+        with self.lock:
+            for fault in self._faults:
+                if fault["left"] > 0 and (not fault["prefix"] or path.startswith(fault["prefix"])):
+                    fault["left"] -= 1
+                    return fault
+            return None
+
+    # -- inspection -----------------------------------------------------------------------------
+    def request_count(self, method: str | None = None, path_prefix: str | None = None) -> int:
+        return sum(1 for m, p, _ in list(self.requests)
+                   if (method is None or m == method) and (path_prefix is None or p.startswith(path_prefix)))
+
+    def dump(self) -> dict:
+        with self.lock:
+            return copy.deepcopy({
+                "calls": list(self.calls.values()), "contractors": list(self.contractors.values()),
+                "todos": list(self.todos.values()), "call_user_configs": list(self.call_user_configs.values()),
+                "widget_events": self.widget_events, "requests": len(self.requests)})

@@ -1,0 +1,241 @@
+"""The Megaplan API v3 client: a ``requests.Session`` wrapper, free of Flask.
+
+Errors are typed (``errors.py``); callers decide about retries. Nothing here logs a password
+or a token: only method, path, status and Megaplan's request id.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from datetime import datetime
+
+import requests
+
+from . import unconfirmed
+from .auth import MemoryTokenStore, Tokens, TokenStore
+from .errors import MegaplanAuthError, MegaplanError, MegaplanTransientError
+from .transport import build_url, unwrap
+
+log = logging.getLogger(__name__)
+TOKEN_PATH = "/api/v3/auth/access_token"
+DEFAULT_SORT = [{"contentType": "SortField", "fieldName": "id", "desc": False}]
+EMPLOYEE_FIELDS = ["firstName", "lastName", "middleName", "name", "position", "isWorking", "contactInfo"]
+
+
+def link(content_type: str, entity_id) -> dict:
+    return {"contentType": content_type, "id": str(entity_id)}
+
+
+def datetime_value(value: datetime) -> dict:
+    return {"contentType": "DateTime", "value": value.isoformat(timespec="seconds")}
+
+
+def contact_phone(digits: str) -> dict:
+    return {"contentType": "ContactInfo", "type": "phone",
+            "value": unconfirmed.contact_phone_value(digits), "isMain": True}
+
+
+def phone_digits(value: str) -> str:
+    digits = "".join(ch for ch in str(value) if ch.isdigit())
+    if len(digits) == 11 and digits[0] == "8":
+        digits = "7" + digits[1:]
+    elif len(digits) == 10:
+        digits = "7" + digits
+    return digits
+
+
+class MegaplanClient:
+    def __init__(self, base_url: str, username: str, password: str, *,
+                 token_store: TokenStore | None = None, timeout=(3.05, 15),
+                 session: requests.Session | None = None, user_agent: str = "megafon-megaplan/0.1"):
+        self.base_url = base_url.rstrip("/")
+        self.username = username
+        self._password = password
+        self.tokens = token_store or MemoryTokenStore()
+        self.timeout = timeout
+        self.session = session or requests.Session()
+        self.session.headers.update({"User-Agent": user_agent, "Accept": "application/json",
+                                     "X-USE-INCLUDED-RESPONSE": "true"})
+        self._auth_lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"MegaplanClient({self.base_url!r}, {self.username!r})"
+
+    # -- auth ---------------------------------------------------------------------------------
+    def _token_request(self, form: dict) -> Tokens:
+        try:
+            response = self.session.post(self.base_url + TOKEN_PATH, data=form, timeout=self.timeout)
+        except requests.RequestException as exc:
+            raise MegaplanTransientError(f"Megaplan unreachable: {type(exc).__name__}") from None
+        if response.status_code >= 500 or response.status_code == 429:
+            raise MegaplanTransientError("token endpoint failed", status=response.status_code)
+        try:
+            body = response.json()
+        except ValueError:
+            body = {}
+        if response.status_code != 200 or "access_token" not in body:
+            error = body.get("error") if isinstance(body, dict) else None
+            raise MegaplanAuthError(
+                body.get("error_description") or error or "authentication refused",
+                status=response.status_code)
+        return Tokens.from_response(body)
+
+    def _password_grant(self, replaced: Tokens | None) -> Tokens:
+        log.info("megaplan: password grant for %s at %s", self.username, self.base_url)
+        new = self._token_request({"grant_type": "password", "username": self.username,
+                                   "password": self._password})
+        return self.tokens.save(new, replaced)
+
+    def _refresh(self, current: Tokens) -> Tokens:
+        if current.refresh_token:
+            try:
+                new = self._token_request({"grant_type": "refresh_token",
+                                           "refresh_token": current.refresh_token})
+                return self.tokens.save(new, current)
+            except MegaplanAuthError:
+                # Rotated by another worker? Its new pair is in the store, use that.
+                stored = self.tokens.load()
+                if stored is not None and stored.refresh_token != current.refresh_token:
+                    return stored
+        return self._password_grant(current)
+
+    def access_token(self, *, force_refresh_of: Tokens | None = None) -> Tokens:
+        with self._auth_lock:
+            tokens = self.tokens.load()
+            if tokens is None:
+                return self._password_grant(None)
+            if force_refresh_of is not None and tokens.access_token != force_refresh_of.access_token:
+                return tokens  # someone refreshed while we waited for the lock
+            if force_refresh_of is not None or tokens.expiring(unconfirmed.REFRESH_MARGIN_SECONDS):
+                return self._refresh(tokens)
+            return tokens
+
+    # -- requests -----------------------------------------------------------------------------
+    def request(self, method: str, path: str, *, params: dict | None = None, json_body=None):
+        tokens = self.access_token()
+        response = self._send(method, path, params, json_body, tokens)
+        if response.status_code == 401:
+            tokens = self.access_token(force_refresh_of=tokens)
+            response = self._send(method, path, params, json_body, tokens)
+        try:
+            return unwrap(response)
+        except MegaplanError as exc:
+            log.warning("megaplan %s %s → %s (request %s)", method, path, exc.status, exc.request_id)
+            raise
+
+    def _send(self, method, path, params, json_body, tokens: Tokens) -> requests.Response:
+        url = build_url(self.base_url, path, params)
+        try:
+            return self.session.request(method, url, json=json_body, timeout=self.timeout,
+                                        headers={"Authorization": f"Bearer {tokens.access_token}"})
+        except requests.Timeout:
+            raise MegaplanTransientError(f"timeout on {method} {path}") from None
+        except requests.RequestException as exc:
+            raise MegaplanTransientError(f"{type(exc).__name__} on {method} {path}") from None
+
+    def get(self, path: str, params: dict | None = None):
+        return self.request("GET", path, params=params)
+
+    def post(self, path: str, body):
+        return self.request("POST", path, json_body=body)
+
+    def iterate(self, path: str, params: dict | None = None, *, page_size: int = 100,
+                sort_by: list | None = None) -> Iterator[dict]:
+        """Every item of a list, page by page (``limit`` + ``pageAfter``, explicit ``sortBy``)."""
+        query = dict(params or {}, limit=page_size, sortBy=sort_by or DEFAULT_SORT)
+        while True:
+            page = self.get(path, query) or []
+            yield from page
+            if len(page) < page_size:
+                return
+            last = page[-1]
+            query["pageAfter"] = link(last["contentType"], last["id"])
+
+    # -- typed calls --------------------------------------------------------------------------
+    def current_user(self) -> dict:
+        return self.get("/api/v3/currentUser")
+
+    def employees(self) -> Iterator[dict]:
+        return self.iterate("/api/v3/employee", {"fields": EMPLOYEE_FIELDS})
+
+    def call_user_configs(self) -> Iterator[dict]:
+        return self.iterate("/api/v3/callUserConfig")
+
+    def internal_numbers(self) -> dict[str, str]:
+        """Megaplan employee id → telephony internal number ("sip:101@host" read as "101")."""
+        numbers = {}
+        for config in self.call_user_configs():
+            employee, number = config.get("employee") or {}, config.get("internalNumber")
+            if employee.get("id") and number:
+                numbers[str(employee["id"])] = _bare_number(str(number))
+        return numbers
+
+    def save_call_user_config(self, employee_id, internal_number: str) -> dict:
+        return self.post("/api/v3/callUserConfig", {
+            "contentType": "CallUserConfig", "employee": link("Employee", employee_id),
+            "internalNumber": internal_number})
+
+    def call_route(self, phone: str) -> dict:
+        return self.get("/api/v3/callRoute", {"phone": unconfirmed.phone_for_megaplan(phone)})
+
+    def find_contractors_by_phone(self, phone: str) -> list[dict]:
+        """Clients with exactly this number; the server's search is fuzzy, so filter here."""
+        wanted = phone_digits(phone)
+        found = self.get(unconfirmed.CONTRACTOR_SEARCH_PATH, {"q": wanted, "limit": 10}) or []
+        return [c for c in found if any(
+            info.get("type") == "phone" and phone_digits(info.get("value", "")) == wanted
+            for info in c.get("contactInfo") or [] if isinstance(info, dict))]
+
+    def create_contractor_human(self, first_name: str, last_name: str, phone: str,
+                                responsible_id=None, **extra) -> dict:
+        body = {"contentType": "ContractorHuman", "firstName": first_name, "lastName": last_name,
+                "contactInfo": [contact_phone(phone_digits(phone))], **extra}
+        if responsible_id:
+            body["responsibles"] = [link("Employee", responsible_id)]
+        return self.post("/api/v3/contractorHuman", body)
+
+    def create_contractor_company(self, name: str, phone: str, responsible_id=None, **extra) -> dict:
+        body = {"contentType": "ContractorCompany", "name": name,
+                "contactInfo": [contact_phone(phone_digits(phone))], **extra}
+        if responsible_id:
+            body["responsibles"] = [link("Employee", responsible_id)]
+        return self.post("/api/v3/contractorCompany", body)
+
+    def create_call(self, fields: dict) -> dict:
+        return self.post("/api/v3/callInfo", {"contentType": "CallInfo", **fields})
+
+    def update_call(self, call_id, fields: dict) -> dict:
+        return self.post(f"/api/v3/callInfo/{call_id}", {"contentType": "CallInfo", **fields})
+
+    def get_call_by_provider(self, provider_id: str) -> dict | None:
+        try:
+            return self.get("/api/v3/callInfo/provider", {"providerId": provider_id})
+        except MegaplanError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def update_call_by_provider(self, provider_id: str, fields: dict) -> dict:
+        return self.post("/api/v3/callInfo/provider",
+                         {"contentType": "CallInfo", **fields, "providerId": provider_id})
+
+    def save_call_history(self, calls: list[dict]) -> list[dict]:
+        return self.post("/api/v3/callInfo/history", [{"contentType": "CallInfo", **c} for c in calls])
+
+    def set_call_contractor(self, call_id, contractor_type: str, contractor_id) -> dict:
+        return self.post(f"/api/v3/callInfo/{call_id}/setContractor", link(contractor_type, contractor_id))
+
+    def call_todos(self, call_id) -> list[dict]:
+        return self.get(f"/api/v3/callInfo/{call_id}/todos") or []
+
+    def create_call_todo(self, call_id, fields: dict) -> dict:
+        return self.post(f"/api/v3/callInfo/{call_id}/todos", {"contentType": "Todo", **fields})
+
+    def create_todo(self, fields: dict) -> dict:
+        return self.post("/api/v3/todo", {"contentType": "Todo", **fields})
+
+
+def _bare_number(value: str) -> str:
+    value = value.removeprefix("sip:")
+    return value.split("@", 1)[0].strip()

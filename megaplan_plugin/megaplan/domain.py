@@ -1,0 +1,39 @@
+"""Turning what an admin typed as «Домен» into the account's base URL."""
+from __future__ import annotations
+
+import re
+from urllib.parse import urlsplit
+
+from .errors import InvalidDomain
+
+# Megaplan cloud accounts live under these suffixes; a boxed install would be added here.
+ALLOWED_SUFFIXES = (".megaplan.ru",)
+_LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+FORMAT_HINT = "Укажите домен Мегаплан в формате YOURDOMAIN.megaplan.ru"
+
+
+def normalize_domain(value: str, allow_http: bool = False) -> str:
+    text = (value or "").strip()
+    if not text:
+        raise InvalidDomain(FORMAT_HINT)
+    if "://" not in text:
+        text = "https://" + text
+    try:
+        parts = urlsplit(text)
+        port = parts.port
+    except ValueError:
+        raise InvalidDomain(FORMAT_HINT) from None
+    host = (parts.hostname or "").lower().rstrip(".")
+    if parts.scheme == "http":
+        if not allow_http:
+            raise InvalidDomain(FORMAT_HINT + " (только https)")
+        if not host or parts.username or parts.password:
+            raise InvalidDomain(FORMAT_HINT)
+        return f"http://{host}:{port}" if port else f"http://{host}"
+    if parts.scheme != "https" or port not in (None, 443) or parts.username or parts.password:
+        raise InvalidDomain(FORMAT_HINT)
+    suffix = next((s for s in ALLOWED_SUFFIXES if host.endswith(s)), None)
+    account = host[: -len(suffix)] if suffix else ""
+    if not suffix or not _LABEL.match(account):
+        raise InvalidDomain(FORMAT_HINT)
+    return f"https://{host}"

@@ -105,7 +105,7 @@ class AuthActions:
 
     def login(self, account: str = "demo", password: str | None = None):
         password = password if password is not None else {"demo": "demo", "other": "other"}.get(account, "")
-        return self.client.post("/login", data={"login": account, "password": password})
+        return post_form(self.client, "/login", {"login": account, "password": password})
 
     def logout(self):
         return self.client.post("/logout")
@@ -228,7 +228,39 @@ def pbx(client):
     return PbxScript(client)
 
 
+def post_form(client, url: str, data: dict, page: str | None = None):
+    """POST a form the way a browser does: with the CSRF token of the page it came from."""
+    html = client.get(page or url).get_data(as_text=True)
+    match = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', html)
+    if match:
+        data = {**data, "csrf_token": match.group(1)}
+    return client.post(url, data=data)
+
+
 def csrf_token(html: str) -> str:
     match = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', html)
     assert match, "no CSRF token in the page"
     return match.group(1)
+
+
+@pytest.fixture
+def megaplan_sandbox():
+    """A Megaplan sandbox served over real HTTP on 127.0.0.1 for the test."""
+    from .megaplan_sandbox import serve
+    with serve() as server:
+        yield server
+
+
+SANDBOX_LOGIN = "admin@sandbox.megaplan.ru"
+SANDBOX_PASSWORD = "sandbox-secret-42"
+
+
+@pytest.fixture
+def configured(app, logged_in, enable_plugin, megaplan_sandbox):
+    """The demo account with the plugin on and credentials of the sandbox added."""
+    enable_plugin()
+    response = post_form(logged_in, "/plugins/megaplan/credentials/new", {
+        "title": "Песочница", "login": SANDBOX_LOGIN, "password": SANDBOX_PASSWORD,
+        "domain": megaplan_sandbox.url})
+    assert response.status_code == 302, response.get_data(as_text=True)
+    return logged_in

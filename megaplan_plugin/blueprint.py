@@ -1,11 +1,16 @@
 """The plugin's pages inside the cabinet: the settings page (``/plugins/megaplan/``)."""
 from __future__ import annotations
 
-from flask import Blueprint, current_app, g, render_template
+from flask import Blueprint, current_app, flash, g, redirect, render_template, request, url_for
+
+from . import account_settings as store
+from .forms import ActionForm, CredentialEditForm, CredentialForm, DeleteCredentialForm, SettingsForm
+from .megaplan import MegaplanError
 
 bp = Blueprint("megaplan", __name__, url_prefix="/plugins/megaplan",
                template_folder="templates", static_folder="static",
                static_url_path="/static")
+NOBODY = ("", "— не выбран —")
 
 
 def _host():
@@ -24,6 +29,152 @@ def require_account():
     g.account_id = account_id
 
 
-@bp.route("/")
+@bp.route("/", methods=["GET", "POST"])
 def settings():
-    return render_template("megaplan/settings.html")
+    settings = store.settings_for(g.account_id)
+    credentials = store.credentials_for(g.account_id)
+    form = SettingsForm(obj=settings if request.method == "GET" else None)
+    selected = form.credential_id.data if request.method == "POST" else settings.credential_id
+    if selected is None and credentials:
+        selected = credentials[0].id
+    employees = store.employees_of(selected if any(c.id == selected for c in credentials) else None)
+    _fill_choices(form, credentials, employees)
+    if request.method == "GET" and settings.credential_id is None and credentials:
+        form.credential_id.data = credentials[0].id
+    if request.method == "POST":
+        if form.validate_on_submit():
+            form.populate_obj(settings)
+            settings.virtual_numbers = list(form.virtual_numbers.data)
+            settings.communication_types = list(form.communication_types.data)
+            settings.default_responsible_id = form.default_responsible_id.data or None
+            settings.unknown_employee_user_id = form.unknown_employee_user_id.data or None
+            _host().db.session.commit()
+            flash("Настройки сохранены.", "success")
+            return redirect(url_for("megaplan.settings"))
+        flash("Настройки не сохранены: исправьте ошибки, отмеченные ниже.", "danger")
+    return _render(form=form, settings=settings, credentials=credentials, employees=employees,
+                   status=400 if form.errors else 200)
+
+
+@bp.route("/credentials/new", methods=["GET", "POST"])
+def add_credential():
+    form = CredentialForm()
+    if form.validate_on_submit():
+        result = store.check_and_store_credential(
+            g.account_id, title=form.title.data, login=form.login.data,
+            password=form.password.data, domain=form.domain.data)
+        if result.credential is not None:
+            _select_if_first(result.credential.id)
+            flash(f"Учетные данные «{result.credential.title}» добавлены.", "success")
+            return redirect(url_for("megaplan.settings"))
+        getattr(form, result.field).errors.append(result.error)
+    status = 400 if form.errors else 200
+    return render_template("megaplan/credential.html", form=form, credential=None), status
+
+
+@bp.route("/credentials/<int:credential_id>", methods=["GET", "POST"])
+def edit_credential(credential_id: int):
+    credential = _credential_or_404(credential_id)
+    form = CredentialEditForm(obj=credential if request.method == "GET" else None)
+    if request.method == "GET":
+        form.domain.data = credential.domain
+    if form.validate_on_submit():
+        result = store.check_and_store_credential(
+            g.account_id, title=form.title.data, login=form.login.data,
+            password=form.password.data or None, domain=form.domain.data, existing=credential)
+        if result.credential is not None:
+            flash(f"Учетные данные «{credential.title}» сохранены.", "success")
+            return redirect(url_for("megaplan.settings"))
+        _host().db.session.rollback()
+        getattr(form, result.field).errors.append(result.error)
+    status = 400 if form.errors else 200
+    return render_template("megaplan/credential.html", form=form, credential=credential,
+                           delete_form=DeleteCredentialForm(),
+                           in_use=store.settings_for(g.account_id).credential_id == credential.id), status
+
+
+@bp.post("/credentials/<int:credential_id>/delete")
+def delete_credential(credential_id: int):
+    credential = _credential_or_404(credential_id)
+    form = DeleteCredentialForm()
+    if not form.validate_on_submit():
+        return _bad_request()
+    in_use = store.settings_for(g.account_id).credential_id == credential.id
+    if in_use and not form.confirm.data:
+        flash("Эти учетные данные использует интеграция. Подтвердите удаление: "
+              "интеграция будет выключена.", "warning")
+        return redirect(url_for("megaplan.edit_credential", credential_id=credential.id))
+    title = credential.title
+    store.delete_credential(g.account_id, credential)
+    flash(f"Учетные данные «{title}» удалены.", "success")
+    return redirect(url_for("megaplan.settings"))
+
+
+@bp.post("/employees/refresh")
+def refresh_employees():
+    if not ActionForm().validate_on_submit():
+        return _bad_request()
+    settings = store.settings_for(g.account_id)
+    credential = settings.credential_id and store.credential_for(g.account_id, settings.credential_id)
+    credential = credential or next(iter(store.credentials_for(g.account_id)), None)
+    if credential is None:
+        flash("Сначала добавьте учетные данные.", "warning")
+    else:
+        try:
+            store.refresh_employees(credential)
+            flash("Список сотрудников Мегаплан обновлён.", "success")
+        except MegaplanError as exc:
+            _host().db.session.rollback()
+            flash(f"Не удалось загрузить сотрудников из Мегаплан: {exc.message or exc.status}", "danger")
+    return redirect(url_for("megaplan.settings") + "#mapping")
+
+
+@bp.post("/secret")
+def rotate_secret():
+    if not ActionForm().validate_on_submit():
+        return _bad_request()
+    secret = store.rotate_api_secret(store.settings_for(g.account_id))
+    flash(f"Новый секретный ключ: {secret} — скопируйте его сейчас, больше он показан не будет.",
+          "secret")
+    return redirect(url_for("megaplan.settings") + "#telephony-app")
+
+
+def _fill_choices(form: SettingsForm, credentials, employees) -> None:
+    form.credential_id.choices = [(c.id, f"{c.title} ({c.domain})") for c in credentials]
+    people = [NOBODY] + [(e.megaplan_id, e.name) for e in employees]
+    form.default_responsible_id.choices = people
+    form.unknown_employee_user_id.choices = people
+    form.virtual_numbers.choices = [(n, n) for n in _host().pbx.virtual_numbers(g.account_id)]
+
+
+def _render(*, form, settings, credentials, employees, status=200):
+    host = _host()
+    mapping = store.employee_mapping(host.pbx.users(g.account_id), employees)
+    return render_template(
+        "megaplan/settings.html", form=form, settings=settings, credentials=credentials,
+        employees=employees, mapping=mapping, action_form=ActionForm(),
+        default_responsible=next((e for e in employees if e.megaplan_id == settings.default_responsible_id), None),
+        unknown_user=next((e for e in employees if e.megaplan_id == settings.unknown_employee_user_id), None),
+        call_url=url_for("megaplan_api.call", account_key=settings.api_key, _external=True),
+        hangup_url=url_for("megaplan_api.hangup", account_key=settings.api_key, _external=True),
+    ), status
+
+
+def _credential_or_404(credential_id: int):
+    credential = store.credential_for(g.account_id, credential_id)
+    if credential is None:
+        from flask import abort
+        abort(404)
+    return credential
+
+
+def _select_if_first(credential_id: int) -> None:
+    settings = store.settings_for(g.account_id)
+    if settings.credential_id is None:
+        settings.credential_id = credential_id
+        _host().db.session.commit()
+
+
+def _bad_request():
+    flash("Форма устарела: обновите страницу и повторите.", "danger")
+    return redirect(url_for("megaplan.settings")), 303

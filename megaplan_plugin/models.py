@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import JSON, DateTime, Index, Integer, MetaData, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Index, Integer, MetaData, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -63,3 +63,83 @@ class DeferredEvent(Base):
     hook: Mapped[str] = mapped_column(String(32))
     payload: Mapped[dict] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Credential(Base):
+    """Megaplan login of an account («Учетные данные»); password and tokens encrypted."""
+
+    __tablename__ = "megaplan_credential"
+    __table_args__ = (UniqueConstraint("account_id", "title"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[str] = mapped_column(String(64), index=True)
+    title: Mapped[str] = mapped_column(String(100))
+    login: Mapped[str] = mapped_column(String(200))
+    base_url: Mapped[str] = mapped_column(String(255))
+    password_enc: Mapped[str] = mapped_column(Text)
+    access_token_enc: Mapped[str | None] = mapped_column(Text)
+    refresh_token_enc: Mapped[str | None] = mapped_column(Text)
+    token_expires_at: Mapped[datetime | None]
+    megaplan_user_name: Mapped[str | None] = mapped_column(String(200))
+    employees_fetched_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    @property
+    def domain(self) -> str:
+        return self.base_url.removeprefix("https://")
+
+
+class Settings(Base):
+    """«Параметры интеграции» of one account."""
+
+    __tablename__ = "megaplan_settings"
+
+    account_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    credential_id: Mapped[int | None] = mapped_column(ForeignKey("megaplan_credential.id"))
+    active: Mapped[bool] = mapped_column(Boolean, default=False)
+    filter_by_numbers: Mapped[bool] = mapped_column(Boolean, default=False)
+    virtual_numbers: Mapped[list] = mapped_column(JSON, default=list)
+    default_responsible_id: Mapped[str | None] = mapped_column(String(32))
+    route_to_manager: Mapped[bool] = mapped_column(Boolean, default=False)
+    create_client_on_incoming: Mapped[bool] = mapped_column(Boolean, default=False)
+    create_contact_on_outgoing: Mapped[bool] = mapped_column(Boolean, default=False)
+    create_communication: Mapped[bool] = mapped_column(Boolean, default=False)
+    communication_types: Mapped[list] = mapped_column(JSON, default=list)
+    save_unknown_employees: Mapped[bool] = mapped_column(Boolean, default=False)
+    unknown_employee_user_id: Mapped[str | None] = mapped_column(String(32))
+    # The Megaplan telephony app calls /api/<api_key>/… with «Bearer <secret>»; only a hash is kept.
+    api_key: Mapped[str] = mapped_column(String(64), unique=True)
+    api_secret_hash: Mapped[str | None] = mapped_column(String(64))
+    api_secret_hint: Mapped[str | None] = mapped_column(String(16))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class MegaplanEmployee(Base):
+    """Megaplan employees of a credential with their telephony internal numbers (a cache)."""
+
+    __tablename__ = "megaplan_employee"
+    __table_args__ = (UniqueConstraint("credential_id", "megaplan_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    credential_id: Mapped[int] = mapped_column(ForeignKey("megaplan_credential.id", ondelete="CASCADE"))
+    megaplan_id: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str] = mapped_column(String(200))
+    position: Mapped[str | None] = mapped_column(String(200))
+    internal_number: Mapped[str | None] = mapped_column(String(32))
+
+
+class KnownClient(Base):
+    """Megaplan client behind a phone number: the per-number cache for sync and routing."""
+
+    __tablename__ = "megaplan_client"
+    __table_args__ = (UniqueConstraint("account_id", "phone"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[str] = mapped_column(String(64))
+    phone: Mapped[str] = mapped_column(String(32))
+    contractor_type: Mapped[str | None] = mapped_column(String(32))
+    contractor_id: Mapped[str | None] = mapped_column(String(32))
+    name: Mapped[str | None] = mapped_column(String(300))
+    responsible_id: Mapped[str | None] = mapped_column(String(32))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

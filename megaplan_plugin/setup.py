@@ -34,8 +34,13 @@ def init_app(app: Flask, host) -> None:
     app.extensions["megaplan"] = state
     host.add_tables(Base.metadata)
 
+    from .api import bp as api_bp
     from .blueprint import bp
     app.register_blueprint(bp)
+    app.register_blueprint(api_bp)
+    # Machines call the API with their own secret; CSRF tokens are for browsers.
+    if "csrf" in app.extensions:
+        app.extensions["csrf"].exempt(api_bp)
     app.cli.add_command(megaplan_cli)
 
     if embedded and app.config["MEGAPLAN_EMBEDDED_WORKER"]:

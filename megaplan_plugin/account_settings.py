@@ -1,0 +1,162 @@
+"""Credentials, settings and the Megaplan employee cache of an account."""
+from __future__ import annotations
+
+import logging
+import secrets
+from dataclasses import dataclass
+
+from flask import current_app
+from sqlalchemy import delete, select
+
+from .crypto import encrypt, hash_api_secret, new_api_secret
+from .megaplan import (InvalidDomain, MegaplanAuthError, MegaplanClient, MegaplanError,
+                       MegaplanTransientError, MemoryTokenStore, normalize_domain)
+from .models import Credential, MegaplanEmployee, Settings, utcnow
+
+log = logging.getLogger(__name__)
+
+
+def _db():
+    return current_app.extensions["cabinet"].db
+
+
+def settings_for(account_id: str) -> Settings:
+    db = _db()
+    settings = db.session.get(Settings, account_id)
+    if settings is None:
+        settings = Settings(account_id=account_id, api_key=secrets.token_hex(16),
+                            virtual_numbers=[], communication_types=["in", "out", "missed"])
+        db.session.add(settings)
+        db.session.commit()
+    return settings
+
+
+def credentials_for(account_id: str) -> list[Credential]:
+    return list(_db().session.execute(select(Credential).where(
+        Credential.account_id == account_id).order_by(Credential.title)).scalars())
+
+
+def credential_for(account_id: str, credential_id: int) -> Credential | None:
+    """A credential of this account only; another account's id reads as missing."""
+    credential = _db().session.get(Credential, credential_id)
+    return credential if credential is not None and credential.account_id == account_id else None
+
+
+@dataclass
+class CheckResult:
+    credential: Credential | None = None
+    field: str | None = None
+    error: str | None = None
+
+
+def check_and_store_credential(account_id: str, *, title: str, login: str, password: str | None,
+                               domain: str, existing: Credential | None = None) -> CheckResult:
+    """Log in to Megaplan with what the admin typed; store it only when Megaplan said yes."""
+    db = _db()
+    title, login = title.strip(), login.strip()
+    duplicate = db.session.execute(select(Credential.id).where(
+        Credential.account_id == account_id, Credential.title == title)).scalar_one_or_none()
+    if duplicate is not None and (existing is None or duplicate != existing.id):
+        return CheckResult(field="title", error="Учетные данные с таким названием уже есть")
+    try:
+        base_url = normalize_domain(domain, allow_http=current_app.config["MEGAPLAN_ALLOW_HTTP"])
+    except InvalidDomain as exc:
+        return CheckResult(field="domain", error=str(exc))
+    if password is None and existing is not None:
+        from .crypto import decrypt
+        password = decrypt(existing.password_enc)
+    store = MemoryTokenStore()
+    client = MegaplanClient(base_url, login, password, token_store=store)
+    try:
+        me = client.current_user()
+        employees = _fetch_employees(client)
+    except MegaplanAuthError:
+        return CheckResult(field="password", error="Неверный логин или пароль Мегаплан")
+    except MegaplanTransientError:
+        return CheckResult(field="domain", error=(
+            f"Мегаплан по адресу {base_url} не отвечает. Проверьте домен или повторите позже."))
+    except MegaplanError as exc:
+        log.warning("megaplan credential check for %s failed: %s", base_url, exc.status)
+        return CheckResult(field="domain", error=f"По адресу {base_url} не найден Мегаплан (ответ {exc.status})")
+    credential = existing or Credential(account_id=account_id)
+    tokens = store.load()
+    credential.title, credential.login, credential.base_url = title, login, base_url
+    credential.password_enc = encrypt(password)
+    credential.access_token_enc = encrypt(tokens.access_token) if tokens else None
+    credential.refresh_token_enc = encrypt(tokens.refresh_token) if tokens else None
+    credential.token_expires_at = tokens.expires_at if tokens else None
+    credential.megaplan_user_name = _name(me)
+    db.session.add(credential)
+    db.session.flush()
+    _store_employees(credential, employees)
+    db.session.commit()
+    return CheckResult(credential=credential)
+
+
+def refresh_employees(credential: Credential) -> None:
+    """Reload Megaplan employees and their internal numbers (raises MegaplanError)."""
+    from .connection import client_for
+    employees = _fetch_employees(client_for(credential))
+    _store_employees(credential, employees)
+    _db().session.commit()
+
+
+def _fetch_employees(client: MegaplanClient) -> list[dict]:
+    numbers = client.internal_numbers()
+    return [{"megaplan_id": str(e["id"]), "name": _name(e), "position": _position(e),
+             "internal_number": numbers.get(str(e["id"]))} for e in client.employees()]
+
+
+def _store_employees(credential: Credential, employees: list[dict]) -> None:
+    db = _db()
+    db.session.execute(delete(MegaplanEmployee).where(MegaplanEmployee.credential_id == credential.id))
+    db.session.add_all(MegaplanEmployee(credential_id=credential.id, **e) for e in employees)
+    credential.employees_fetched_at = utcnow()
+
+
+def employees_of(credential_id: int | None) -> list[MegaplanEmployee]:
+    if credential_id is None:
+        return []
+    return list(_db().session.execute(select(MegaplanEmployee).where(
+        MegaplanEmployee.credential_id == credential_id).order_by(MegaplanEmployee.name)).scalars())
+
+
+def employee_mapping(pbx_users, employees: list[MegaplanEmployee]) -> list[tuple]:
+    """Each PBX employee with the Megaplan employee whose telephony internal number matches."""
+    by_number = {e.internal_number: e for e in employees if e.internal_number}
+    return [(user, by_number.get(user.ext) if user.ext else None) for user in pbx_users]
+
+
+def rotate_api_secret(settings: Settings) -> str:
+    """A new secret for the Megaplan telephony app; only its hash is kept, shown once."""
+    secret = new_api_secret()
+    settings.api_secret_hash = hash_api_secret(secret)
+    settings.api_secret_hint = secret[-4:]
+    _db().session.commit()
+    return secret
+
+
+def delete_credential(account_id: str, credential: Credential) -> None:
+    db = _db()
+    settings = db.session.get(Settings, account_id)
+    if settings is not None and settings.credential_id == credential.id:
+        settings.credential_id = None
+        settings.active = False  # nothing to talk to Megaplan with any more
+    # SQLite enforces no foreign keys here, so the cache goes explicitly.
+    db.session.execute(delete(MegaplanEmployee).where(MegaplanEmployee.credential_id == credential.id))
+    db.session.delete(credential)
+    db.session.commit()
+
+
+def _name(entity: dict) -> str:
+    if entity.get("name"):
+        return str(entity["name"])
+    parts = [entity.get("lastName"), entity.get("firstName"), entity.get("middleName")]
+    return " ".join(p for p in parts if p) or f"Сотрудник {entity.get('id')}"
+
+
+def _position(entity: dict) -> str | None:
+    position = entity.get("position")
+    if isinstance(position, dict):
+        return position.get("name")
+    return position or None

@@ -1,0 +1,148 @@
+"""Megaplan → plugin: click-to-call and «Завершить» for the Megaplan telephony app.
+
+JSON in, JSON out, ``Authorization: Bearer <secret>`` per account (CONTRACT §5). Every error a
+caller can provoke is a 4xx with ``{"error": code, "message": Russian text}``.
+"""
+from __future__ import annotations
+
+from flask import Blueprint, current_app, jsonify, request
+from redis.exceptions import RedisError
+from sqlalchemy import select
+
+from .crypto import api_secret_matches
+from .models import CallLog, MegaplanEmployee, Settings
+from .phones import InvalidPhone, normalize
+
+bp = Blueprint("megaplan_api", __name__, url_prefix="/plugins/megaplan/api")
+
+# Click-to-call rings a real phone: a runaway script in Megaplan must not ring it endlessly.
+CALLS_PER_EMPLOYEE = 5
+CALL_WINDOW_SECONDS = 60
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str):
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+@bp.errorhandler(ApiError)
+def _api_error(exc: ApiError):
+    response = jsonify(error=exc.code, message=exc.message)
+    response.status_code = exc.status
+    if exc.status == 429:
+        response.headers["Retry-After"] = str(CALL_WINDOW_SECONDS)
+    return response
+
+
+@bp.errorhandler(404)
+@bp.errorhandler(405)
+def _http_error(exc):
+    return jsonify(error="not_found" if exc.code == 404 else "method_not_allowed",
+                   message=exc.description), exc.code
+
+
+def _host():
+    return current_app.extensions["cabinet"]
+
+
+def _authorized_settings(account_key: str) -> Settings:
+    settings = _host().db.session.execute(
+        select(Settings).where(Settings.api_key == account_key)).scalar_one_or_none()
+    header = request.headers.get("Authorization", "")
+    secret = header[7:].strip() if header[:7].lower() == "bearer " else ""
+    # Unknown keys and wrong secrets answer alike, so keys cannot be probed.
+    if settings is None or not api_secret_matches(secret, settings.api_secret_hash):
+        raise ApiError(401, "unauthorized", "Неверный ключ аккаунта или секретный ключ")
+    return settings
+
+
+def _json_body() -> dict:
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise ApiError(400, "bad_request", "Ожидается JSON-объект")
+    return body
+
+
+def _require_active(settings: Settings) -> None:
+    if not settings.active or settings.credential_id is None:
+        raise ApiError(409, "integration_inactive", "Интеграция с Мегаплан не активна")
+    if "megaplan" not in _host().enabled_plugins(settings.account_id):
+        raise ApiError(409, "integration_inactive", "Интеграция отключена в кабинете")
+
+
+def _pbx_login(settings: Settings, body: dict) -> str:
+    """The PBX employee for a Megaplan employee id or an internal number."""
+    internal_number = body.get("internal_number")
+    if body.get("employee_id") not in (None, ""):
+        employee = _host().db.session.execute(select(MegaplanEmployee).where(
+            MegaplanEmployee.credential_id == settings.credential_id,
+            MegaplanEmployee.megaplan_id == str(body["employee_id"]))).scalar_one_or_none()
+        if employee is None:
+            raise ApiError(404, "unknown_employee", "Сотрудник Мегаплан не найден")
+        internal_number = employee.internal_number
+        if not internal_number:
+            raise ApiError(409, "employee_not_mapped",
+                           "У сотрудника нет внутреннего номера в настройках телефонии Мегаплан")
+    elif internal_number in (None, ""):
+        raise ApiError(400, "bad_request", "Укажите employee_id или internal_number")
+    internal_number = str(internal_number).strip()
+    for user in _host().pbx.users(settings.account_id):
+        if user.ext == internal_number:
+            return user.login
+    raise ApiError(409, "employee_not_mapped",
+                   f"Внутренний номер {internal_number} не найден среди сотрудников АТС")
+
+
+def _rate_limit(settings: Settings, login: str) -> None:
+    conn = current_app.extensions["megaplan"].redis
+    key = f"megaplan:ratelimit:call:{settings.account_id}:{login}"
+    try:
+        count = conn.incr(key)
+        if count == 1:
+            conn.expire(key, CALL_WINDOW_SECONDS)
+    except RedisError:
+        return  # the limit protects phones, it must not make calls impossible
+    if count > CALLS_PER_EMPLOYEE:
+        raise ApiError(429, "too_many_calls",
+                       f"Не больше {CALLS_PER_EMPLOYEE} звонков в минуту с одного номера сотрудника")
+
+
+@bp.post("/<account_key>/call")
+def call(account_key: str):
+    settings = _authorized_settings(account_key)
+    body = _json_body()
+    _require_active(settings)
+    try:
+        phone = normalize(str(body.get("phone") or ""))
+    except InvalidPhone as exc:
+        raise ApiError(400, "invalid_phone", str(exc)) from None
+    login = _pbx_login(settings, body)
+    _rate_limit(settings, login)
+    call_id = _host().pbx.make_call(settings.account_id, login, phone)
+    return jsonify(call_id=call_id, user=login, phone=phone)
+
+
+@bp.post("/<account_key>/hangup")
+def hangup(account_key: str):
+    settings = _authorized_settings(account_key)
+    body = _json_body()
+    _require_active(settings)
+    call_id = str(body.get("call_id") or "").strip()
+    megaplan_call_id = str(body.get("megaplan_call_id") or "").strip()
+    db = _host().db
+    if not call_id and megaplan_call_id:
+        call_id = db.session.execute(select(CallLog.call_id).where(
+            CallLog.account_id == settings.account_id,
+            CallLog.megaplan_call_id == megaplan_call_id)).scalar_one_or_none() or ""
+        if not call_id:
+            raise ApiError(404, "unknown_call", "Звонок не найден")
+    if not call_id:
+        raise ApiError(400, "bad_request", "Укажите call_id или megaplan_call_id")
+    if _host().pbx.hangup(settings.account_id, call_id):
+        return jsonify(call_id=call_id, status="ended")
+    finished = db.session.execute(select(CallLog.id).where(
+        CallLog.account_id == settings.account_id, CallLog.call_id == call_id)).first()
+    if finished:
+        raise ApiError(409, "already_finished", "Звонок уже завершён")
+    raise ApiError(404, "unknown_call", "Звонок не найден")

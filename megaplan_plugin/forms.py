@@ -1,0 +1,94 @@
+"""Forms of the settings page; labels are the provider's own wording (seed, steps 1–7)."""
+from __future__ import annotations
+
+from flask_wtf import FlaskForm
+from wtforms.i18n import get_translations as wtforms_translations
+from wtforms import BooleanField, HiddenField, PasswordField, SelectField, SelectMultipleField, StringField
+from wtforms.validators import DataRequired, Length, Optional, ValidationError
+from wtforms.widgets import CheckboxInput, ListWidget
+
+class RussianForm(FlaskForm):
+    """WTForms' own messages (e.g. «Неверный вариант.») in Russian, with no Babel needed."""
+
+    class Meta:
+        locales = ("ru",)
+
+        def get_translations(self, form):
+            return wtforms_translations(self.locales)
+
+
+COMMUNICATION_TYPES = [("in", "входящие"), ("out", "исходящие"), ("missed", "пропущенные")]
+
+
+class MultiCheckboxField(SelectMultipleField):
+    widget = ListWidget(prefix_label=False)
+    option_widget = CheckboxInput()
+
+    def pre_validate(self, form):
+        allowed = {str(value) for value, *_ in self.iter_choices()}
+        unknown = [value for value in self.data or () if str(value) not in allowed]
+        if unknown:
+            raise ValidationError("Недопустимое значение: " + ", ".join(map(str, unknown)))
+
+
+class CredentialForm(RussianForm):
+    title = StringField("Название", validators=[DataRequired("Укажите название"), Length(max=100)])
+    login = StringField("Логин (username)", validators=[
+        DataRequired("Укажите логин пользователя Мегаплан"), Length(max=200)])
+    password = PasswordField("Пароль (password)", validators=[
+        DataRequired("Укажите пароль"), Length(max=200)])
+    domain = StringField("Домен", description="в формате YOURDOMAIN.megaplan.ru",
+                         validators=[DataRequired("Укажите домен Мегаплан"), Length(max=255)])
+
+
+class CredentialEditForm(CredentialForm):
+    password = PasswordField("Пароль (password)", description="оставьте пустым, чтобы не менять",
+                             validators=[Optional(), Length(max=200)])
+
+
+class DeleteCredentialForm(RussianForm):
+    confirm = BooleanField("Да, удалить учетные данные, хотя интеграция их использует")
+
+
+class SettingsForm(RussianForm):
+    credential_id = SelectField("Учетные данные", coerce=int,
+                                validators=[DataRequired("Выберите учетные данные")])
+    active = BooleanField("Активировать интеграцию")
+    filter_by_numbers = BooleanField("Фильтровать по виртуальным номерам")
+    virtual_numbers = MultiCheckboxField("Список виртуальных номеров")
+    default_responsible_id = SelectField("Ответственный по умолчанию", default="")
+    route_to_manager = BooleanField("Включить переадресацию на персонального менеджера")
+    create_client_on_incoming = BooleanField(
+        "При входящем звонке с неизвестного номера в Мегаплан будет создан новый клиент")
+    create_contact_on_outgoing = BooleanField(
+        "При исходящем звонке на неизвестный номер в Мегаплане будет создан новый контакт")
+    create_communication = BooleanField("Создавать коммуникацию по звонку")
+    communication_types = MultiCheckboxField("Типы звонков", choices=COMMUNICATION_TYPES)
+    save_unknown_employees = BooleanField(
+        "История звонков сотрудников компании, не присутствующих в Мегаплан, будет сохранена "
+        "от имени выбранного пользователя")
+    unknown_employee_user_id = SelectField("Пользователь Мегаплан", default="")
+
+    def validate(self, extra_validators=None) -> bool:
+        ok = super().validate(extra_validators)
+        if self.filter_by_numbers.data and not self.virtual_numbers.data:
+            self.virtual_numbers.errors.append("Выберите хотя бы один виртуальный номер")
+            ok = False
+        if self.active.data and not self.default_responsible_id.data:
+            self.default_responsible_id.errors.append(
+                "Выберите ответственного: ему достанутся звонки, в которых не было сотрудника")
+            ok = False
+        if self.create_communication.data and not self.communication_types.data:
+            self.communication_types.errors.append("Выберите типы звонков для коммуникаций")
+            ok = False
+        if self.save_unknown_employees.data and not self.unknown_employee_user_id.data:
+            self.unknown_employee_user_id.errors.append(
+                "Выберите пользователя, от имени которого сохранять звонки")
+            ok = False
+        return ok
+
+
+class ActionForm(RussianForm):
+    """A bare POST with CSRF (refresh employees, rotate the secret)."""
+
+    next = HiddenField()

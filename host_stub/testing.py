@@ -264,3 +264,23 @@ def configured(app, logged_in, enable_plugin, megaplan_sandbox):
         "domain": megaplan_sandbox.url})
     assert response.status_code == 302, response.get_data(as_text=True)
     return logged_in
+
+
+BASE_SETTINGS = {"credential_id": "1", "active": "y", "default_responsible_id": "1000003",
+                 "communication_types": ["in", "out", "missed"]}
+
+
+@pytest.fixture
+def integration(app, configured):
+    """``integration(**options)`` saves the settings page with the integration active.
+
+    Options are form fields, e.g. ``create_communication="y"``; ``None`` leaves one out.
+    """
+    def configure(**options):
+        data = {**BASE_SETTINGS, **options}
+        data = {k: v for k, v in data.items() if v is not None}
+        response = post_form(configured, "/plugins/megaplan/", data)
+        assert response.status_code == 302, response.get_data(as_text=True)[-2000:]
+        return configured
+    configure()
+    return configure

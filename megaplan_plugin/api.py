@@ -123,6 +123,20 @@ def call(account_key: str):
     return jsonify(call_id=call_id, user=login, phone=phone)
 
 
+def _pbx_call_of(account_id: str, megaplan_call_id: str) -> str:
+    """The PBX call id behind the Megaplan call id a popup carries (live, then finished)."""
+    from .jobs import live_call_key
+    try:
+        live = current_app.extensions["megaplan"].redis.get(live_call_key(account_id, megaplan_call_id))
+    except RedisError:
+        live = None
+    if live:
+        return live.decode() if isinstance(live, bytes) else str(live)
+    return _host().db.session.execute(select(CallLog.call_id).where(
+        CallLog.account_id == account_id,
+        CallLog.megaplan_call_id == megaplan_call_id)).scalar_one_or_none() or ""
+
+
 @bp.post("/<account_key>/hangup")
 def hangup(account_key: str):
     settings = _authorized_settings(account_key)
@@ -132,9 +146,7 @@ def hangup(account_key: str):
     megaplan_call_id = str(body.get("megaplan_call_id") or "").strip()
     db = _host().db
     if not call_id and megaplan_call_id:
-        call_id = db.session.execute(select(CallLog.call_id).where(
-            CallLog.account_id == settings.account_id,
-            CallLog.megaplan_call_id == megaplan_call_id)).scalar_one_or_none() or ""
+        call_id = _pbx_call_of(settings.account_id, megaplan_call_id)
         if not call_id:
             raise ApiError(404, "unknown_call", "Звонок не найден")
     if not call_id:

@@ -49,6 +49,7 @@ def settings():
             settings.default_responsible_id = form.default_responsible_id.data or None
             settings.unknown_employee_user_id = form.unknown_employee_user_id.data or None
             _host().db.session.commit()
+            current_app.extensions["megaplan"].hook_settings.forget(g.account_id)
             flash("Настройки сохранены.", "success")
             return redirect(url_for("megaplan.settings"))
         flash("Настройки не сохранены: исправьте ошибки, отмеченные ниже.", "danger")
@@ -106,6 +107,7 @@ def delete_credential(credential_id: int):
         return redirect(url_for("megaplan.edit_credential", credential_id=credential.id))
     title = credential.title
     store.delete_credential(g.account_id, credential)
+    current_app.extensions["megaplan"].hook_settings.forget(g.account_id)
     flash(f"Учетные данные «{title}» удалены.", "success")
     return redirect(url_for("megaplan.settings"))
 

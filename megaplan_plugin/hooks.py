@@ -46,21 +46,31 @@ def cabinet_init_app(app, host):
     init_app(app, host)
 
 
+def _wanted(host, account_id: str, virtual_number: str | None) -> bool:
+    """Inactive integration or a filtered-out number: nothing recorded, nothing queued."""
+    from flask import current_app
+    return current_app.extensions["megaplan"].hook_settings.get(host.db, account_id).wants(virtual_number)
+
+
 @hookimpl
 @never_raise
 def call_started(host, event):
-    _enqueue_live(host, "call_started", event)
+    if _wanted(host, event.account_id, event.virtual_number):
+        _enqueue_live(host, "call_started", event)
 
 
 @hookimpl
 @never_raise
 def call_answered(host, event):
-    _enqueue_live(host, "call_answered", event)
+    if _wanted(host, event.account_id, event.virtual_number):
+        _enqueue_live(host, "call_answered", event)
 
 
 @hookimpl
 @never_raise
 def call_ended(host, record):
+    if not _wanted(host, record.account_id, record.virtual_number):
+        return
     db = host.db
     row_id = _store_record(db, record)
     if row_id is None:

@@ -11,6 +11,7 @@ from flask import Flask
 from flask.cli import AppGroup
 
 from . import queue as queues
+from .hook_settings import HookSettingsCache
 from .models import Base
 
 log = logging.getLogger(__name__)
@@ -23,6 +24,7 @@ class PluginState:
 
     redis: object
     embedded: bool
+    hook_settings: HookSettingsCache = field(default_factory=HookSettingsCache)
     threads: list = field(default_factory=list)
 
 
@@ -36,8 +38,10 @@ def init_app(app: Flask, host) -> None:
 
     from .api import bp as api_bp
     from .blueprint import bp
+    from .journal import bp as journal_bp
     app.register_blueprint(bp)
     app.register_blueprint(api_bp)
+    app.register_blueprint(journal_bp)
     # Machines call the API with their own secret; CSRF tokens are for browsers.
     if "csrf" in app.extensions:
         app.extensions["csrf"].exempt(api_bp)

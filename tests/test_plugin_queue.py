@@ -17,8 +17,7 @@ def _rows(app, model):
         return db.session.execute(db.select(model)).scalars().all()
 
 
-def test_a_call_reaches_the_plugins_queues(app, pbx, enable_plugin, rq_worker):
-    enable_plugin()
+def test_a_call_reaches_the_plugins_queues(app, pbx, integration, rq_worker):
     call = pbx.new_call()
     call.ring("ivanov", "petrova").answer("ivanov")
     assert _counts(app) == {"megaplan-live": 3, "megaplan": 0}
@@ -31,11 +30,10 @@ def test_a_call_reaches_the_plugins_queues(app, pbx, enable_plugin, rq_worker):
     assert rq_worker() == 4
     assert _counts(app) == {"megaplan-live": 0, "megaplan": 0}
     (row,) = _rows(app, CallLog)
-    assert row.state == "skipped" and row.reason == "интеграция не настроена"
+    assert row.state == "sent" and row.megaplan_call_id
 
 
-def test_a_repeated_push_is_one_row_and_one_job(app, pbx, enable_plugin):
-    enable_plugin()
+def test_a_repeated_push_is_one_row_and_one_job(app, pbx, integration):
     call = pbx.new_call()
     for _ in range(3):
         call.ring("ivanov")
@@ -52,8 +50,16 @@ def test_plugin_disabled_means_nothing_recorded_or_queued(app, pbx):
     assert _counts(app) == {"megaplan-live": 0, "megaplan": 0}
 
 
-def test_redis_down_during_hooks_loses_nothing_once_it_is_back(app, pbx, enable_plugin, rq_worker):
-    enable_plugin()
+def test_integration_inactive_means_nothing_recorded_or_queued(app, pbx, integration):
+    integration(active=None)
+    call = pbx.new_call()
+    call.ring("ivanov")
+    call.history()
+    assert _rows(app, CallLog) == []
+    assert _counts(app) == {"megaplan-live": 0, "megaplan": 0}
+
+
+def test_redis_down_during_hooks_loses_nothing_once_it_is_back(app, pbx, integration, rq_worker):
     state = app.extensions["megaplan"]
     real = state.redis
     state.redis = queues.connect("redis://127.0.0.1:1/0")  # nobody listens there
@@ -73,13 +79,12 @@ def test_redis_down_during_hooks_loses_nothing_once_it_is_back(app, pbx, enable_
     assert _counts(app) == {"megaplan-live": 1, "megaplan": 1}
     rq_worker()
     (row,) = _rows(app, CallLog)
-    assert row.state == "skipped"
+    assert row.state == "sent"
     with app.app_context():
         assert sweep(db) == {"calls": 0, "events": 0, "stale_events": 0}
 
 
-def test_sweeper_requeues_a_call_whose_job_vanished_from_redis(app, pbx, enable_plugin, rq_worker):
-    enable_plugin()
+def test_sweeper_requeues_a_call_whose_job_vanished_from_redis(app, pbx, integration, rq_worker):
     pbx.new_call().history()
     conn = app.extensions["megaplan"].redis
     conn.flushdb()  # Redis restarted without persistence
@@ -89,11 +94,10 @@ def test_sweeper_requeues_a_call_whose_job_vanished_from_redis(app, pbx, enable_
         db.session.commit()
         assert sweep(db)["calls"] == 1
     rq_worker()
-    assert _rows(app, CallLog)[0].state == "skipped"
+    assert _rows(app, CallLog)[0].state == "sent"
 
 
-def test_resend_command_reports_what_it_queued(app, pbx, enable_plugin):
-    enable_plugin()
+def test_resend_command_reports_what_it_queued(app, pbx, integration):
     state = app.extensions["megaplan"]
     real, state.redis = state.redis, queues.connect("redis://127.0.0.1:1/0")
     pbx.new_call().history()

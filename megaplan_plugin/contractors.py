@@ -1,0 +1,92 @@
+"""Finding the Megaplan client behind a number, and creating one when the settings say so.
+
+Lookup happens before any create, under a per-number lock, so two legs of one call or two
+quick calls from a new number cannot create two clients.
+"""
+from __future__ import annotations
+
+import logging
+
+import phonenumbers
+from flask import current_app
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from .megaplan import MegaplanClient
+from .models import KnownClient, utcnow
+
+log = logging.getLogger(__name__)
+LOCK_SECONDS = 30
+
+
+def _db():
+    return current_app.extensions["cabinet"].db
+
+
+def cached(account_id: str, phone: str) -> KnownClient | None:
+    return _db().session.execute(select(KnownClient).where(
+        KnownClient.account_id == account_id, KnownClient.phone == phone)).scalar_one_or_none()
+
+
+def remember(account_id: str, phone: str, contractor: dict | None) -> KnownClient:
+    db = _db()
+    row = cached(account_id, phone) or KnownClient(account_id=account_id, phone=phone)
+    row.contractor_type = contractor.get("contentType") if contractor else None
+    row.contractor_id = str(contractor["id"]) if contractor else None
+    row.name = display_name(contractor) if contractor else None
+    row.responsible_id = responsible_of(contractor) if contractor else None
+    row.updated_at = utcnow()
+    db.session.add(row)
+    try:
+        db.session.commit()
+    except IntegrityError:  # another worker remembered the same number first
+        db.session.rollback()
+        row = cached(account_id, phone)
+    return row
+
+
+def find_or_create(client: MegaplanClient, account_id: str, phone: str, *, create: str | None,
+                   responsible_id: str | None) -> dict | None:
+    """The client with this number; ``create`` is "client" or "contact" to make an unknown one."""
+    conn = current_app.extensions["megaplan"].redis
+    with conn.lock(f"megaplan:lock:client:{account_id}:{phone}", timeout=LOCK_SECONDS,
+                   blocking_timeout=LOCK_SECONDS):
+        found = client.find_contractors_by_phone(phone)
+        if found:
+            contractor = found[0]
+        elif create:
+            contractor = _create(client, phone, create, responsible_id)
+        else:
+            contractor = None
+        remember(account_id, phone, contractor)
+        return contractor
+
+
+def _create(client: MegaplanClient, phone: str, kind: str, responsible_id: str | None) -> dict:
+    # Named by what happened, with the number written the way a manager would dial it.
+    label = "Новый клиент" if kind == "client" else "Новый контакт"
+    pretty = pretty_phone(phone)
+    log.info("megaplan: creating %s for %s", kind, phone)
+    return client.create_contractor_human(first_name=label, last_name=pretty, phone="+" + phone,
+                                          responsible_id=responsible_id)
+
+
+def pretty_phone(phone: str) -> str:
+    try:
+        number = phonenumbers.parse("+" + phone)
+        return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+    except phonenumbers.NumberParseException:
+        return "+" + phone
+
+
+def display_name(contractor: dict) -> str:
+    if contractor.get("name"):
+        return str(contractor["name"])
+    parts = [contractor.get("lastName"), contractor.get("firstName"), contractor.get("middleName")]
+    return " ".join(str(p) for p in parts if p) or f"Клиент {contractor.get('id')}"
+
+
+def responsible_of(contractor: dict) -> str | None:
+    responsibles = contractor.get("responsibles") or []
+    first = responsibles[0] if responsibles else None
+    return str(first["id"]) if isinstance(first, dict) and first.get("id") else None

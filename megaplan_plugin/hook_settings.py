@@ -1,0 +1,61 @@
+"""What a hook needs to know of an account's settings, read at most every few seconds.
+
+Hooks have 2 ms; a settings query per call would spend half of it. Saving the settings page
+clears this process's copy at once; other processes see a change within ``TTL_SECONDS``.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
+from .models import Settings
+
+TTL_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class HookSettings:
+    active: bool
+    numbers: frozenset[str] | None  # None: no filter by virtual number
+
+    def wants(self, virtual_number: str | None) -> bool:
+        if not self.active:
+            return False
+        return self.numbers is None or (virtual_number or "") in self.numbers
+
+
+INACTIVE = HookSettings(False, None)
+
+
+class HookSettingsCache:
+    """Per app (kept on the plugin's state), so two apps in one process never share answers."""
+
+    def __init__(self):
+        self._entries: dict[str, tuple[float, HookSettings]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, db, account_id: str) -> HookSettings:
+        now = time.monotonic()
+        hit = self._entries.get(account_id)
+        if hit and hit[0] > now:
+            return hit[1]
+        value = _read(db, account_id)
+        with self._lock:
+            self._entries[account_id] = (now + TTL_SECONDS, value)
+        return value
+
+    def forget(self, account_id: str) -> None:
+        with self._lock:
+            self._entries.pop(account_id, None)
+
+
+def _read(db, account_id: str) -> HookSettings:
+    row = db.session.execute(select(
+        Settings.active, Settings.credential_id, Settings.filter_by_numbers, Settings.virtual_numbers,
+    ).where(Settings.account_id == account_id)).one_or_none()
+    if row is None or not row.active or row.credential_id is None:
+        return INACTIVE
+    return HookSettings(True, frozenset(row.virtual_numbers or ()) if row.filter_by_numbers else None)

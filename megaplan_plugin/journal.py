@@ -1,0 +1,70 @@
+"""The sync journal (Russian): every call of the account with its state in Megaplan."""
+from __future__ import annotations
+
+from datetime import datetime, time, timedelta, timezone
+
+from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, url_for
+from sqlalchemy import select
+
+from . import queue as queues
+from .forms import ActionForm
+from .models import CallLog
+
+bp = Blueprint("megaplan_journal", __name__, url_prefix="/plugins/megaplan/journal")
+PAGE_SIZE = 100
+STATUS_TITLES = {
+    "answered": "отвечен", "missed": "пропущен", "busy": "занято", "cancelled": "отменён",
+    "unavailable": "недоступен", "not_allowed": "запрещён", "not_found": "номер не найден",
+    "failed": "ошибка АТС",
+}
+
+
+def _db():
+    return current_app.extensions["cabinet"].db
+
+
+@bp.before_request
+def require_account():
+    from .blueprint import require_account as settings_guard
+    return settings_guard()
+
+
+@bp.route("/")
+def journal():
+    state = request.args.get("state", "")
+    day = _parse_day(request.args.get("date", ""))
+    query = select(CallLog).where(CallLog.account_id == g.account_id)
+    if state in CallLog.STATE_TITLES:
+        query = query.where(CallLog.state == state)
+    if day is not None:
+        start = datetime.combine(day, time.min, tzinfo=timezone.utc)
+        query = query.where(CallLog.started_at >= start, CallLog.started_at < start + timedelta(days=1))
+    rows = _db().session.execute(query.order_by(CallLog.started_at.desc()).limit(PAGE_SIZE)).scalars().all()
+    return render_template("megaplan/journal.html", rows=rows, state=state,
+                           day=day.isoformat() if day else "", states=CallLog.STATE_TITLES,
+                           statuses=STATUS_TITLES, action_form=ActionForm())
+
+
+@bp.post("/<int:row_id>/retry")
+def retry(row_id: int):
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    db = _db()
+    row = db.session.get(CallLog, row_id)
+    if row is None or row.account_id != g.account_id:
+        abort(404)
+    if row.state != CallLog.FAILED:
+        flash("Повторить можно только звонок с ошибкой.", "warning")
+    else:
+        row.state, row.reason = CallLog.PENDING, None
+        db.session.commit()
+        queues.enqueue_sync(row.id)
+        flash("Звонок снова поставлен в очередь на отправку.", "success")
+    return redirect(request.referrer or url_for("megaplan_journal.journal"))
+
+
+def _parse_day(value: str):
+    try:
+        return datetime.strptime(value, "%Y-%m-%d").date() if value else None
+    except ValueError:
+        return None

@@ -1,0 +1,44 @@
+"""Who a call belongs to in Megaplan: PBX employee → Megaplan employee, and the fallbacks.
+
+The match is by telephony internal number (PBX extension = ``CallUserConfig.internalNumber``),
+as the provider's «Важно» note requires.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask import current_app
+from sqlalchemy import select
+
+from .models import MegaplanEmployee, Settings
+
+
+@dataclass(frozen=True)
+class CallOwner:
+    employee_id: str | None      # whose call it is in Megaplan (popup, fromUser/toUser)
+    responsible_id: str | None   # who answers for the client and the communication
+    reason: str                  # "mapped" | "unknown_employee_user" | "no_employee" | "unmapped"
+
+
+def employee_by_ext(credential_id: int, ext: str | None) -> str | None:
+    if not ext:
+        return None
+    return current_app.extensions["cabinet"].db.session.execute(
+        select(MegaplanEmployee.megaplan_id).where(
+            MegaplanEmployee.credential_id == credential_id,
+            MegaplanEmployee.internal_number == str(ext))).scalars().first()
+
+
+def owner_of(settings: Settings, user: dict | None) -> CallOwner:
+    """``user`` is the PBX employee of the call as a dict (login, name, ext) or None."""
+    if user is None:
+        # IVR, group or `pbx`: the call is the default responsible's, so it shows up somewhere.
+        default = settings.default_responsible_id
+        return CallOwner(default, default, "no_employee")
+    employee_id = employee_by_ext(settings.credential_id, user.get("ext"))
+    if employee_id:
+        return CallOwner(employee_id, employee_id, "mapped")
+    if settings.save_unknown_employees and settings.unknown_employee_user_id:
+        chosen = settings.unknown_employee_user_id
+        return CallOwner(chosen, chosen, "unknown_employee_user")
+    return CallOwner(None, settings.default_responsible_id, "unmapped")

@@ -1,0 +1,103 @@
+"""What a call becomes in Megaplan: the popup while it rings, the history entry once it is over.
+
+One PBX call is one ``CallInfo``, keyed by ``providerId`` = the PBX call id, so every write is
+an update of that one entity however often a job runs.
+"""
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from . import contractors
+from .mapping import CallOwner
+from .megaplan import MegaplanClient, datetime_value, link, unconfirmed
+
+log = logging.getLogger(__name__)
+
+ANSWERED = "answered"
+
+
+def call_type(direction: str, status: str) -> str:
+    if direction == "in":
+        return "in" if status == ANSWERED else "miss"
+    return "out" if status == ANSWERED else unconfirmed.FAILED_OUTGOING_CALL_TYPE
+
+
+def parties(direction: str, client_phone: str, own_number: str | None, employee_id: str | None) -> dict:
+    """fromPhone/toPhone and the employee on our side of the call."""
+    employee = link("Employee", employee_id) if employee_id else None
+    own = own_number or ""
+    if direction == "in":
+        fields = {"fromPhone": client_phone, "toPhone": own}
+        if employee:
+            fields["toUser"] = employee
+    else:
+        fields = {"fromPhone": own, "toPhone": client_phone}
+        if employee:
+            fields["fromUser"] = employee
+    return fields
+
+
+def popup_fields(event: dict, owner: CallOwner, state: str) -> dict:
+    user = event.get("user") or {}
+    fields = {"contentType": "CallInfo", "providerId": event["call_id"], "type": event["direction"],
+              "state": state, "timeFrom": datetime_value(datetime.fromisoformat(event["at"]))}
+    fields.update(parties(event["direction"], event["client_phone"],
+                          event.get("virtual_number") or user.get("ext"), owner.employee_id))
+    return fields
+
+
+def history_fields(record: dict, owner: CallOwner) -> dict:
+    started = datetime.fromisoformat(record["started_at"])
+    ended = started + timedelta(seconds=(record.get("wait_seconds") or 0) + (record.get("duration_seconds") or 0))
+    user = record.get("user") or {}
+    fields = {"contentType": "CallInfo", "providerId": record["call_id"],
+              "type": call_type(record["direction"], record["status"]), "state": "finished",
+              "timeFrom": datetime_value(started), "timeTo": datetime_value(ended)}
+    if record.get("recording_url"):
+        fields["recordLinks"] = [record["recording_url"]]
+    fields.update(parties(record["direction"], record["client_phone"],
+                          record.get("virtual_number") or user.get("ext"), owner.employee_id))
+    return fields
+
+
+def write_history(client: MegaplanClient, record: dict, owner: CallOwner) -> dict:
+    """Finish the live call, or create it finished when no popup ever reached Megaplan."""
+    fields = history_fields(record, owner)
+    existing = client.get_call_by_provider(record["call_id"])
+    if existing is not None:
+        return client.update_call(existing["id"], fields)
+    saved = client.save_call_history([fields])
+    return saved[0] if isinstance(saved, list) else saved
+
+
+def attach_client(client: MegaplanClient, call: dict, contractor: dict | None) -> None:
+    if contractor is None:
+        return
+    current = call.get("fromUser") if call.get("type") in ("in", "miss") else call.get("toUser")
+    if isinstance(current, dict) and str(current.get("id")) == str(contractor["id"]):
+        return
+    client.set_call_contractor(call["id"], contractor["contentType"], contractor["id"])
+
+
+def communication_kind(record: dict) -> str:
+    if record["direction"] == "out":
+        return "out"
+    return "in" if record["status"] == ANSWERED else "missed"
+
+
+def ensure_communication(client: MegaplanClient, call: dict, record: dict, owner: CallOwner,
+                         contractor: dict | None) -> dict:
+    """One communication (Todo) per call; a missed call's is the open task to call back."""
+    for todo in client.call_todos(call["id"]):
+        return todo
+    kind = communication_kind(record)
+    pretty = contractors.pretty_phone(record["client_phone"])
+    name = {"in": f"Входящий звонок {pretty}", "out": f"Исходящий звонок {pretty}",
+            "missed": f"Перезвонить: пропущенный звонок {pretty}"}[kind]
+    fields = {"contentType": "Todo", "name": name}
+    if owner.responsible_id:
+        fields["responsible"] = link("Employee", owner.responsible_id)
+    if contractor is not None:
+        fields["relations"] = [link(contractor["contentType"], contractor["id"])]
+    return client.create_call_todo(call["id"], fields)

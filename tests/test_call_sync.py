@@ -1,0 +1,215 @@
+"""Call sync end to end: PBX pushes → hooks → RQ (real burst worker) → the sandbox over HTTP."""
+import pytest
+
+from host_stub.db import db
+from megaplan_plugin.models import CallLog
+
+pytestmark = pytest.mark.usefixtures("integration")
+
+
+def calls(sandbox):
+    return list(sandbox.state.calls.values())
+
+
+def clients_with(sandbox, phone_digits):
+    return sandbox.state.contractors_with_phone(phone_digits)
+
+
+def rows(app):
+    with app.app_context():
+        return db.session.execute(db.select(CallLog).order_by(CallLog.id)).scalars().all()
+
+
+def test_incoming_call_opens_moves_and_finishes_one_popup(pbx, rq_worker, megaplan_sandbox, app):
+    call = pbx.new_call(phone="79161234567")
+    call.ring("ivanov")
+    rq_worker()
+    (mp_call,) = calls(megaplan_sandbox)
+    assert mp_call["state"] == "calling" and mp_call["providerId"] == call.call_id
+    assert mp_call["toUser"]["id"] == "1000002" and mp_call["fromPhone"] == "79161234567"
+    call.answer("ivanov")
+    rq_worker()
+    assert calls(megaplan_sandbox)[0]["state"] == "talking"
+    call.history(status="Success", user="ivanov", duration=95, link="https://rec.example/a.mp3")
+    rq_worker()
+    (mp_call,) = calls(megaplan_sandbox)
+    assert mp_call["state"] == "finished" and mp_call["type"] == "in"
+    assert mp_call["recordLinks"] == ["https://rec.example/a.mp3"]
+    assert mp_call["timeTo"]["value"] > mp_call["timeFrom"]["value"]
+    assert [e["state"] for e in megaplan_sandbox.state.widget_events] == ["calling", "talking", "finished"]
+    (row,) = rows(app)
+    assert row.state == "sent" and row.megaplan_call_id == mp_call["id"]
+    # The known client Сергей Кузнецов is attached, not created again.
+    assert mp_call["fromUser"]["contentType"] == "ContractorHuman"
+    assert len(clients_with(megaplan_sandbox, "79161234567")) == 1
+
+
+def test_group_call_is_one_call_owned_by_who_answered(pbx, rq_worker, megaplan_sandbox):
+    call = pbx.new_call(phone="79035551234")
+    call.ring("ivanov", "petrova")
+    rq_worker()
+    call.answer("petrova").cancel("ivanov")
+    rq_worker()
+    call.history(status="success", user="petrova", duration=30)
+    rq_worker()
+    (mp_call,) = calls(megaplan_sandbox)
+    assert mp_call["toUser"]["id"] == "1000003" and mp_call["state"] == "finished"
+
+
+def test_missed_call_without_employee_gets_default_responsible_and_callback_task(
+        pbx, rq_worker, megaplan_sandbox, integration):
+    integration(create_communication="y", communication_types=["missed"])
+    call = pbx.new_call(phone="79161234567")
+    call.ring("ivanov", "petrova").cancel("ivanov").cancel("petrova")
+    call.history(status="Missed", user="pbx", duration=0)
+    rq_worker()
+    (mp_call,) = calls(megaplan_sandbox)
+    assert mp_call["type"] == "miss" and mp_call["toUser"]["id"] == "1000003"
+    (todo,) = megaplan_sandbox.state.todos.values()
+    assert todo["name"].startswith("Перезвонить") and todo["responsible"]["id"] == "1000003"
+    assert todo["call"] == mp_call["id"] and todo["isFinished"] is False
+
+
+def test_lost_live_events_still_give_the_history_without_a_popup(pbx, rq_worker, megaplan_sandbox, app):
+    pbx.new_call(phone="79161234567").history(status="Success", user="ivanov", duration=12)
+    rq_worker()
+    (mp_call,) = calls(megaplan_sandbox)
+    assert mp_call["state"] == "finished" and mp_call["toUser"]["id"] == "1000002"
+    assert megaplan_sandbox.state.widget_events == []  # bulk history opens no popup
+
+
+@pytest.mark.parametrize("option,expected", [("y", 1), (None, 0)])
+def test_unknown_incoming_number_creates_a_client_only_with_the_option(
+        pbx, rq_worker, megaplan_sandbox, integration, option, expected):
+    integration(create_client_on_incoming=option)
+    call = pbx.new_call(phone="+7 (999) 111-22-33")
+    call.ring("ivanov")
+    call.history(status="Success", user="ivanov")
+    rq_worker()
+    created = clients_with(megaplan_sandbox, "79991112233")
+    assert len(created) == expected
+    if expected:
+        client = created[0]
+        assert client["firstName"] == "Новый клиент" and "999" in client["lastName"]
+        assert client["responsibles"][0]["id"] == "1000002"
+        assert calls(megaplan_sandbox)[0]["fromUser"]["id"] == client["id"]
+
+
+@pytest.mark.parametrize("option,expected", [("y", 1), (None, 0)])
+def test_unknown_outgoing_number_creates_a_contact_only_with_the_option(
+        pbx, rq_worker, megaplan_sandbox, integration, option, expected):
+    integration(create_contact_on_outgoing=option)
+    call = pbx.new_call(phone="89997776655", diversion=None, direction="out")
+    call.ring("sidorov")
+    call.history(status="Success", user="sidorov")
+    rq_worker()
+    created = clients_with(megaplan_sandbox, "79997776655")
+    assert len(created) == expected
+    if expected:
+        assert created[0]["firstName"] == "Новый контакт"
+        mp_call = calls(megaplan_sandbox)[0]
+        assert mp_call["type"] == "out" and mp_call["toUser"]["id"] == created[0]["id"]
+        assert mp_call["fromUser"]["id"] == "1000004"
+
+
+def test_unknown_incoming_without_employee_gets_the_default_responsible(
+        pbx, rq_worker, megaplan_sandbox, integration):
+    integration(create_client_on_incoming="y")
+    pbx.new_call(phone="79990000001").history(status="missed", user="pbx", duration=0)
+    rq_worker()
+    (client,) = clients_with(megaplan_sandbox, "79990000001")
+    assert client["responsibles"][0]["id"] == "1000003"
+
+
+def test_employee_numbers_never_become_clients(pbx, rq_worker, megaplan_sandbox, integration):
+    integration(create_client_on_incoming="y")
+    pbx.new_call(phone="74950000002").history(status="Success", user="ivanov")
+    rq_worker()
+    assert clients_with(megaplan_sandbox, "74950000002") == []
+
+
+@pytest.mark.parametrize("types,status,user,expected", [
+    (["in"], "Success", "ivanov", "Входящий звонок"),
+    (["missed"], "Success", "ivanov", None),
+    (["missed"], "missed", "pbx", "Перезвонить"),
+    (["in", "out", "missed"], "missed", "pbx", "Перезвонить"),
+    (["in"], "missed", "pbx", None),
+])
+def test_communications_only_for_the_selected_call_types(
+        pbx, rq_worker, megaplan_sandbox, integration, types, status, user, expected):
+    integration(create_communication="y", communication_types=types)
+    pbx.new_call().history(status=status, user=user)
+    rq_worker()
+    names = [t["name"] for t in megaplan_sandbox.state.todos.values()]
+    if expected is None:
+        assert names == []
+    else:
+        assert len(names) == 1 and names[0].startswith(expected)
+
+
+def test_communications_off_creates_none(pbx, rq_worker, megaplan_sandbox, integration):
+    integration(create_communication=None)
+    pbx.new_call().history(status="missed", user="pbx")
+    rq_worker()
+    assert megaplan_sandbox.state.todos == {}
+
+
+def test_outgoing_communication(pbx, rq_worker, megaplan_sandbox, integration):
+    integration(create_communication="y", communication_types=["out"])
+    call = pbx.new_call(direction="out", diversion=None)
+    call.ring("petrova")
+    call.history(status="Success", user="petrova")
+    rq_worker()
+    (todo,) = megaplan_sandbox.state.todos.values()
+    assert todo["name"].startswith("Исходящий звонок") and todo["responsible"]["id"] == "1000003"
+    assert todo["relations"][0]["contentType"] == "ContractorHuman"
+
+
+@pytest.fixture
+def sidorov_unknown_to_megaplan(megaplan_sandbox, configured):
+    megaplan_sandbox.state.remove_call_user_config("1000004")
+    assert configured.post("/plugins/megaplan/employees/refresh").status_code == 302
+
+
+@pytest.mark.usefixtures("sidorov_unknown_to_megaplan")
+@pytest.mark.parametrize("option", ["y", None])
+def test_calls_of_employees_unknown_to_megaplan(pbx, rq_worker, megaplan_sandbox, integration, app, option):
+    integration(save_unknown_employees=option, unknown_employee_user_id="1000005" if option else "")
+    call = pbx.new_call()
+    call.ring("sidorov")
+    call.history(status="Success", user="sidorov")
+    rq_worker()
+    (mp_call,) = calls(megaplan_sandbox)
+    (row,) = rows(app)
+    if option:
+        assert mp_call["toUser"]["id"] == "1000005"
+        assert "от имени выбранного пользователя" in row.reason
+    else:
+        assert "toUser" not in mp_call
+        assert row.reason == "сотрудник не найден в Мегаплан"
+    assert row.state == "sent"
+
+
+def test_virtual_number_filter_drops_other_numbers_entirely(pbx, rq_worker, megaplan_sandbox, integration, app):
+    integration(filter_by_numbers="y", virtual_numbers=["74950000002"])
+    other = pbx.new_call(diversion="74950000001")
+    other.ring("ivanov")
+    other.history()
+    assert rq_worker() == 0 and rows(app) == []
+    kept = pbx.new_call(diversion="74950000002")
+    kept.ring("ivanov")
+    kept.history()
+    rq_worker()
+    assert [c["providerId"] for c in calls(megaplan_sandbox)] == [kept.call_id]
+
+
+def test_the_same_pushes_three_times_write_everything_once(pbx, rq_worker, megaplan_sandbox, integration):
+    integration(create_client_on_incoming="y", create_communication="y", communication_types=["missed"])
+    call = pbx.new_call(phone="79995554433")
+    for _ in range(3):
+        call.ring("ivanov")
+        call.history(status="missed", user="pbx", duration=0)
+        rq_worker()
+    assert len(calls(megaplan_sandbox)) == 1
+    assert len(clients_with(megaplan_sandbox, "79995554433")) == 1
+    assert len(megaplan_sandbox.state.todos) == 1

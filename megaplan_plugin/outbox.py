@@ -2,9 +2,12 @@
 from __future__ import annotations
 
 import logging
+import os
+import socket
 from datetime import datetime, timedelta, timezone
 
 from redis.exceptions import RedisError
+from rq import Worker
 from rq.job import Job
 from rq.exceptions import NoSuchJobError
 
@@ -16,6 +19,8 @@ log = logging.getLogger(__name__)
 # A queued call whose job is gone from Redis this long (flush, restart without persistence)
 # is queued again; the sync job is idempotent, so an early resend costs a lookup, not a duplicate.
 LOST_JOB_AFTER = timedelta(minutes=2)
+# Workers heartbeat while a job runs; one silent this long is dead.
+WORKER_SILENT_AFTER = timedelta(minutes=3)
 
 
 def sweep(db) -> dict:
@@ -29,7 +34,7 @@ def sweep(db) -> dict:
                 now - _aware(row.enqueued_at) < LOST_JOB_AFTER or _job_alive(conn, row.id)):
             continue
         try:
-            queues.enqueue_sync(row.id)
+            queues.enqueue_sync(row.id, replace=True)
         except RedisError:
             log.warning("megaplan sweeper: Redis still unavailable")
             return counts
@@ -55,7 +60,35 @@ def _job_alive(conn, row_id: int) -> bool:
         job = Job.fetch(queues.sync_job_id(row_id), connection=conn)
     except NoSuchJobError:
         return False
-    return job.get_status(refresh=False) not in queues.TERMINAL_STATUSES
+    status = job.get_status(refresh=False)
+    if status in queues.TERMINAL_STATUSES:
+        return False
+    if status == "started":
+        return _worker_alive(conn, job.worker_name)
+    return True  # queued, scheduled for a retry or deferred
+
+
+def _worker_alive(conn, name: str | None) -> bool:
+    """A started job whose worker was killed (SIGKILL, OOM, lost host) will never finish."""
+    if not name:
+        return False
+    worker = Worker.find_by_key(Worker.redis_worker_namespace_prefix + name, connection=conn)
+    if worker is None:
+        return False
+    if worker.hostname == socket.gethostname() and worker.pid and not _pid_exists(worker.pid):
+        return False
+    heartbeat = worker.last_heartbeat
+    return heartbeat is None or utcnow() - _aware(heartbeat) < WORKER_SILENT_AFTER
+
+
+def _pid_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _aware(value: datetime) -> datetime:

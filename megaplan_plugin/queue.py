@@ -67,8 +67,11 @@ def enqueue_live(account_id: str, call_id: str, hook: str, payload: dict) -> Non
         pass  # the PBX repeated the push: the popup is already on its way
 
 
-def enqueue_sync(call_log_id: int) -> None:
-    """Queue the sync of a call, unless a live job for it exists; a finished one is replaced."""
+def enqueue_sync(call_log_id: int, replace: bool = False) -> None:
+    """Queue the sync of a call, unless a live job for it exists; a finished one is replaced.
+
+    ``replace`` (the sweeper, once it knows the job's worker is dead) replaces any job.
+    """
     from .jobs import sync_call
     q = queue(SYNC_QUEUE)
     job_id = sync_job_id(call_log_id)
@@ -81,6 +84,6 @@ def enqueue_sync(call_log_id: int) -> None:
             job = q.fetch_job(job_id)
             if job is None:
                 continue
-            if job.get_status(refresh=False) not in TERMINAL_STATUSES:
+            if not replace and job.get_status(refresh=False) not in TERMINAL_STATUSES:
                 return  # queued, scheduled for a retry or running: the job is idempotent
             job.delete()

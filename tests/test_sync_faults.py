@@ -1,0 +1,139 @@
+"""Nothing lost, nothing twice: the sync under Megaplan failures, duplicates and concurrency."""
+import threading
+
+import pytest
+
+from host_stub.db import db
+from host_stub.testing import post_form
+from megaplan_plugin import queue as queues
+from megaplan_plugin.models import CallLog
+from megaplan_plugin.outbox import sweep
+from megaplan_plugin.worker import make_worker
+
+pytestmark = pytest.mark.usefixtures("integration")
+
+
+def rows(app):
+    with app.app_context():
+        return db.session.execute(db.select(CallLog).order_by(CallLog.id)).scalars().all()
+
+
+def test_megaplan_failing_the_first_writes_is_retried_to_exactly_one_call(
+        pbx, rq_worker, megaplan_sandbox, app):
+    megaplan_sandbox.state.fail_next(3, status=500, path_prefix="/api/v3/callInfo")
+    pbx.new_call().history(status="Success", user="ivanov")
+    rq_worker()
+    assert len(megaplan_sandbox.state.calls) == 1
+    (row,) = rows(app)
+    assert row.state == "sent" and row.attempts >= 2
+
+
+def test_a_megaplan_outage_window_loses_nothing_and_duplicates_nothing(
+        pbx, rq_worker, megaplan_sandbox, app, integration):
+    integration(create_client_on_incoming="y", create_communication="y", communication_types=["missed"])
+    megaplan_sandbox.state.outage(3600)
+    for n in range(5):
+        pbx.new_call(phone=f"7999000000{n}").history(status="missed", user="pbx", duration=0)
+    rq_worker(scheduled=False)           # every first attempt meets the outage
+    assert {r.state for r in rows(app)} == {"pending"}
+    assert all("503" in r.last_error for r in rows(app))
+    megaplan_sandbox.state.outage_until = 0  # Megaplan is back
+    rq_worker()                             # the scheduled retries run
+    assert {r.state for r in rows(app)} == {"sent"}
+    assert len(megaplan_sandbox.state.calls) == 5
+    assert len(megaplan_sandbox.state.todos) == 5
+    assert len([c for c in megaplan_sandbox.state.contractors.values()
+                if c.get("firstName") == "Новый клиент"]) == 5
+
+
+def test_retries_exhausted_mark_the_call_failed_and_retry_from_the_journal_sends_it(
+        pbx, rq_worker, megaplan_sandbox, app, configured):
+    megaplan_sandbox.state.outage(3600)
+    call = pbx.new_call()
+    call.history(status="Success", user="ivanov")
+    rq_worker()  # all 8 retries are made due at once and fail
+    (row,) = rows(app)
+    assert row.state == "failed" and "503" in row.last_error
+    page = configured.get("/plugins/megaplan/journal/?state=failed").text
+    assert call.call_id in page and "ошибка" in page and "Повторить" in page
+
+    megaplan_sandbox.state.outage_until = 0
+    response = post_form(configured, f"/plugins/megaplan/journal/{row.id}/retry", {},
+                         page="/plugins/megaplan/journal/")
+    assert response.status_code == 302
+    rq_worker()
+    assert rows(app)[0].state == "sent" and len(megaplan_sandbox.state.calls) == 1
+    assert "отправлен" in configured.get("/plugins/megaplan/journal/").text
+
+
+def test_a_permanent_error_stops_at_once_with_megaplans_message(pbx, rq_worker, megaplan_sandbox, app):
+    megaplan_sandbox.state.fail_next(1, status=422, path_prefix="/api/v3/callInfo/history")
+    pbx.new_call().history(status="Success", user="ivanov")
+    rq_worker()
+    (row,) = rows(app)
+    assert row.state == "failed" and row.attempts == 1
+    assert "Injected failure" in row.last_error
+    assert megaplan_sandbox.state.request_count("POST", "/api/v3/callInfo/history") == 1
+
+
+def test_expired_megaplan_token_is_refreshed_without_losing_the_call(pbx, rq_worker, megaplan_sandbox, app):
+    megaplan_sandbox.state.expire_access_tokens()
+    pbx.new_call().history(status="Success", user="ivanov")
+    rq_worker()
+    assert rows(app)[0].state == "sent"
+    megaplan_sandbox.state.revoke_tokens()  # refresh token dead too: back to the password
+    pbx.new_call().history(status="Success", user="ivanov")
+    rq_worker()
+    assert [r.state for r in rows(app)] == ["sent", "sent"]
+
+
+def test_two_workers_on_the_same_unknown_number_create_one_client(
+        pbx, megaplan_sandbox, app, integration):
+    integration(create_client_on_incoming="y")
+    megaplan_sandbox.state.set_latency(30)  # widen the race window
+    for _ in range(4):
+        pbx.new_call(phone="79995550000").history(status="missed", user="pbx", duration=0)
+    conn = app.extensions["megaplan"].redis
+    errors = []
+
+    def work():
+        try:
+            make_worker(app, conn).work(burst=True, logging_level="WARNING")
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+    threads = [threading.Thread(target=work) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors
+    assert {r.state for r in rows(app)} == {"sent"}
+    assert len(megaplan_sandbox.state.calls) == 4
+    assert len(megaplan_sandbox.state.contractors_with_phone("79995550000")) == 1
+
+
+def test_redis_flushed_before_the_worker_ran_loses_nothing(pbx, rq_worker, megaplan_sandbox, app):
+    for _ in range(3):
+        pbx.new_call().history(status="Success", user="ivanov")
+    app.extensions["megaplan"].redis.flushall()  # Redis restarted with its data gone
+    assert rq_worker() == 0
+    with app.app_context():
+        for row in db.session.execute(db.select(CallLog)).scalars():
+            row.enqueued_at = row.enqueued_at.replace(year=2000)  # long enough ago
+        db.session.commit()
+        assert sweep(db)["calls"] == 3
+    rq_worker()
+    assert {r.state for r in rows(app)} == {"sent"} and len(megaplan_sandbox.state.calls) == 3
+
+
+def test_a_sync_job_run_twice_writes_once(pbx, rq_worker, megaplan_sandbox, app, integration):
+    integration(create_communication="y", communication_types=["in"])
+    pbx.new_call().history(status="Success", user="ivanov")
+    rq_worker()
+    (row,) = rows(app)
+    with app.app_context():
+        db.session.get(CallLog, row.id).state = CallLog.PENDING  # as if the worker died before recording
+        db.session.commit()
+        queues.enqueue_sync(row.id)
+    rq_worker()
+    assert len(megaplan_sandbox.state.calls) == 1 and len(megaplan_sandbox.state.todos) == 1

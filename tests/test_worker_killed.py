@@ -1,0 +1,86 @@
+"""A real `rq worker` process SIGKILLed in the middle of a sync job loses nothing."""
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from host_stub.db import db
+from megaplan_plugin.models import CallLog
+from megaplan_plugin.outbox import sweep
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# fakeredis serves no other process (CONTRACT §8): this needs the real Redis CI runs with.
+pytestmark = [pytest.mark.usefixtures("integration"),
+              pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="needs a real Redis (REDIS_URL)")]
+
+
+def _worker_env(app) -> dict:
+    env = dict(os.environ)
+    env.update({
+        "CABINET_APP": "host_stub:create_app",
+        "DATABASE_URL": app.config["SQLALCHEMY_DATABASE_URI"],
+        "REDIS_URL": app.config["REDIS_URL"],
+        "SECRET_KEY": app.config["SECRET_KEY"],
+        "MEGAPLAN_ENCRYPTION_KEY": app.config["MEGAPLAN_ENCRYPTION_KEY"],
+        "MEGAPLAN_ALLOW_HTTP": "1",
+        "PYTHONPATH": str(ROOT),
+    })
+    return env
+
+
+def _children(parent: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == parent:
+                found.append(int(entry.name))
+    return found
+
+
+def test_sigkilled_worker_mid_job_loses_and_duplicates_nothing(pbx, rq_worker, megaplan_sandbox, app):
+    megaplan_sandbox.state.set_latency(1500)  # the job sits inside a Megaplan request
+    call = pbx.new_call()
+    call.history(status="Success", user="ivanov")
+    rq_bin = Path(sys.executable).with_name("rq")
+    worker = subprocess.Popen(
+        [str(rq_bin), "worker", "-w", "megaplan_plugin.worker.CabinetWorker", "--url",
+         app.config["REDIS_URL"], "megaplan"],
+        env=_worker_env(app), cwd=ROOT, start_new_session=True,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 30
+        while megaplan_sandbox.state.request_count(path_prefix="/api/v3/callInfo") == 0:
+            assert worker.poll() is None, worker.stderr.read().decode()[-2000:]
+            assert time.monotonic() < deadline, "the worker never reached Megaplan"
+            time.sleep(0.05)
+        # RQ puts the work horse in a session of its own: kill it by pid, then the worker.
+        for pid in _children(worker.pid):
+            os.kill(pid, signal.SIGKILL)
+        os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait(10)
+    finally:
+        if worker.poll() is None:
+            os.killpg(worker.pid, signal.SIGKILL)
+    megaplan_sandbox.state.set_latency(0)
+    time.sleep(1.6)  # let the request the horse left behind finish on the sandbox side
+
+    with app.app_context():
+        row = db.session.execute(db.select(CallLog)).scalar_one()
+        assert row.state == "pending"
+        row.enqueued_at = row.enqueued_at.replace(year=2000)
+        db.session.commit()
+        assert sweep(db)["calls"] == 1  # the job's worker is gone: queued again
+    rq_worker()
+    with app.app_context():
+        row = db.session.execute(db.select(CallLog)).scalar_one()
+        assert row.state == "sent"
+    assert [c["providerId"] for c in megaplan_sandbox.state.calls.values()] == [call.call_id]

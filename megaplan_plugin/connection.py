@@ -1,6 +1,7 @@
 """A Megaplan client for a stored credential, with its tokens kept (encrypted) in the database."""
 from __future__ import annotations
 
+import threading
 from datetime import timezone
 
 from flask import current_app
@@ -59,8 +60,25 @@ class DbTokenStore:
             return new
 
 
+_local = threading.local()
+MAX_CACHED_CLIENTS = 64
+
+
 def client_for(credential: Credential) -> MegaplanClient:
-    key = current_app.config["MEGAPLAN_ENCRYPTION_KEY"]
-    return MegaplanClient(credential.base_url, credential.login,
-                          decrypt(credential.password_enc, key),
-                          token_store=DbTokenStore(credential.id, key))
+    """One client per credential and thread, so jobs reuse the HTTP connection to Megaplan.
+
+    A changed login, password or domain makes a new client; ``requests.Session`` is not
+    shared between threads.
+    """
+    app = current_app._get_current_object()
+    cache_key = (app, credential.id, credential.base_url, credential.login, credential.password_enc)
+    cache = getattr(_local, "clients", None)
+    if cache is None or len(cache) > MAX_CACHED_CLIENTS:
+        cache = _local.clients = {}
+    client = cache.get(cache_key)
+    if client is None:
+        key = current_app.config["MEGAPLAN_ENCRYPTION_KEY"]
+        client = cache[cache_key] = MegaplanClient(
+            credential.base_url, credential.login, decrypt(credential.password_enc, key),
+            token_store=DbTokenStore(credential.id, key))
+    return client

@@ -99,7 +99,6 @@ def sync_call(call_log_id: int) -> str:
     db.session.commit()
     try:
         client = client_for(db.session.get(Credential, settings.credential_id))
-        call = sync.write_history(client, record, owner)
         contractor = None
         if not _own_number(row.account_id, row.client_phone):
             create = None
@@ -109,7 +108,7 @@ def sync_call(call_log_id: int) -> str:
                 create = "contact"
             contractor = contractors.find_or_create(client, row.account_id, row.client_phone,
                                                     create=create, responsible_id=owner.responsible_id)
-        sync.attach_client(client, call, contractor)
+        call = sync.write_history(client, record, owner, contractor)
         if settings.create_communication and \
                 sync.communication_kind(record) in (settings.communication_types or []):
             sync.ensure_communication(client, call, record, owner, contractor)

@@ -23,19 +23,17 @@ def call_type(direction: str, status: str) -> str:
     return "out" if status == ANSWERED else unconfirmed.FAILED_OUTGOING_CALL_TYPE
 
 
-def parties(direction: str, client_phone: str, own_number: str | None, employee_id: str | None) -> dict:
-    """fromPhone/toPhone and the employee on our side of the call."""
-    employee = link("Employee", employee_id) if employee_id else None
+def parties(direction: str, client_phone: str, own_number: str | None, employee_id: str | None,
+            contractor: dict | None = None) -> dict:
+    """fromPhone/toPhone, the employee on our side and the client on the other."""
+    ours = link("Employee", employee_id) if employee_id else None
+    theirs = link(contractor["contentType"], contractor["id"]) if contractor else None
     own = own_number or ""
     if direction == "in":
-        fields = {"fromPhone": client_phone, "toPhone": own}
-        if employee:
-            fields["toUser"] = employee
+        fields = {"fromPhone": client_phone, "toPhone": own, "toUser": ours, "fromUser": theirs}
     else:
-        fields = {"fromPhone": own, "toPhone": client_phone}
-        if employee:
-            fields["fromUser"] = employee
-    return fields
+        fields = {"fromPhone": own, "toPhone": client_phone, "fromUser": ours, "toUser": theirs}
+    return {key: value for key, value in fields.items() if value is not None}
 
 
 def popup_fields(event: dict, owner: CallOwner, state: str) -> dict:
@@ -47,7 +45,7 @@ def popup_fields(event: dict, owner: CallOwner, state: str) -> dict:
     return fields
 
 
-def history_fields(record: dict, owner: CallOwner) -> dict:
+def history_fields(record: dict, owner: CallOwner, contractor: dict | None = None) -> dict:
     started = datetime.fromisoformat(record["started_at"])
     ended = started + timedelta(seconds=(record.get("wait_seconds") or 0) + (record.get("duration_seconds") or 0))
     user = record.get("user") or {}
@@ -57,27 +55,24 @@ def history_fields(record: dict, owner: CallOwner) -> dict:
     if record.get("recording_url"):
         fields["recordLinks"] = [record["recording_url"]]
     fields.update(parties(record["direction"], record["client_phone"],
-                          record.get("virtual_number") or user.get("ext"), owner.employee_id))
+                          record.get("virtual_number") or user.get("ext"), owner.employee_id,
+                          contractor))
     return fields
 
 
-def write_history(client: MegaplanClient, record: dict, owner: CallOwner) -> dict:
-    """Finish the live call, or create it finished when no popup ever reached Megaplan."""
-    fields = history_fields(record, owner)
+def write_history(client: MegaplanClient, record: dict, owner: CallOwner,
+                  contractor: dict | None) -> dict:
+    """Finish the live call, or create it finished when no popup ever reached Megaplan.
+
+    The client goes into ``fromUser``/``toUser`` of the same write (the RAML allows a
+    contractor there), which saves the separate ``setContractor`` request per call.
+    """
+    fields = history_fields(record, owner, contractor)
     existing = client.get_call_by_provider(record["call_id"])
     if existing is not None:
         return client.update_call(existing["id"], fields)
     saved = client.save_call_history([fields])
     return saved[0] if isinstance(saved, list) else saved
-
-
-def attach_client(client: MegaplanClient, call: dict, contractor: dict | None) -> None:
-    if contractor is None:
-        return
-    current = call.get("fromUser") if call.get("type") in ("in", "miss") else call.get("toUser")
-    if isinstance(current, dict) and str(current.get("id")) == str(contractor["id"]):
-        return
-    client.set_call_contractor(call["id"], contractor["contentType"], contractor["id"])
 
 
 def communication_kind(record: dict) -> str:

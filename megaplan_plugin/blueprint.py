@@ -49,7 +49,7 @@ def settings():
             settings.default_responsible_id = form.default_responsible_id.data or None
             settings.unknown_employee_user_id = form.unknown_employee_user_id.data or None
             _host().db.session.commit()
-            current_app.extensions["megaplan"].hook_settings.forget(g.account_id)
+            _forget_cached(g.account_id)
             flash("Настройки сохранены.", "success")
             return redirect(url_for("megaplan.settings"))
         flash("Настройки не сохранены: исправьте ошибки, отмеченные ниже.", "danger")
@@ -107,7 +107,7 @@ def delete_credential(credential_id: int):
         return redirect(url_for("megaplan.edit_credential", credential_id=credential.id))
     title = credential.title
     store.delete_credential(g.account_id, credential)
-    current_app.extensions["megaplan"].hook_settings.forget(g.account_id)
+    _forget_cached(g.account_id)
     flash(f"Учетные данные «{title}» удалены.", "success")
     return redirect(url_for("megaplan.settings"))
 
@@ -124,6 +124,7 @@ def refresh_employees():
     else:
         try:
             store.refresh_employees(credential)
+            _forget_cached(g.account_id)
             flash("Список сотрудников Мегаплан обновлён.", "success")
         except MegaplanError as exc:
             _host().db.session.rollback()
@@ -139,6 +140,13 @@ def rotate_secret():
     flash(f"Новый секретный ключ: {secret} — скопируйте его сейчас, больше он показан не будет.",
           "secret")
     return redirect(url_for("megaplan.settings") + "#telephony-app")
+
+
+def _forget_cached(account_id: str) -> None:
+    """Hooks and routing read settings and mappings from memory; this process forgets now."""
+    state = current_app.extensions["megaplan"]
+    state.hook_settings.forget(account_id)
+    state.routes.forget(account_id)
 
 
 def _fill_choices(form: SettingsForm, credentials, employees) -> None:

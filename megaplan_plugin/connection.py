@@ -61,17 +61,19 @@ class DbTokenStore:
 
 
 _local = threading.local()
+DEFAULT_TIMEOUT = (3.05, 15)
 MAX_CACHED_CLIENTS = 64
 
 
-def client_for(credential: Credential) -> MegaplanClient:
+def client_for(credential: Credential, timeout=DEFAULT_TIMEOUT) -> MegaplanClient:
     """One client per credential and thread, so jobs reuse the HTTP connection to Megaplan.
 
     A changed login, password or domain makes a new client; ``requests.Session`` is not
     shared between threads.
     """
     app = current_app._get_current_object()
-    cache_key = (app, credential.id, credential.base_url, credential.login, credential.password_enc)
+    cache_key = (app, credential.id, credential.base_url, credential.login, credential.password_enc,
+                 timeout)
     cache = getattr(_local, "clients", None)
     if cache is None or len(cache) > MAX_CACHED_CLIENTS:
         cache = _local.clients = {}
@@ -80,5 +82,5 @@ def client_for(credential: Credential) -> MegaplanClient:
         key = current_app.config["MEGAPLAN_ENCRYPTION_KEY"]
         client = cache[cache_key] = MegaplanClient(
             credential.base_url, credential.login, decrypt(credential.password_enc, key),
-            token_store=DbTokenStore(credential.id, key))
+            token_store=DbTokenStore(credential.id, key), timeout=timeout)
     return client

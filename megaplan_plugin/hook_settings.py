@@ -20,6 +20,8 @@ TTL_SECONDS = 5.0
 class HookSettings:
     active: bool
     numbers: frozenset[str] | None  # None: no filter by virtual number
+    route_to_manager: bool = False
+    credential_id: int | None = None
 
     def wants(self, virtual_number: str | None) -> bool:
         if not self.active:
@@ -55,7 +57,9 @@ class HookSettingsCache:
 def _read(db, account_id: str) -> HookSettings:
     row = db.session.execute(select(
         Settings.active, Settings.credential_id, Settings.filter_by_numbers, Settings.virtual_numbers,
+        Settings.route_to_manager,
     ).where(Settings.account_id == account_id)).one_or_none()
     if row is None or not row.active or row.credential_id is None:
         return INACTIVE
-    return HookSettings(True, frozenset(row.virtual_numbers or ()) if row.filter_by_numbers else None)
+    return HookSettings(True, frozenset(row.virtual_numbers or ()) if row.filter_by_numbers else None,
+                        bool(row.route_to_manager), row.credential_id)

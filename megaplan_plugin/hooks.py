@@ -87,7 +87,8 @@ def call_ended(host, record):
 @hookimpl
 @never_raise
 def route_request(host, event):
-    return None
+    from .routing import route_for
+    return route_for(host, event)
 
 
 def _enqueue_live(host, hook: str, event) -> None:

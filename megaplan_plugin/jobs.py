@@ -136,3 +136,18 @@ def _own_number(account_id: str, phone: str) -> bool:
     pbx = current_app.extensions["cabinet"].pbx
     own = {u.telnum for u in pbx.users(account_id) if u.telnum} | set(pbx.virtual_numbers(account_id))
     return phone in own
+
+
+@with_app_context
+def refresh_route(account_id: str, phone: str) -> str:
+    """Ask Megaplan whose client a number is, without the PBX waiting (after a slow route)."""
+    from .routing import remember_route
+    db = _db()
+    settings = db.session.get(Settings, account_id)
+    if settings is None or not settings.active or settings.credential_id is None:
+        return "skipped"
+    client = client_for(db.session.get(Credential, settings.credential_id))
+    remember_route(current_app.extensions["cabinet"], settings.credential_id, account_id, phone,
+                   client.call_route(phone))
+    current_app.extensions["megaplan"].routes.forget(account_id)
+    return "remembered"

@@ -50,6 +50,10 @@ def live_job_id(account_id: str, call_id: str, hook: str, login: str | None) -> 
     return "megaplan-live-" + hashlib.sha1(key.encode()).hexdigest()
 
 
+def route_job_id(account_id: str, phone: str) -> str:
+    return "megaplan-route-" + hashlib.sha1(f"{account_id}\0{phone}".encode()).hexdigest()
+
+
 def sync_job_id(call_log_id: int) -> str:
     return f"megaplan-call-{call_log_id}"
 

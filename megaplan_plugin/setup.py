@@ -13,6 +13,7 @@ from flask.cli import AppGroup
 from . import queue as queues
 from .hook_settings import HookSettingsCache
 from .models import Base
+from .routing import RouteCache
 
 log = logging.getLogger(__name__)
 SWEEP_EVERY_SECONDS = 30
@@ -25,6 +26,7 @@ class PluginState:
     redis: object
     embedded: bool
     hook_settings: HookSettingsCache = field(default_factory=HookSettingsCache)
+    routes: RouteCache = field(default_factory=RouteCache)
     threads: list = field(default_factory=list)
 
 

@@ -1,0 +1,92 @@
+"""Routing to the personal manager (`contact` push → route_request) against the sandbox."""
+import time
+
+import pytest
+
+from host_stub.db import db
+from megaplan_plugin.models import KnownClient
+
+pytestmark = pytest.mark.usefixtures("integration")
+
+
+@pytest.fixture
+def routing_on(integration):
+    integration(route_to_manager="y")
+
+
+@pytest.mark.usefixtures("routing_on")
+def test_a_known_client_rings_their_manager_on_the_very_first_call(pbx, app):
+    # «Сергей Кузнецов» 79161234567 belongs to Иван Иванов (internal 101 → PBX ivanov).
+    answer = pbx.new_call(phone="79161234567").contact()
+    assert answer == {"responsible": "ivanov", "contact_name": "Кузнецов Сергей"}
+    company = pbx.new_call(phone="84951234567").contact()
+    assert company == {"responsible": "petrova", "contact_name": "ООО Ромашка"}
+
+
+@pytest.mark.usefixtures("routing_on")
+def test_the_second_call_is_answered_from_the_cache_without_megaplan(pbx, megaplan_sandbox):
+    pbx.new_call(phone="79161234567").contact()
+    before = megaplan_sandbox.state.request_count()
+    assert pbx.new_call(phone="79161234567").contact()["responsible"] == "ivanov"
+    assert megaplan_sandbox.state.request_count() == before
+
+
+def test_routing_off_gives_no_opinion(pbx, megaplan_sandbox):
+    assert pbx.new_call(phone="79161234567").contact() == {}
+    assert megaplan_sandbox.state.request_count(path_prefix="/api/v3/callRoute") == 0
+
+
+@pytest.mark.usefixtures("routing_on")
+def test_an_unknown_number_gives_no_opinion(pbx):
+    assert pbx.new_call(phone="79990001122").contact() == {}
+
+
+@pytest.mark.usefixtures("routing_on")
+def test_a_manager_without_a_pbx_match_gives_no_opinion(pbx, megaplan_sandbox, configured):
+    megaplan_sandbox.state.remove_call_user_config("1000002")  # Иван Иванов loses 101
+    assert configured.post("/plugins/megaplan/employees/refresh").status_code == 302
+    assert pbx.new_call(phone="79161234567").contact() == {}
+
+
+@pytest.mark.usefixtures("routing_on")
+def test_a_client_remembered_by_sync_routes_without_asking_megaplan(pbx, rq_worker, megaplan_sandbox, integration):
+    integration(route_to_manager="y", create_client_on_incoming="y")
+    call = pbx.new_call(phone="79993332211")
+    call.ring("sidorov")
+    call.history(status="Success", user="sidorov")
+    rq_worker()  # the new client belongs to Пётр Сидоров (103)
+    before = megaplan_sandbox.state.request_count(path_prefix="/api/v3/callRoute")
+    answer = pbx.new_call(phone="79993332211").contact()
+    assert answer["responsible"] == "sidorov" and "Новый клиент" in answer["contact_name"]
+    assert megaplan_sandbox.state.request_count(path_prefix="/api/v3/callRoute") == before
+
+
+@pytest.mark.parametrize("app_config", [{"CABINET_ROUTE_TIMEOUT_MS": 500}])
+@pytest.mark.usefixtures("routing_on")
+def test_slow_megaplan_gives_no_opinion_in_time_and_the_next_call_routes(
+        pbx, rq_worker, megaplan_sandbox, app, app_config):
+    megaplan_sandbox.state.set_latency(1500)
+    started = time.monotonic()
+    assert pbx.new_call(phone="79161234567").contact() == {}
+    assert time.monotonic() - started < 0.5
+    megaplan_sandbox.state.set_latency(0)
+    time.sleep(0.1)
+    rq_worker()  # the background refresh asked callRoute without the PBX waiting
+    with app.app_context():
+        assert db.session.execute(db.select(KnownClient.responsible_id).where(
+            KnownClient.phone == "79161234567")).scalar_one() == "1000002"
+    assert pbx.new_call(phone="79161234567").contact()["responsible"] == "ivanov"
+
+
+@pytest.mark.usefixtures("routing_on")
+def test_filtered_numbers_are_not_routed(pbx, integration):
+    integration(route_to_manager="y", filter_by_numbers="y", virtual_numbers=["74950000002"])
+    assert pbx.new_call(phone="79161234567", diversion="74950000001").contact() == {}
+    assert pbx.new_call(phone="79161234567", diversion="74950000002").contact()["responsible"] == "ivanov"
+
+
+@pytest.mark.usefixtures("routing_on")
+def test_one_accounts_routing_never_answers_anothers_calls(client, pbx):
+    from host_stub.testing import PbxScript
+    other = PbxScript(client, "other", "other-crm-token")
+    assert other.new_call(phone="79161234567").contact() == {}

@@ -35,9 +35,13 @@ def _api_error(exc: ApiError):
     return response
 
 
-@bp.errorhandler(404)
-@bp.errorhandler(405)
-def _http_error(exc):
+def json_routing_errors(exc):
+    """App-wide 404/405 handler: JSON under the API prefix, the host's pages elsewhere.
+
+    Routing fails before a blueprint is chosen, so a blueprint handler would never see these.
+    """
+    if not request.path.startswith(bp.url_prefix + "/"):
+        return exc
     return jsonify(error="not_found" if exc.code == 404 else "method_not_allowed",
                    message=exc.description), exc.code
 
@@ -114,7 +118,10 @@ def call(account_key: str):
     body = _json_body()
     _require_active(settings)
     try:
-        phone = normalize(str(body.get("phone") or ""))
+        phone = body.get("phone")
+        if not isinstance(phone, (str, int)) or isinstance(phone, bool):
+            raise InvalidPhone("Укажите номер телефона строкой")
+        phone = normalize(str(phone))
     except InvalidPhone as exc:
         raise ApiError(400, "invalid_phone", str(exc)) from None
     login = _pbx_login(settings, body)

@@ -39,11 +39,14 @@ def init_app(app: Flask, host) -> None:
     host.add_tables(Base.metadata)
 
     from .api import bp as api_bp
+    from .api import json_routing_errors
     from .blueprint import bp
     from .journal import bp as journal_bp
     app.register_blueprint(bp)
     app.register_blueprint(api_bp)
     app.register_blueprint(journal_bp)
+    app.register_error_handler(404, json_routing_errors)
+    app.register_error_handler(405, json_routing_errors)
     # Machines call the API with their own secret; CSRF tokens are for browsers.
     if "csrf" in app.extensions:
         app.extensions["csrf"].exempt(api_bp)

@@ -19,9 +19,11 @@ def create_sandbox_app(state: SandboxState | None = None) -> Flask:
     app = Flask(__name__)
     app.json.ensure_ascii = False
     app.extensions["megaplan_sandbox"] = state or SandboxState()
-    from . import api, page
+    from . import api, page, telephony_app
+    app.secret_key = "megaplan-sandbox"  # only for its own flash messages
     app.register_blueprint(api.bp)
     app.register_blueprint(page.bp)
+    app.register_blueprint(telephony_app.bp)
     return app
 
 

@@ -23,7 +23,8 @@ def index():
         employees = dict(state.employees)
     return render_template("megaplan_sandbox/index.html", calls=calls, contractors=contractors,
                            todos=todos, events=events, employees=employees, login=seed.LOGIN,
-                           url=request.host_url.rstrip("/"))
+                           url=request.host_url.rstrip("/"), app_settings=state.telephony_app,
+                           callers=[e for e in employees.values() if state.internal_number_of(e["id"])])
 
 
 @bp.get("/_sandbox/state")

@@ -50,6 +50,7 @@ def access_token():
     state = _state()
     form = request.form
     grant = form.get("grant_type")
+    state.grants.append(grant)
     if grant == "password":
         login = state.logins.get(form.get("username", ""))
         if login is None or login[0] != form.get("password"):

@@ -44,6 +44,7 @@ class SandboxState:
             self.refresh_tokens: dict[str, str] = {}
             self.widget_events: list[dict] = []
             self.telephony_app: dict[str, str] = {}
+            self.grants: list[str | None] = []  # grant_type of every token request, in order
             self.requests: deque = deque(maxlen=20000)
             self._ids = {"Employee": 1000100, "ContractorHuman": 2000000, "ContractorCompany": 3000000,
                          "CallInfo": 4000000, "Todo": 5000000, "CallUserConfig": 6000000}

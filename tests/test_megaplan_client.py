@@ -289,3 +289,21 @@ def test_sandbox_page_and_fault_endpoint(client, sandbox):
     with pytest.raises(MegaplanTransientError):
         client.current_user()
     assert requests.get(sandbox.url + "/_sandbox/state").json()["calls"][0]["providerId"] == "demo-1"
+
+
+def test_sandbox_reproduces_the_other_pitfalls(client):
+    # 3: /employee ignores `filter` and `q` (200, unfiltered).
+    assert len(client.get("/api/v3/employee", {"q": "Иван", "filter": {"x": 1}})) == 5
+    # 5: comments on contractors fail.
+    with pytest.raises(MegaplanTransientError):
+        client.get("/api/v3/contractorHuman/2000001/comments")
+    # 7: lists return fewer fields than cards.
+    listed = next(e for e in client.get("/api/v3/employee") if e["id"] == "1000002")
+    assert "firstName" not in listed and "firstName" in client.get("/api/v3/employee/1000002")
+    # 10: nothing stops a second client with the same phone (the plugin must look first).
+    client.create_contractor_human("Дубль", "Кузнецов", "79161234567")
+    assert len(client.find_contractors_by_phone("79161234567")) == 2
+    # 15: getEntitiesByLinks fails for Employee links, works for contractors.
+    with pytest.raises(MegaplanTransientError):
+        client.post("/api/v3/bulk/getEntitiesByLinks", [link("Employee", "1000002")])
+    assert client.post("/api/v3/bulk/getEntitiesByLinks", [link("ContractorHuman", "2000001")])[0]["id"] == "2000001"

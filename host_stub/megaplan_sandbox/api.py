@@ -182,6 +182,26 @@ def abstract_contractor_routes(contractor_id=None):
     raise ApiError(500, "Internal server error")  # pitfall 4: abstract routes fail live
 
 
+@bp.route("/<any(contractorHuman, contractorCompany, contractor):kind>/<entity_id>/comments",
+          methods=["GET", "POST"])
+def contractor_comments(kind, entity_id):
+    raise ApiError(500, "Internal server error")  # pitfall 5: contractor comments fail live
+
+
+@bp.post("/bulk/getEntitiesByLinks")
+def entities_by_links():
+    state = _state()
+    body = request.get_json(silent=True)
+    if not isinstance(body, list):
+        raise ApiError(422, "Request body must be a JSON array of links")
+    if any(isinstance(l, dict) and l.get("contentType") == "Employee" for l in body):
+        raise ApiError(500, "Internal server error")  # pitfall 15: Employee links 500 live
+    found = [state.find(l.get("contentType", ""), str(l.get("id"))) for l in body
+             if isinstance(l, dict) and l.get("contentType") in ("ContractorHuman", "ContractorCompany")]
+    data, included = render(state, [f for f in found if f])
+    return envelope(data, included=included)
+
+
 @bp.get("/contractor/<contractor_id>")
 def contractor(contractor_id):
     return _one(_state().contractors.get(contractor_id))

@@ -63,12 +63,12 @@ def find_or_create(client: MegaplanClient, account_id: str, phone: str, *, creat
 
 
 def _create(client: MegaplanClient, phone: str, kind: str, responsible_id: str | None) -> dict:
-    # Named by what happened, with the number written the way a manager would dial it.
+    # Named by what happened, with the number written the way a manager would dial it;
+    # Megaplan lists people surname first, so the list reads «Новый клиент +7 916 …».
     label = "Новый клиент" if kind == "client" else "Новый контакт"
-    pretty = pretty_phone(phone)
     log.info("megaplan: creating %s for %s", kind, phone)
-    return client.create_contractor_human(first_name=label, last_name=pretty, phone="+" + phone,
-                                          responsible_id=responsible_id)
+    return client.create_contractor_human(first_name=pretty_phone(phone), last_name=label,
+                                          phone="+" + phone, responsible_id=responsible_id)
 
 
 def pretty_phone(phone: str) -> str:

@@ -43,7 +43,7 @@ def test_a_megaplan_outage_window_loses_nothing_and_duplicates_nothing(
     assert len(megaplan_sandbox.state.calls) == 5
     assert len(megaplan_sandbox.state.todos) == 5
     assert len([c for c in megaplan_sandbox.state.contractors.values()
-                if c.get("firstName") == "Новый клиент"]) == 5
+                if c.get("lastName") == "Новый клиент"]) == 5
 
 
 def test_retries_exhausted_mark_the_call_failed_and_retry_from_the_journal_sends_it(

@@ -199,8 +199,8 @@ class Pbx:
         if answered is not None:
             self._push_event(account_id, call, "COMPLETED", answered.login, source)
         talk_from = call.answered_at or now
-        if status.lower() in ("missed",):
-            user_login = "pbx"
+        if status.lower() == "missed":
+            user_login = "pbx"  # as the live PBX reports unanswered calls
         else:
             user_login = answered.login if answered else next(iter(call.rung), "pbx")
         self.handle_push(account_id, {

@@ -10,6 +10,7 @@ import dataclasses
 import functools
 import logging
 
+from flask import current_app
 from redis.exceptions import RedisError
 from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
@@ -48,7 +49,6 @@ def cabinet_init_app(app, host):
 
 def _wanted(host, account_id: str, virtual_number: str | None) -> bool:
     """Inactive integration or a filtered-out number: nothing recorded, nothing queued."""
-    from flask import current_app
     return current_app.extensions["megaplan"].hook_settings.get(host.db, account_id).wants(virtual_number)
 
 

@@ -10,18 +10,32 @@ import argparse
 import os
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from rq import Queue  # noqa: E402
 
-from host_stub import create_app  # noqa: E402
+from _app import fresh_app  # noqa: E402
 from host_stub.types import CallEvent, CallRecord, PbxUser  # noqa: E402
+
+
+def _activate(app) -> None:
+    """An active integration: otherwise the hooks return before doing anything."""
+    from megaplan_plugin.crypto import encrypt
+    from megaplan_plugin.models import Credential, Settings
+    db = app.extensions["cabinet"].db
+    credential = Credential(account_id="demo", title="bench", login="bench@example.ru",
+                            base_url="https://bench.megaplan.ru", password_enc=encrypt("x"))
+    db.session.add(credential)
+    db.session.flush()
+    db.session.merge(Settings(account_id="demo", credential_id=credential.id, active=True,
+                              api_key=uuid.uuid4().hex, virtual_numbers=[], communication_types=[]))
+    db.session.commit()
 
 
 def percentiles(samples: list[float]) -> tuple[float, float]:
@@ -35,16 +49,13 @@ def main() -> None:
     parser.add_argument("--redis", default=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/14"))
     args = parser.parse_args()
 
-    tmp = tempfile.mkdtemp()
-    database = os.environ.get("DATABASE_URL") or f"sqlite:///{tmp}/bench.sqlite3"
-    app = create_app({"SQLALCHEMY_DATABASE_URI": database.replace("postgresql://", "postgresql+psycopg://"),
-                      "REDIS_URL": args.redis, "MEGAPLAN_EMBEDDED_WORKER": False})
+    app = fresh_app(REDIS_URL=args.redis)
+    database = app.config["SQLALCHEMY_DATABASE_URI"]
     conn = app.extensions["megaplan"].redis
-    conn.flushdb()
     host = app.extensions["cabinet"]
     user = PbxUser("ivanov", "Иван Иванов", "101")
     with app.app_context():
-        host.set_plugin_enabled("demo", "megaplan", True)
+        _activate(app)
         bare_queue = Queue("bench-bare", connection=conn)
         bare, started, ended = [], [], []
         for i in range(args.calls):
@@ -64,7 +75,9 @@ def main() -> None:
             t0 = time.perf_counter()
             host.call_hook("demo", "call_ended", record=record)
             ended.append(time.perf_counter() - t0)
+    queued = {name: Queue(name, connection=conn).count for name in ("megaplan-live", "megaplan")}
     conn.flushdb()
+    assert queued == {"megaplan-live": args.calls, "megaplan": args.calls}, queued  # hooks did their work
 
     base50, base99 = percentiles(bare)
     print(f"database: {database.split('://')[0]}, redis: {args.redis}, calls: {args.calls}")

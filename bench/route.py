@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from datetime import datetime, timezone
@@ -44,7 +43,7 @@ def main() -> None:
     parser.add_argument("--slow-calls", type=int, default=20)
     args = parser.parse_args()
     with serve() as sandbox:
-        app = make_app(sandbox.url, tempfile.mkdtemp())
+        app = make_app(sandbox.url)
         host = app.extensions["cabinet"]
         phones = [f"7900{n:07d}" for n in range(args.numbers)]
         with app.app_context():

@@ -11,15 +11,15 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 import time
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from host_stub import create_app  # noqa: E402
+from _app import fresh_app  # noqa: E402
 from host_stub.db import db  # noqa: E402
 from host_stub.megaplan_sandbox import serve  # noqa: E402
 from host_stub.testing import SANDBOX_LOGIN, SANDBOX_PASSWORD, run_jobs  # noqa: E402
@@ -38,29 +38,15 @@ MINIMUM = {
 }
 
 
-def make_app(sandbox_url: str, tmp: str):
-    database = os.environ.get("DATABASE_URL") or f"sqlite:///{tmp}/bench-sync.sqlite3"
-    app = create_app({"SQLALCHEMY_DATABASE_URI": database.replace("postgresql://", "postgresql+psycopg://"),
-                      "REDIS_URL": os.environ.get("REDIS_URL"), "MEGAPLAN_EMBEDDED_WORKER": False,
-                      "MEGAPLAN_ALLOW_HTTP": True})
+def make_app(sandbox_url: str):
+    app = fresh_app()
     with app.app_context():
-        for metadata in app.extensions["cabinet"].plugin_tables:
-            metadata.drop_all(db.engine)
-        db.drop_all()
-        db.create_all()
-        for metadata in app.extensions["cabinet"].plugin_tables:
-            metadata.create_all(db.engine)
-        from host_stub.seed import seed_demo_data
-        seed_demo_data()
-        host = app.extensions["cabinet"]
-        host.set_plugin_enabled("demo", "megaplan", True)
         result = account_settings.check_and_store_credential(
             "demo", title="bench", login=SANDBOX_LOGIN, password=SANDBOX_PASSWORD, domain=sandbox_url)
         settings = account_settings.settings_for("demo")
         settings.credential_id, settings.active = result.credential.id, True
         settings.default_responsible_id = "1000003"
         db.session.commit()
-    app.extensions["megaplan"].redis.flushdb()
     return app
 
 
@@ -164,9 +150,8 @@ def main() -> None:
     parser.add_argument("--outage-calls", type=int, default=1000)
     parser.add_argument("--outage-seconds", type=float, default=60)
     args = parser.parse_args()
-    tmp = tempfile.mkdtemp()
     with serve() as sandbox:
-        app = make_app(sandbox.url, tmp)
+        app = make_app(sandbox.url)
         throughput(app, sandbox, args.calls)
         requests_per_call(app, sandbox)
         outage(app, sandbox, args.outage_calls, args.outage_seconds)

@@ -76,7 +76,7 @@ def call_ended(host, record):
     if row_id is None:
         return  # the PBX repeated the push; the first one is already in the outbox
     try:
-        queues.enqueue_sync(row_id)
+        queues.enqueue_sync(row_id, fresh=True)
     except RedisError:
         log.warning("megaplan: Redis unavailable, call %s stays in the outbox", record.call_id)
         # Stored as enqueued to save a commit on the usual path; undo that so the sweeper sends it.

@@ -71,14 +71,20 @@ def enqueue_live(account_id: str, call_id: str, hook: str, payload: dict) -> Non
         pass  # the PBX repeated the push: the popup is already on its way
 
 
-def enqueue_sync(call_log_id: int, replace: bool = False) -> None:
+def enqueue_sync(call_log_id: int, replace: bool = False, fresh: bool = False) -> None:
     """Queue the sync of a call, unless a live job for it exists; a finished one is replaced.
 
     ``replace`` (the sweeper, once it knows the job's worker is dead) replaces any job.
+    ``fresh`` (the hook, for a row it has just inserted) skips the uniqueness check: no job can
+    have that id yet, and the check costs Redis round trips inside the hook's 2 ms.
     """
     from .jobs import sync_call
     q = queue(SYNC_QUEUE)
     job_id = sync_job_id(call_log_id)
+    if fresh:
+        q.enqueue(sync_call, call_log_id, job_id=job_id, result_ttl=3600,
+                  failure_ttl=7 * 24 * 3600, retry=SYNC_RETRY)
+        return
     for _ in range(2):
         try:
             q.enqueue(sync_call, call_log_id, job_id=job_id, unique=True,

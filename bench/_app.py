@@ -1,0 +1,33 @@
+"""A cabinet app on clean tables for a benchmark (DATABASE_URL / REDIS_URL when set)."""
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from host_stub import create_app  # noqa: E402
+from host_stub.config import _database_url  # noqa: E402
+from host_stub.db import db  # noqa: E402
+from host_stub.seed import seed_demo_data  # noqa: E402
+
+
+def fresh_app(**config):
+    database = os.environ.get("DATABASE_URL")
+    uri = _database_url(database, None) if database else f"sqlite:///{tempfile.mkdtemp()}/bench.sqlite3"
+    app = create_app({"SQLALCHEMY_DATABASE_URI": uri, "REDIS_URL": os.environ.get("REDIS_URL"),
+                      "MEGAPLAN_EMBEDDED_WORKER": False, "MEGAPLAN_ALLOW_HTTP": True, **config})
+    with app.app_context():
+        tables = app.extensions["cabinet"].plugin_tables
+        for metadata in tables:
+            metadata.drop_all(db.engine)
+        db.drop_all()
+        db.create_all()
+        for metadata in tables:
+            metadata.create_all(db.engine)
+        seed_demo_data()
+        app.extensions["cabinet"].set_plugin_enabled("demo", "megaplan", True)
+    app.extensions["megaplan"].redis.flushdb()
+    return app

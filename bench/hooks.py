@@ -7,6 +7,7 @@ Goal (issue 3): hook p99 within 3x of a bare Queue.enqueue p99 measured in the s
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import statistics
 import sys
@@ -40,7 +41,7 @@ def _activate(app) -> None:
 
 def percentiles(samples: list[float]) -> tuple[float, float]:
     ordered = sorted(samples)
-    return statistics.median(ordered) * 1000, ordered[int(len(ordered) * 0.99) - 1] * 1000
+    return statistics.median(ordered) * 1000, ordered[math.ceil(len(ordered) * 0.99) - 1] * 1000
 
 
 def main() -> None:

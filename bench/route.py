@@ -8,6 +8,7 @@ Warm cache over known numbers vs a bare indexed lookup of the same table in the 
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 import sys
 import time
@@ -30,7 +31,7 @@ from sync import make_app  # noqa: E402
 
 def ms(samples):
     ordered = sorted(samples)
-    return statistics.median(ordered) * 1000, ordered[max(0, int(len(ordered) * 0.99) - 1)] * 1000
+    return statistics.median(ordered) * 1000, ordered[math.ceil(len(ordered) * 0.99) - 1] * 1000
 
 
 def event(phone: str) -> CallEvent:

@@ -50,7 +50,8 @@ def test_group_call_is_one_call_owned_by_who_answered(pbx, rq_worker, megaplan_s
     rq_worker()
     call.answer("petrova").cancel("ivanov")
     rq_worker()
-    call.history(status="success", user="petrova", duration=30)
+    call.history(status="success", user="petrova@demo.megapbx.ru", duration=30,
+                 **{"z-flag": "0", "group": "g_5f1c", "missedStatus": ""})  # as live pushes carry
     rq_worker()
     (mp_call,) = calls(megaplan_sandbox)
     assert mp_call["toUser"]["id"] == "1000003" and mp_call["state"] == "finished"

@@ -34,13 +34,14 @@ def settings():
     settings = store.settings_for(g.account_id)
     credentials = store.credentials_for(g.account_id)
     form = SettingsForm(obj=settings if request.method == "GET" else None)
-    selected = form.credential_id.data if request.method == "POST" else settings.credential_id
-    if selected is None and credentials:
-        selected = credentials[0].id
+    if request.method == "POST":
+        selected = form.credential_id.data
+    else:
+        selected = settings.credential_id or (credentials[0].id if credentials else None)
+        form.credential_id.data = selected
+    # Choices come from the chosen credential's Megaplan, and only from this account's.
     employees = store.employees_of(selected if any(c.id == selected for c in credentials) else None)
     _fill_choices(form, credentials, employees)
-    if request.method == "GET" and settings.credential_id is None and credentials:
-        form.credential_id.data = credentials[0].id
     if request.method == "POST":
         if form.validate_on_submit():
             form.populate_obj(settings)

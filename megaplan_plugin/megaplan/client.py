@@ -82,7 +82,7 @@ class MegaplanClient:
         return Tokens.from_response(body)
 
     def _password_grant(self, replaced: Tokens | None) -> Tokens:
-        log.info("megaplan: password grant for %s at %s", self.username, self.base_url)
+        log.info("megaplan: logging in as %s at %s", self.username, self.base_url)
         new = self._token_request({"grant_type": "password", "username": self.username,
                                    "password": self._password})
         return self.tokens.save(new, replaced)

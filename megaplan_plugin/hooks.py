@@ -12,16 +12,15 @@ import logging
 
 from flask import current_app
 from redis.exceptions import RedisError
-from sqlalchemy import insert
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import SQLAlchemyError
 
 from . import DESCRIPTION, KEY, TITLE
 from . import queue as queues
 from .cabinet import PluginInfo, hookimpl
-from .models import CallLog, DeferredEvent, utcnow
+from .models import CallLog, DeferredEvent
+from .outbox import insert_call
 
 log = logging.getLogger(__name__)
-_INSERT_CALL = insert(CallLog).returning(CallLog.id)
 
 
 def never_raise(func):
@@ -72,7 +71,14 @@ def call_ended(host, record):
     if not _wanted(host, record.account_id, record.virtual_number):
         return
     db = host.db
-    row_id = _store_record(db, record)
+    data = _as_dict(record)
+    try:
+        row_id = insert_call(db, data)
+    except SQLAlchemyError:
+        # The database is down: Redis carries the whole record until a job can store it.
+        log.warning("megaplan: database unavailable, call %s handed to Redis", record.call_id)
+        queues.enqueue_store(data)
+        return
     if row_id is None:
         return  # the PBX repeated the push; the first one is already in the outbox
     try:
@@ -101,24 +107,6 @@ def _enqueue_live(host, hook: str, event) -> None:
         db.session.add(DeferredEvent(account_id=event.account_id, call_id=event.call_id,
                                      hook=hook, payload=payload))
         db.session.commit()
-
-
-def _store_record(db, record) -> int | None:
-    """Insert the call into the outbox; None when the PBX already pushed it.
-
-    One autocommitted Core insert on a connection of its own: a single statement is atomic
-    anyway, and the ORM's unit of work, BEGIN/COMMIT round trips and the reload of the new row
-    cost more than the 2 ms the hook has.
-    """
-    values = dict(account_id=record.account_id, call_id=record.call_id,
-                  direction=record.direction, client_phone=record.client_phone,
-                  virtual_number=record.virtual_number, status=record.status,
-                  started_at=record.started_at, record=_as_dict(record), enqueued_at=utcnow())
-    try:
-        with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            return conn.execute(_INSERT_CALL, values).scalar_one()
-    except IntegrityError:
-        return None
 
 
 def _as_dict(value) -> dict:

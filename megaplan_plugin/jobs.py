@@ -81,6 +81,18 @@ def live_event(account_id: str, hook: str, payload: dict) -> str:
 
 
 @with_app_context
+def store_call(record: dict) -> str:
+    """Store a call the hook could not (database down), then sync it; raises until it can."""
+    from .outbox import insert_call
+    from .queue import enqueue_sync
+    row_id = insert_call(_db(), record)
+    if row_id is None:
+        return "stored already"
+    enqueue_sync(row_id, fresh=True)
+    return "stored"
+
+
+@with_app_context
 def sync_call(call_log_id: int) -> str:
     """Write one finished call to Megaplan: history, recording, client, communication."""
     db = _db()

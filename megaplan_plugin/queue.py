@@ -71,6 +71,18 @@ def enqueue_live(account_id: str, call_id: str, hook: str, payload: dict) -> Non
         pass  # the PBX repeated the push: the popup is already on its way
 
 
+def enqueue_store(record: dict) -> None:
+    """A finished call the database refused: the job stores it once the database is back."""
+    from .jobs import store_call
+    key = "\0".join((record["account_id"], record["call_id"]))
+    try:
+        queue(SYNC_QUEUE).enqueue(
+            store_call, record, job_id="megaplan-store-" + hashlib.sha1(key.encode()).hexdigest(),
+            unique=True, result_ttl=3600, failure_ttl=7 * 24 * 3600, retry=SYNC_RETRY)
+    except DuplicateJobError:
+        pass  # the PBX repeated the push while the database was down
+
+
 def enqueue_sync(call_log_id: int, replace: bool = False, fresh: bool = False) -> None:
     """Queue the sync of a call, unless a live job for it exists; a finished one is replaced.
 

@@ -137,3 +137,20 @@ def test_a_sync_job_run_twice_writes_once(pbx, rq_worker, megaplan_sandbox, app,
         queues.enqueue_sync(row.id)
     rq_worker()
     assert len(megaplan_sandbox.state.calls) == 1 and len(megaplan_sandbox.state.todos) == 1
+
+
+def test_database_down_during_the_hook_hands_the_call_to_redis(pbx, rq_worker, megaplan_sandbox, app):
+    with app.app_context():
+        CallLog.__table__.drop(db.engine)  # the outbox table is gone: every insert fails
+    call = pbx.new_call()
+    call.history(status="Success", user="ivanov")
+    call.history(status="Success", user="ivanov")  # the PBX repeats the push
+    sync_queue = queues.queue(queues.SYNC_QUEUE, app.extensions["megaplan"].redis)
+    assert sync_queue.count == 1  # one job carrying the record, the repeat deduplicated
+    rq_worker(scheduled=False)  # still down: the job fails and waits for its retry
+    with app.app_context():
+        CallLog.__table__.create(db.engine)  # the database is back
+    rq_worker()
+    (row,) = rows(app)
+    assert row.call_id == call.call_id and row.state == "sent"
+    assert len(megaplan_sandbox.state.calls) == 1

@@ -122,7 +122,7 @@ class Pbx:
             if call is None:
                 direction = push.direction or ("out" if push.type == "OUTGOING" else "in")
                 call = LiveCall(account_id, push.call_id, direction, push.phone,
-                                self._virtual_number(push, direction), now,
+                                self._virtual_number(push, direction, user), now,
                                 group_name=push.group_name)
                 self._live[(account_id, push.call_id)] = call
             if push.type in ("INCOMING", "OUTGOING") and push.user:
@@ -155,7 +155,8 @@ class Pbx:
             user = user if push.direction == "out" else None
         record = CallRecord(
             account_id=account_id, call_id=push.call_id, direction=push.direction,
-            client_phone=push.phone, virtual_number=self._virtual_number(push, push.direction)
+            client_phone=push.phone,
+            virtual_number=self._virtual_number(push, push.direction, user)
             or (call.virtual_number if call else None),
             status=push.status, user=user, started_at=push.start,
             duration_seconds=push.duration, wait_seconds=wait, users_rung=rung,
@@ -227,10 +228,13 @@ class Pbx:
         """The account's employee named by the push; None for groups, IVR, ``pbx`` and strangers."""
         return self.user(account_id, push.user)
 
-    def _virtual_number(self, push: Push, direction: str) -> str | None:
+    def _virtual_number(self, push: Push, direction: str, user: PbxUser | None) -> str | None:
+        """``diversion`` when the push has it, else the employee's direct number on outgoing."""
         if push.diversion:
             return push.diversion
-        return push.telnum if direction == "out" else None
+        if direction != "out":
+            return None
+        return push.telnum or (user.telnum if user else None)
 
     def _forget_stale(self, now: datetime) -> None:
         # A call whose `history` never came must not pin memory forever.

@@ -252,3 +252,17 @@ def test_pbx_services_make_call_and_hangup(app, recorder):
         assert host.pbx.hangup("other", "nope") is False
         with pytest.raises(LookupError):
             host.pbx.make_call("demo", "nobody", "79161234567")
+
+
+def test_outgoing_virtual_number_falls_back_to_the_employees_direct_number(app, pbx, recorder):
+    from host_stub.db import db
+    from host_stub.models import PbxUserRow
+    with app.app_context():
+        row = db.session.execute(db.select(PbxUserRow).filter_by(login="sidorov")).scalar_one()
+        row.telnum = "74950000002"
+        db.session.commit()
+    call = pbx.new_call(direction="out", diversion=None)
+    call.ring("sidorov")
+    call.history(status="Success", user="sidorov")
+    assert recorder.calls[0][1].virtual_number == "74950000002"
+    assert recorder.calls[-1][1].virtual_number == "74950000002"

@@ -26,10 +26,29 @@ def load_config(app) -> None:
         CABINET_ROUTE_TIMEOUT_MS=int(env.get("CABINET_ROUTE_TIMEOUT_MS", "1000")),
         # The sandbox is the demo's Megaplan; a port of 0 or unset keeps it off.
         MEGAPLAN_SANDBOX_PORT=int(env.get("MEGAPLAN_SANDBOX_PORT", "0") or 0),
+        # None keeps werkzeug's default (scrypt); tests set a cheap "pbkdf2:sha256:1000".
+        CABINET_PASSWORD_HASH_METHOD=env.get("CABINET_PASSWORD_HASH_METHOD") or None,
+        # Login attempts: failures per login and per client address within a fixed window.
+        CABINET_LOGIN_MAX_PER_LOGIN=int(env.get("CABINET_LOGIN_MAX_PER_LOGIN", "10")),
+        CABINET_LOGIN_MAX_PER_ADDRESS=int(env.get("CABINET_LOGIN_MAX_PER_ADDRESS", "30")),
+        CABINET_LOGIN_WINDOW_SECONDS=int(env.get("CABINET_LOGIN_WINDOW_SECONDS", "900")),
+        # How many reverse proxies in front set X-Forwarded-For/-Proto (0: trust none).
+        CABINET_TRUST_PROXY=proxy_count(env.get("CABINET_TRUST_PROXY")),
+        # Bodies above this are refused with 413 before any view reads them.
+        MAX_CONTENT_LENGTH=int(env.get("CABINET_MAX_CONTENT_LENGTH", str(1024 * 1024))),
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         JSON_AS_ASCII=False,
     )
+
+
+def proxy_count(value: str | None) -> int:
+    value = (value or "").strip().lower()
+    if value in ("", "0", "false", "no", "off"):
+        return 0
+    if value in ("true", "yes", "on"):
+        return 1
+    return int(value)
 
 
 def _database_url(url: str | None, instance: Path) -> str:
@@ -42,12 +61,27 @@ def _database_url(url: str | None, instance: Path) -> str:
 
 
 def _instance_secret(path: Path, make) -> str:
-    """Read a secret generated on first run; created with 0600 so other users cannot read it."""
+    """Read a secret generated on first run; created with 0600 so other users cannot read it.
+
+    Several processes may start on a fresh instance folder at once: each writes its candidate
+    to a private file and links it into place, which succeeds for exactly one of them and
+    never shows a half-written file; the others read the winner's secret.
+    """
     try:
         return path.read_text().strip()
     except FileNotFoundError:
-        value = make()
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        pass
+    value = make()
+    candidate = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
         with os.fdopen(fd, "w") as fh:
             fh.write(value)
-        return value
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.link(candidate, path)
+    except FileExistsError:
+        return path.read_text().strip()
+    finally:
+        candidate.unlink(missing_ok=True)
+    return value

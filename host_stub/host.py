@@ -43,7 +43,21 @@ class Host:
     # -- accounts -----------------------------------------------------------------------------
     @staticmethod
     def current_account_id() -> str | None:
-        return session.get("account")
+        """The logged-in account while its session is current: logout ends older sessions."""
+        account_id = session.get("account")
+        if account_id is None:
+            return None
+        key = (account_id, session.get("epoch"))
+        checked = g.get("_cabinet_session")
+        if checked is not None and checked[0] == key:
+            return checked[1]
+        epoch = db.session.execute(db.select(Account.session_epoch)
+                                   .filter_by(name=account_id)).scalar_one_or_none()
+        valid = epoch is not None and key[1] == epoch
+        if not valid:
+            session.clear()
+        g._cabinet_session = (key, account_id if valid else None)
+        return account_id if valid else None
 
     @staticmethod
     def account_required(view):
@@ -115,7 +129,7 @@ def account_required(view):
     """Redirect to login; 403 when a view's ``account_id`` is not the logged-in account."""
     @functools.wraps(view)
     def wrapper(*args, **kwargs):
-        account_id = session.get("account")
+        account_id = Host.current_account_id()
         if account_id is None:
             return redirect(url_for("cabinet.login", next=request.full_path))
         if kwargs.get("account_id", account_id) != account_id:

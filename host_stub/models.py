@@ -1,6 +1,9 @@
 """The cabinet's own tables: accounts, their PBX employees and numbers, enabled plugins."""
 from __future__ import annotations
 
+import secrets
+
+from flask import current_app, has_app_context
 from sqlalchemy import ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -16,6 +19,8 @@ class Account(db.Model):
     title: Mapped[str] = mapped_column(String(200), default="")
     password_hash: Mapped[str] = mapped_column(String(256))
     crm_token: Mapped[str] = mapped_column(String(128))
+    # Stored in the session at login; logout bumps it, which ends every session issued before.
+    session_epoch: Mapped[int] = mapped_column(default=0, server_default="0")
 
     users: Mapped[list[PbxUserRow]] = relationship(
         back_populates="account", order_by="PbxUserRow.ext", cascade="all, delete-orphan")
@@ -23,10 +28,38 @@ class Account(db.Model):
         order_by="VirtualNumber.number", cascade="all, delete-orphan")
 
     def set_password(self, password: str) -> None:
-        self.password_hash = generate_password_hash(password)
+        self.password_hash = hash_password(password)
 
     def check_password(self, password: str) -> bool:
         return check_password_hash(self.password_hash, password)
+
+
+def _hash_method() -> str | None:
+    return current_app.config.get("CABINET_PASSWORD_HASH_METHOD") if has_app_context() else None
+
+
+def hash_password(password: str) -> str:
+    """A hash with ``CABINET_PASSWORD_HASH_METHOD`` (werkzeug's default when unset)."""
+    method = _hash_method()
+    return generate_password_hash(password, method) if method else generate_password_hash(password)
+
+
+_dummy_hashes: dict[str | None, str] = {}
+
+
+def verify_password(account: Account | None, password: str) -> bool:
+    """Check a password; for an unknown login against a dummy hash of the same method.
+
+    Either way one hash is computed, so the answer's timing does not tell which logins exist.
+    """
+    if account is not None:
+        return account.check_password(password)
+    method = _hash_method()
+    dummy = _dummy_hashes.get(method)
+    if dummy is None:
+        dummy = _dummy_hashes.setdefault(method, hash_password(secrets.token_hex(16)))
+    check_password_hash(dummy, password)
+    return False
 
 
 class PbxUserRow(db.Model):

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import os
 
+from sqlalchemy.exc import IntegrityError
+
 from .db import db
 from .models import Account, PbxUserRow, VirtualNumber
 
@@ -17,12 +19,22 @@ OTHER_USERS = [
 
 
 def seed_demo_data() -> None:
+    """Seed an empty database; create_app serialises this across processes (a start-up lock).
+
+    Passwords are hashed with ``CABINET_PASSWORD_HASH_METHOD`` (see ``Account.set_password``).
+    """
     if db.session.query(Account.id).first() is not None:
         return
     demo_token = os.environ.get("CABINET_DEMO_CRM_TOKEN", "demo-crm-token")
     _account("demo", "ООО «Демо»", "demo", demo_token, DEMO_USERS, ["74950000001", "74950000002"])
     _account("other", "ООО «Другая компания»", "other", "other-crm-token", OTHER_USERS, ["74950000009"])
-    db.session.commit()
+    try:
+        db.session.commit()
+    except IntegrityError:
+        # Another process seeded first (a database where the start-up lock does not reach).
+        db.session.rollback()
+        if db.session.query(Account.id).first() is None:
+            raise
 
 
 def _account(name, title, password, crm_token, users, numbers) -> Account:

@@ -53,6 +53,7 @@ def make_app(tmp_path, request):
             "MEGAPLAN_ALLOW_HTTP": True,
             "WTF_CSRF_ENABLED": False,
             "SERVER_NAME": None,
+            "CABINET_PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000",
         }
         base.update(config or {})
         if not made:

@@ -4,7 +4,8 @@ from __future__ import annotations
 import re
 from urllib.parse import urlsplit
 
-from .errors import InvalidDomain
+from . import netguard
+from .errors import InvalidDomain, MegaplanDestinationRefused, MegaplanDomainNotFound
 
 # Megaplan cloud accounts live under these suffixes; a boxed install would be added here.
 ALLOWED_SUFFIXES = (".megaplan.ru",)
@@ -37,3 +38,16 @@ def normalize_domain(value: str, allow_http: bool = False) -> str:
     if not suffix or not _LABEL.match(account):
         raise InvalidDomain(FORMAT_HINT)
     return f"https://{host}"
+
+
+def check_domain_addresses(base_url: str, allow_http: bool = False) -> None:
+    """Save-time check of a normalised base URL: https, and a name resolving to public
+    addresses only («Домен указывает на внутренний адрес», «Домен не найден»).
+
+    Not a substitute for the same check the transport makes on every request (DNS changes);
+    it lets the settings form show the reason beside «Домен». No-op when ``allow_http``.
+    """
+    try:
+        netguard.check_url(base_url, allow_http=allow_http)
+    except (MegaplanDestinationRefused, MegaplanDomainNotFound) as exc:
+        raise InvalidDomain(exc.message) from None

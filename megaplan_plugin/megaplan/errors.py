@@ -36,3 +36,20 @@ class MegaplanAuthError(MegaplanPermanentError):
 
 class InvalidDomain(ValueError):
     """What the admin typed is not a Megaplan account address; the message is Russian."""
+
+
+class MegaplanRedirectError(MegaplanPermanentError):
+    """Megaplan answered 3xx. Redirects are never followed: the login, password and token
+    would go wherever the answer points."""
+
+
+class MegaplanUnreachable(MegaplanTransientError):
+    """Refused, reset or timed out: one message for all, so it tells nothing about ports."""
+
+
+class MegaplanDestinationRefused(MegaplanPermanentError):
+    """Nothing was sent: not https, or the domain points at a non-public address."""
+
+
+class MegaplanDomainNotFound(MegaplanTransientError):
+    """The domain does not resolve (DNS may also just be failing for a while)."""

@@ -6,6 +6,7 @@ plugin sees exactly one kind of input.
 """
 from __future__ import annotations
 
+import random
 import threading
 import uuid
 from collections import deque
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from .db import db
 from .models import Account
+from .pbx_log import calls_between, log_call
 from .push import Push, parse_push
 from .types import CallEvent, CallRecord, PbxUser
 
@@ -45,6 +47,8 @@ class Pbx:
         self._lock = threading.Lock()
         self._live: dict[tuple[str, str], LiveCall] = {}
         self._journal: dict[str, deque] = {}
+        # «Кабинет недоступен: пуши теряются»: the share of pushes lost per account (0..1).
+        self.push_loss: dict[str, float] = {}
 
     # -- host services (CONTRACT §3) ---------------------------------------------------------
     def users(self, account_id: str) -> list[PbxUser]:
@@ -69,6 +73,10 @@ class Pbx:
             "callid": call_id,
         }, source="make_call")
         return call_id
+
+    def history(self, account_id: str, since: datetime, until: datetime) -> list[CallRecord]:
+        """Finished calls of the account that ended in [since, until) (the PBX ``history`` command)."""
+        return calls_between(account_id, since, until)
 
     def hangup(self, account_id: str, call_id: str) -> bool:
         """End a live call ("Завершить"); False when the PBX knows no such live call."""
@@ -113,6 +121,15 @@ class Pbx:
         handler = getattr(self, f"_on_{push.cmd}")
         return handler(account_id, push, source)
 
+    def _lost(self, account_id: str, push: Push, source: str) -> bool:
+        """The cabinet was unreachable for this push: the PBX does not send it again."""
+        share = self.push_loss.get(account_id, 0.0)
+        if share <= 0 or random.random() >= share:
+            return False
+        self.note(account_id, source=source, push=f"{push.cmd} {push.type or push.status or ''}",
+                  call_id=push.call_id, user=push.user, result="пуш потерян: кабинет недоступен")
+        return True
+
     def _on_event(self, account_id: str, push: Push, source: str) -> dict:
         now = _now()
         user = self._push_user(account_id, push)
@@ -134,6 +151,8 @@ class Pbx:
                           user=user, at=now, group_name=push.group_name or call.group_name)
         hook = {"INCOMING": "call_started", "OUTGOING": "call_started",
                 "ACCEPTED": "call_answered"}.get(push.type)
+        if hook and self._lost(account_id, push, source):
+            return {}
         if hook:
             self.host.call_hook(account_id, hook, event=event)
         self.note(account_id, source=source, push=f"event {push.type}", call_id=push.call_id,
@@ -162,12 +181,17 @@ class Pbx:
             duration_seconds=push.duration, wait_seconds=wait, users_rung=rung,
             recording_url=push.link, rating=push.rating,
             group_name=push.group_name or (call.group_name if call else None))
+        log_call(record, _now())
+        if self._lost(account_id, push, source):
+            return {}
         self.host.call_hook(account_id, "call_ended", record=record)
         self.note(account_id, source=source, push=f"history {push.status}",
                   call_id=push.call_id, user=push.user, hook="call_ended")
         return {}
 
     def _on_contact(self, account_id: str, push: Push, source: str) -> dict:
+        if self._lost(account_id, push, source):
+            return {}
         event = CallEvent(account_id=account_id, call_id=push.call_id, direction="in",
                           client_phone=push.phone, virtual_number=push.diversion, user=None,
                           at=_now())

@@ -4,6 +4,9 @@ from __future__ import annotations
 import hmac
 
 from flask import Blueprint, current_app, flash, g, jsonify, redirect, render_template, request, url_for
+from flask_wtf import FlaskForm
+from sqlalchemy.exc import InterfaceError, OperationalError
+from wtforms import SelectField
 
 from .forms import CallActionForm, IncomingCallForm, OutgoingCallForm
 from .host import account_required
@@ -25,6 +28,17 @@ def push(account_id: str):
     fields = _push_fields()
     if fields is None:
         return jsonify(error="Invalid parameters: body must be a form or a JSON object"), 400
+    try:
+        return _accept_push(host, account_id, fields)
+    except (OperationalError, InterfaceError):
+        # Without its database the cabinet cannot even check the token: say "try later",
+        # not "broken". (The real PBX does not resend; reconciliation finds the call.)
+        host.db.session.rollback()
+        current_app.logger.error("CRM push for %r refused: database unavailable", account_id)
+        return jsonify(error="Service temporarily unavailable"), 503
+
+
+def _accept_push(host, account_id: str, fields: dict):
     account = host.account(account_id)
     token = str(fields.get("crm_token") or "")
     expected = account.crm_token if account else _DUMMY_TOKEN
@@ -57,6 +71,7 @@ def simulator():
     return render_template(
         "cabinet/simulator.html", incoming=incoming, outgoing=outgoing,
         action_form=CallActionForm(), calls=host.pbx.live_calls(account_id),
+        loss_form=PushLossForm(percent=str(int(host.pbx.push_loss.get(account_id, 0) * 100))),
         journal=host.pbx.journal(account_id))
 
 
@@ -122,6 +137,24 @@ def simulate_action():
                         source="simulator")
     else:
         flash("Неизвестное действие.", "warning")
+    return redirect(url_for("pbx.simulator"))
+
+
+class PushLossForm(FlaskForm):
+    percent = SelectField("Кабинет недоступен: пуши теряются", choices=[
+        ("0", "нет, все пуши доходят"), ("30", "теряется 30 % пушей"), ("100", "теряются все пуши")])
+
+
+@bp.post("/simulator/push-loss")
+@account_required
+def simulate_push_loss():
+    form = PushLossForm()
+    if form.validate_on_submit():
+        share = int(form.percent.data) / 100
+        _host().pbx.push_loss[g.account_id] = share
+        flash("Пуши доходят до кабинета." if not share else
+              f"Кабинет недоступен: теряется {form.percent.data} % пушей. "
+              "Интеграция найдёт потерянные звонки сверкой с историей АТС.", "info")
     return redirect(url_for("pbx.simulator"))
 
 

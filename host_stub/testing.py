@@ -64,6 +64,9 @@ def make_app(tmp_path, request):
 
     yield make
     for app in made:
+        runner = getattr(app.extensions.get("megaplan"), "runner", None)
+        if runner is not None:
+            runner.stop()  # the embedded mode's threads must not outlive their tables
         with app.app_context():
             db.session.remove()
             for metadata in app.extensions["cabinet"].plugin_tables:
@@ -136,8 +139,8 @@ def run_jobs(app, *, scheduled: bool = True, rounds: int = 20) -> int:
 
     Returns how many jobs were started. Like production, each job gets its own app context.
     """
-    from megaplan_plugin import queue as queues
-    from megaplan_plugin.worker import make_worker
+    from megaplan_plugin.delivery import queues
+    from megaplan_plugin.delivery.worker import thread_worker
     conn = app.extensions["megaplan"].redis
     done = 0
     for _ in range(rounds):
@@ -146,7 +149,7 @@ def run_jobs(app, *, scheduled: bool = True, rounds: int = 20) -> int:
         pending = sum(queues.queue(name, conn).count for name in queues.QUEUES)
         if not pending:
             break
-        make_worker(app, conn).work(burst=True, logging_level="WARNING")
+        thread_worker(app, conn, queues.QUEUES).work(burst=True, logging_level="WARNING")
         done += pending
     return done
 

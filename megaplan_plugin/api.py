@@ -10,6 +10,7 @@ from redis.exceptions import RedisError
 from sqlalchemy import select
 
 from .crypto import api_secret_matches
+from .delivery.jobs import live_call_key
 from .models import CallLog, MegaplanEmployee, Settings
 from .phones import InvalidPhone, normalize
 
@@ -132,7 +133,6 @@ def call(account_key: str):
 
 def _pbx_call_of(account_id: str, megaplan_call_id: str) -> str:
     """The PBX call id behind the Megaplan call id a popup carries (live, then finished)."""
-    from .jobs import live_call_key
     try:
         live = current_app.extensions["megaplan"].redis.get(live_call_key(account_id, megaplan_call_id))
     except RedisError:

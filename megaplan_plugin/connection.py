@@ -5,9 +5,11 @@ import threading
 from datetime import timezone
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import create_engine, select
+from sqlalchemy.pool import NullPool
 
 from .crypto import decrypt, encrypt
+from .delivery.locks import token_lock
 from .megaplan import MegaplanClient, Tokens
 from .models import Credential
 
@@ -16,23 +18,43 @@ def _db():
     return current_app.extensions["cabinet"].db
 
 
-class DbTokenStore:
-    """``TokenStore`` over the credential's row: compare-and-swap under a row lock.
+def _side_engine():
+    """An engine without a pool, for the token row only.
 
-    Refresh tokens rotate, so two workers refreshing at once must not overwrite the newer pair
-    with an older one: the write happens only if the row still holds the pair being replaced.
-    It uses a connection of its own so that it never commits a job's half-done session.
+    A job holds its session's pooled connection from its first query to its commit; the
+    token store reads and writes apart from that transaction, and a second pooled connection
+    per thread would deadlock a full pool (every thread holding one, waiting for another).
+    Tokens are read from the database only at a refresh, so opening a connection then is cheap.
+    """
+    state = current_app.extensions["megaplan"]
+    if state.side_engine is None:
+        state.side_engine = create_engine(_db().engine.url, poolclass=NullPool)
+    return state.side_engine
+
+
+class DbTokenStore:
+    """``TokenStore`` over the credential's row, kept in memory between refreshes.
+
+    Refreshes are single flight across processes (a Redis lock per credential); the write is
+    still a compare-and-swap under a row lock, so a newer pair is never overwritten by an
+    older one. It uses connections of its own so it never commits a job's half-done session.
     """
 
-    def __init__(self, credential_id: int, key_setting: str):
+    def __init__(self, credential_id: int, key_setting: str, redis):
         self.credential_id = credential_id
         self.key_setting = key_setting
-        self.engine = _db().engine
+        self.engine = _side_engine()
+        self.redis = redis
+        self._cached: Tokens | None = None
 
-    def _read(self, conn) -> Tokens | None:
-        row = conn.execute(select(
+    def refresh_lock(self):
+        return token_lock(self.redis, self.credential_id)
+
+    def _read(self, conn, for_update: bool = False) -> Tokens | None:
+        query = select(
             Credential.access_token_enc, Credential.refresh_token_enc, Credential.token_expires_at,
-        ).where(Credential.id == self.credential_id).with_for_update()).one_or_none()
+        ).where(Credential.id == self.credential_id)
+        row = conn.execute(query.with_for_update() if for_update else query).one_or_none()
         if row is None or row.access_token_enc is None:
             return None
         expires_at = row.token_expires_at
@@ -41,23 +63,28 @@ class DbTokenStore:
         return Tokens(decrypt(row.access_token_enc, self.key_setting),
                       decrypt(row.refresh_token_enc, self.key_setting), expires_at)
 
-    def load(self) -> Tokens | None:
+    def load(self, fresh: bool = False) -> Tokens | None:
+        if self._cached is not None and not fresh:
+            return self._cached
         with self.engine.connect() as conn:
-            return self._read(conn)
+            self._cached = self._read(conn)
+        return self._cached
 
     def save(self, new: Tokens, replaced: Tokens | None) -> Tokens:
         with self.engine.begin() as conn:
-            current = self._read(conn)
+            current = self._read(conn, for_update=True)
             stored_refresh = current.refresh_token if current else None
             replaced_refresh = replaced.refresh_token if replaced else None
             if current is not None and stored_refresh != replaced_refresh:
+                self._cached = current
                 return current  # someone rotated first; theirs is the live pair
             conn.execute(Credential.__table__.update().where(
                 Credential.id == self.credential_id).values(
                 access_token_enc=encrypt(new.access_token, self.key_setting),
                 refresh_token_enc=encrypt(new.refresh_token, self.key_setting),
                 token_expires_at=new.expires_at))
-            return new
+        self._cached = new
+        return new
 
 
 _local = threading.local()
@@ -82,5 +109,6 @@ def client_for(credential: Credential, timeout=DEFAULT_TIMEOUT) -> MegaplanClien
         key = current_app.config["MEGAPLAN_ENCRYPTION_KEY"]
         client = cache[cache_key] = MegaplanClient(
             credential.base_url, credential.login, decrypt(credential.password_enc, key),
-            token_store=DbTokenStore(credential.id, key), timeout=timeout)
+            token_store=DbTokenStore(credential.id, key, current_app.extensions["megaplan"].redis),
+            timeout=timeout, allow_http=current_app.config["MEGAPLAN_ALLOW_HTTP"])
     return client

@@ -1,7 +1,6 @@
 """Finding the Megaplan client behind a number, and creating one when the settings say so.
 
-Lookup happens before any create, under a per-number lock, so two legs of one call or two
-quick calls from a new number cannot create two clients.
+Lookup happens before any create, under the number's lock (taken by the job).
 """
 from __future__ import annotations
 
@@ -16,7 +15,6 @@ from .megaplan import MegaplanClient
 from .models import KnownClient, utcnow
 
 log = logging.getLogger(__name__)
-LOCK_SECONDS = 30
 
 
 def _db():
@@ -36,30 +34,27 @@ def remember(account_id: str, phone: str, contractor: dict | None) -> KnownClien
     row.name = display_name(contractor) if contractor else None
     row.responsible_id = responsible_of(contractor) if contractor else None
     row.updated_at = utcnow()
-    db.session.add(row)
     try:
-        db.session.commit()
+        with db.session.begin_nested():  # the caller's transaction; its one commit follows
+            db.session.add(row)
     except IntegrityError:  # another worker remembered the same number first
-        db.session.rollback()
         row = cached(account_id, phone)
     return row
 
 
-def find_or_create(client: MegaplanClient, account_id: str, phone: str, *, create: str | None,
+def find_or_create(client: MegaplanClient, phone: str, *, create: str | None,
                    responsible_id: str | None) -> dict | None:
-    """The client with this number; ``create`` is "client" or "contact" to make an unknown one."""
-    conn = current_app.extensions["megaplan"].redis
-    with conn.lock(f"megaplan:lock:client:{account_id}:{phone}", timeout=LOCK_SECONDS,
-                   blocking_timeout=LOCK_SECONDS):
-        found = client.find_contractors_by_phone(phone)
-        if found:
-            contractor = found[0]
-        elif create:
-            contractor = _create(client, phone, create, responsible_id)
-        else:
-            contractor = None
-        remember(account_id, phone, contractor)
-        return contractor
+    """The client with this number; ``create`` is "client" or "contact" to make an unknown one.
+
+    The caller holds the number's lock (``delivery.locks.client_lock``), so two legs of one
+    call or two quick calls from a new number cannot create two clients.
+    """
+    found = client.find_contractors_by_phone(phone)
+    if found:
+        return found[0]
+    if create:
+        return _create(client, phone, create, responsible_id)
+    return None
 
 
 def _create(client: MegaplanClient, phone: str, kind: str, responsible_id: str | None) -> dict:

@@ -24,9 +24,28 @@ class HookSettings:
     credential_id: int | None = None
 
     def wants(self, virtual_number: str | None) -> bool:
-        if not self.active:
-            return False
-        return self.numbers is None or (virtual_number or "") in self.numbers
+        return why_not(self.active, self.numbers, virtual_number) is None
+
+
+def why_not(active: bool, numbers, virtual_number: str | None) -> str | None:
+    """The one rule of which calls are for Megaplan: why this one is not, or None.
+
+    ``numbers`` is the «Список виртуальных номеров» when «Фильтровать по виртуальным номерам»
+    is on, else None.
+    """
+    if not active:
+        return "интеграция не активна"
+    if numbers is not None and (virtual_number or "") not in numbers:
+        return f"номер {virtual_number or '—'} не в списке виртуальных номеров"
+    return None
+
+
+def not_for_megaplan(settings: Settings | None, virtual_number: str | None) -> str | None:
+    if settings is None:
+        return why_not(False, None, virtual_number)
+    return why_not(bool(settings.active and settings.credential_id is not None),
+                   settings.virtual_numbers or [] if settings.filter_by_numbers else None,
+                   virtual_number)
 
 
 INACTIVE = HookSettings(False, None)

@@ -1,24 +1,27 @@
-"""The plugin's hook implementations: thin, they validate, record and enqueue.
+"""The plugin's hook implementations: thin, they check, record and enqueue.
 
 None of them may raise into the host (pluggy would skip the other plugins), so each catches,
-logs and keeps what it could not hand on: a call that cannot be queued is kept in the database
-and queued later by the sweeper.
+logs and keeps what it could not hand on. A finished call is stored in the outbox before the
+hook returns; when the database is down, Redis carries the whole record to a job that stores
+it; when Redis is down, the outbox row waits for the sweep. A popup that cannot be queued is
+an outbox row too, replayed while it is still worth showing.
 """
 from __future__ import annotations
 
-import dataclasses
 import functools
 import logging
 
 from flask import current_app
 from redis.exceptions import RedisError
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import update
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from . import DESCRIPTION, KEY, TITLE
-from . import queue as queues
 from .cabinet import PluginInfo, hookimpl
-from .models import CallLog, DeferredEvent
-from .outbox import insert_call
+from .delivery import queues
+from .delivery.outbox import DatabaseDown, as_dict, insert_call, insert_row, row_values
+from .models import CallLog
+from .routing import route_for
 
 log = logging.getLogger(__name__)
 
@@ -42,13 +45,21 @@ def cabinet_plugin_info():
 
 @hookimpl
 def cabinet_init_app(app, host):
-    from .setup import init_app
+    from .setup import init_app  # wiring, not a dependency of the hooks themselves
     init_app(app, host)
 
 
 def _wanted(host, account_id: str, virtual_number: str | None) -> bool:
-    """Inactive integration or a filtered-out number: nothing recorded, nothing queued."""
-    return current_app.extensions["megaplan"].hook_settings.get(host.db, account_id).wants(virtual_number)
+    """Inactive integration or a filtered-out number: nothing recorded, nothing queued.
+
+    When the settings cannot be read (database down) the call is kept: the job that sends
+    it applies the same rule once the database is back.
+    """
+    try:
+        settings = current_app.extensions["megaplan"].hook_settings.get(host.db, account_id)
+    except (OperationalError, InterfaceError):
+        return True
+    return settings.wants(virtual_number)
 
 
 @hookimpl
@@ -70,46 +81,36 @@ def call_answered(host, event):
 def call_ended(host, record):
     if not _wanted(host, record.account_id, record.virtual_number):
         return
-    db = host.db
-    data = _as_dict(record)
+    data = as_dict(record)
     try:
-        row_id = insert_call(db, data)
-    except SQLAlchemyError:
-        # The database is down: Redis carries the whole record until a job can store it.
+        row_id = insert_call(host.db.engine, data)
+    except DatabaseDown:
         log.warning("megaplan: database unavailable, call %s handed to Redis", record.call_id)
-        queues.enqueue_store(data)
+        queues.enqueue_call(record.account_id, record.call_id, data)
         return
     if row_id is None:
         return  # the PBX repeated the push; the first one is already in the outbox
     try:
-        queues.enqueue_sync(row_id, fresh=True)
+        queues.enqueue_call(record.account_id, record.call_id, fresh=True)
     except RedisError:
         log.warning("megaplan: Redis unavailable, call %s stays in the outbox", record.call_id)
-        # Stored as enqueued to save a commit on the usual path; undo that so the sweeper sends it.
-        db.session.execute(db.update(CallLog).where(CallLog.id == row_id).values(enqueued_at=None))
-        db.session.commit()
+        # Stored as enqueued to save a statement on the usual path; undo that for the sweep.
+        with host.db.engine.begin() as conn:
+            conn.execute(update(CallLog).where(CallLog.id == row_id).values(enqueued_at=None))
 
 
 @hookimpl
 @never_raise
 def route_request(host, event):
-    from .routing import route_for
     return route_for(host, event)
 
 
 def _enqueue_live(host, hook: str, event) -> None:
-    payload = _as_dict(event)
+    payload = as_dict(event)
     try:
-        queues.enqueue_live(event.account_id, event.call_id, hook, payload)
+        queues.enqueue_live(payload, hook)
     except RedisError:
-        log.warning("megaplan: Redis unavailable, %s of call %s deferred", hook, event.call_id)
-        db = host.db
-        db.session.add(DeferredEvent(account_id=event.account_id, call_id=event.call_id,
-                                     hook=hook, payload=payload))
-        db.session.commit()
+        log.warning("megaplan: Redis unavailable, %s of call %s kept in the outbox", hook, event.call_id)
+        insert_row(host.db.engine, row_values(payload, CallLog.POPUP, status=hook,
+                                              record={"hook": hook, "event": payload}))
 
-
-def _as_dict(value) -> dict:
-    """Hook values as JSON-ready dicts: the plugin must not depend on the host's classes."""
-    return {key: item.isoformat() if hasattr(item, "isoformat") else item
-            for key, item in dataclasses.asdict(value).items()}

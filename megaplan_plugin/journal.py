@@ -6,7 +6,7 @@ from datetime import datetime, time, timedelta, timezone
 from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, url_for
 from sqlalchemy import select
 
-from . import queue as queues
+from .delivery import queues
 from .forms import ActionForm
 from .models import CallLog
 
@@ -33,7 +33,7 @@ def require_account():
 def journal():
     state = request.args.get("state", "")
     day = _parse_day(request.args.get("date", ""))
-    query = select(CallLog).where(CallLog.account_id == g.account_id)
+    query = select(CallLog).where(CallLog.account_id == g.account_id, CallLog.kind == CallLog.CALL)
     if state in CallLog.STATE_TITLES:
         query = query.where(CallLog.state == state)
     if day is not None:
@@ -53,12 +53,13 @@ def retry(row_id: int):
     row = db.session.get(CallLog, row_id)
     if row is None or row.account_id != g.account_id:
         abort(404)
-    if row.state != CallLog.FAILED:
-        flash("Повторить можно только звонок с ошибкой.", "warning")
+    if row.kind != CallLog.CALL or row.state not in (CallLog.FAILED, CallLog.PENDING):
+        flash("Повторить можно только звонок с ошибкой или ожидающий отправки.", "warning")
     else:
-        row.state, row.reason = CallLog.PENDING, None
+        # A waiting call's next try may be an hour away: «Повторить» sends it now.
+        row.state, row.reason, row.next_retry_at = CallLog.PENDING, None, None
         db.session.commit()
-        queues.enqueue_sync(row.id)
+        queues.enqueue_call(row.account_id, row.call_id, replace=True)
         flash("Звонок снова поставлен в очередь на отправку.", "success")
     return redirect(request.referrer or url_for("megaplan_journal.journal"))
 

@@ -22,18 +22,28 @@ class Base(DeclarativeBase):
 
 
 class CallLog(Base):
-    """One row per PBX call: the outbox that holds the call until Megaplan confirmed it."""
+    """The outbox: one row per piece of work for Megaplan that must survive Redis and restarts.
+
+    ``kind`` "call" is a finished PBX call (the history, kept until Megaplan confirmed it; the
+    journal shows these); "popup" is a live event that could not be queued when it happened
+    and is replayed while it is still worth showing. Keyed by the PBX call id.
+    """
 
     __tablename__ = "megaplan_call"
     __table_args__ = (
-        UniqueConstraint("account_id", "call_id"),
+        UniqueConstraint("account_id", "call_id", "kind"),
         Index("ix_megaplan_call_state", "state", "updated_at"),
+        Index("ix_megaplan_call_account_started", "account_id", "started_at"),
     )
 
+    CALL, POPUP = "call", "popup"
     PENDING, SENT, FAILED, SKIPPED = "pending", "sent", "failed", "skipped"
     STATE_TITLES = {PENDING: "ожидает", SENT: "отправлен", FAILED: "ошибка", SKIPPED: "пропущен"}
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(8), default=CALL)
+    # "push" (a hook) or "reconcile" (found in the PBX history, the push never came)
+    source: Mapped[str] = mapped_column(String(16), default="push")
     account_id: Mapped[str] = mapped_column(String(64))
     call_id: Mapped[str] = mapped_column(String(128))
     direction: Mapped[str] = mapped_column(String(3))
@@ -46,23 +56,11 @@ class CallLog(Base):
     reason: Mapped[str | None] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
+    next_retry_at: Mapped[datetime | None]
     megaplan_call_id: Mapped[str | None] = mapped_column(String(64))
     enqueued_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
-
-
-class DeferredEvent(Base):
-    """A live call event (popup) that could not be queued because Redis was unreachable."""
-
-    __tablename__ = "megaplan_deferred_event"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    account_id: Mapped[str] = mapped_column(String(64))
-    call_id: Mapped[str] = mapped_column(String(128))
-    hook: Mapped[str] = mapped_column(String(32))
-    payload: Mapped[dict] = mapped_column(JSON)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class Credential(Base):
@@ -112,6 +110,10 @@ class Settings(Base):
     api_key: Mapped[str] = mapped_column(String(64), unique=True)
     api_secret_hash: Mapped[str | None] = mapped_column(String(64))
     api_secret_hint: Mapped[str | None] = mapped_column(String(16))
+    # Reconciliation with the PBX's own history: the window checked last and what it found.
+    reconciled_at: Mapped[datetime | None]
+    reconciled_until: Mapped[datetime | None]
+    reconcile_found: Mapped[int | None] = mapped_column(Integer)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 

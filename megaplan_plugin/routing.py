@@ -13,11 +13,10 @@ import time
 
 from flask import current_app
 from redis.exceptions import RedisError
-from rq.exceptions import DuplicateJobError
 from sqlalchemy import select
 
 from . import contractors
-from . import queue as queues
+from .delivery import queues
 from .cabinet import Route
 from .megaplan import MegaplanError, unconfirmed
 from .models import Credential, KnownClient, MegaplanEmployee
@@ -112,6 +111,7 @@ def _from_megaplan(host, credential_id: int, account_id: str, phone: str) -> tup
         _refresh_later(account_id, phone)
         return None, False
     internal_number, contractor = remember_route(host, credential_id, account_id, phone, answer)
+    host.db.session.commit()
     return _route(host, account_id, internal_number, contractors.display_name(contractor)
                   if contractor else None), True
 
@@ -135,10 +135,7 @@ def remember_route(host, credential_id: int, account_id: str, phone: str, answer
 
 
 def _refresh_later(account_id: str, phone: str) -> None:
-    from .jobs import refresh_route
     try:
-        queues.queue(queues.SYNC_QUEUE).enqueue(
-            refresh_route, account_id, phone, job_id=queues.route_job_id(account_id, phone),
-            unique=True, result_ttl=0, failure_ttl=3600, retry=queues.LIVE_RETRY)
-    except (RedisError, DuplicateJobError):
-        pass  # already on its way, or the next synced call of this number fills the table
+        queues.enqueue_route_refresh(account_id, phone)
+    except RedisError:
+        pass  # the next synced call of this number fills the table

@@ -1,22 +1,21 @@
 """Wiring the plugin into the host application (``cabinet_init_app``)."""
 from __future__ import annotations
 
+import json
 import logging
-import threading
-import time
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 
 import click
-from flask import Flask
+from flask import Flask, current_app
 from flask.cli import AppGroup
 
-from . import queue as queues
+from .delivery import queues
 from .hook_settings import HookSettingsCache
 from .models import Base
 from .routing import RouteCache
 
 log = logging.getLogger(__name__)
-SWEEP_EVERY_SECONDS = 30
 
 
 @dataclass
@@ -27,7 +26,8 @@ class PluginState:
     embedded: bool
     hook_settings: HookSettingsCache = field(default_factory=HookSettingsCache)
     routes: RouteCache = field(default_factory=RouteCache)
-    threads: list = field(default_factory=list)
+    runner: object = None
+    side_engine: object = None  # see connection._side_engine
 
 
 def init_app(app: Flask, host) -> None:
@@ -53,25 +53,9 @@ def init_app(app: Flask, host) -> None:
     app.cli.add_command(megaplan_cli)
 
     if embedded and app.config["MEGAPLAN_EMBEDDED_WORKER"]:
-        from .worker import start_embedded_worker
-        state.threads.append(start_embedded_worker(app, state.redis))
-        state.threads.append(_start_sweeper(app, host))
-
-
-def _start_sweeper(app: Flask, host) -> threading.Thread:
-    from .outbox import sweep
-
-    def run():
-        while True:
-            time.sleep(SWEEP_EVERY_SECONDS)
-            try:
-                with app.app_context():
-                    sweep(host.db)
-            except Exception:
-                log.exception("megaplan sweeper failed")
-    thread = threading.Thread(target=run, name="megaplan-sweeper", daemon=True)
-    thread.start()
-    return thread
+        from .delivery.embedded import Embedded
+        state.runner = Embedded(app, state.redis)
+        state.runner.start()
 
 
 @click.group("megaplan", cls=AppGroup)
@@ -81,10 +65,27 @@ def megaplan_cli():
 
 @megaplan_cli.command("resend")
 def resend_command():
-    """Queue again every call the database holds that Redis does not (run it from cron)."""
-    from flask import current_app
-
-    from .outbox import sweep
+    """Queue again what the database holds and Redis lost (the periodic sweep, once)."""
+    from .delivery.outbox import sweep
     counts = sweep(current_app.extensions["cabinet"].db)
-    click.echo(f"queued calls: {counts['calls']}, live events: {counts['events']}, "
-               f"stale live events dropped: {counts['stale_events']}")
+    click.echo(json.dumps(counts, ensure_ascii=False))
+
+
+@megaplan_cli.command("reconcile")
+@click.option("--since", help="ISO date-time (UTC if no zone); default: where the last run ended")
+@click.option("--until", help="ISO date-time; default: now")
+def reconcile_command(since, until):
+    """Find calls in the PBX history that never reached the plugin and send them."""
+    from .delivery.reconcile import reconcile_all
+    found = reconcile_all(current_app.extensions["cabinet"], since=_utc(since), until=_utc(until))
+    click.echo(json.dumps({"found": found}, ensure_ascii=False))
+
+
+def _utc(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"не дата и время ISO 8601: {value!r}") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)

@@ -61,14 +61,14 @@ def history_fields(record: dict, owner: CallOwner, contractor: dict | None = Non
 
 
 def write_history(client: MegaplanClient, record: dict, owner: CallOwner,
-                  contractor: dict | None) -> dict:
-    """Finish the live call, or create it finished when no popup ever reached Megaplan.
+                  contractor: dict | None, existing: dict | None) -> dict:
+    """Finish the live call (``existing``, the popup's CallInfo), or create it finished when
+    no popup ever reached Megaplan. The caller holds the call's lock.
 
     The client goes into ``fromUser``/``toUser`` of the same write (the RAML allows a
     contractor there), which saves the separate ``setContractor`` request per call.
     """
     fields = history_fields(record, owner, contractor)
-    existing = client.get_call_by_provider(record["call_id"])
     if existing is not None:
         return client.update_call(existing["id"], fields)
     saved = client.save_call_history([fields])

@@ -5,7 +5,7 @@ import pytest
 
 from host_stub.db import db
 from host_stub.testing import post_form
-from megaplan_plugin import queue as queues
+from megaplan_plugin.delivery import queues
 from megaplan_plugin.models import CallLog
 
 pytestmark = pytest.mark.usefixtures("integration")
@@ -69,7 +69,7 @@ def test_a_stale_popup_is_dropped_but_the_history_still_arrives(pbx, rq_worker, 
                "user": {"login": "ivanov", "name": "Иван Иванов", "ext": "101", "telnum": None},
                "at": late, "group_name": None}
     with app.app_context():
-        queues.enqueue_live("demo", call.call_id, "call_started", payload)
+        queues.enqueue_live(payload, "call_started")
     rq_worker()
     assert megaplan_sandbox.state.widget_events == [] and megaplan_sandbox.state.calls == {}
     call.history(status="Success", user="ivanov")

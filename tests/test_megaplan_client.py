@@ -177,16 +177,19 @@ def test_a_pair_rotated_by_another_worker_is_reloaded_not_replaced_by_the_passwo
 
 
 class _StaleFirstStore:
-    """Worker b read the pair just before worker a rotated it."""
+    """Worker b read the pair (twice: before and under the lock) just before a rotated it."""
 
     def __init__(self, real, stale):
-        self.real, self.stale, self.first = real, stale, True
+        self.real, self.stale, self.stale_reads = real, stale, 2
 
-    def load(self):
-        if self.first:
-            self.first = False
+    def load(self, fresh=False):
+        if self.stale_reads:
+            self.stale_reads -= 1
             return self.stale
         return self.real.load()
+
+    def refresh_lock(self):
+        return self.real.refresh_lock()
 
     def save(self, new, replaced):
         return self.real.save(new, replaced)

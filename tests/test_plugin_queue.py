@@ -2,9 +2,9 @@
 from rq import Queue
 
 from host_stub.db import db
-from megaplan_plugin import queue as queues
-from megaplan_plugin.models import CallLog, DeferredEvent
-from megaplan_plugin.outbox import sweep
+from megaplan_plugin.delivery import queues
+from megaplan_plugin.delivery.outbox import sweep
+from megaplan_plugin.models import CallLog
 
 
 def _counts(app):
@@ -12,9 +12,9 @@ def _counts(app):
     return {name: Queue(name, connection=conn).count for name in queues.QUEUES}
 
 
-def _rows(app, model):
+def _rows(app, model, kind=CallLog.CALL):
     with app.app_context():
-        return db.session.execute(db.select(model)).scalars().all()
+        return db.session.execute(db.select(model).filter_by(kind=kind)).scalars().all()
 
 
 def test_a_call_reaches_the_plugins_queues(app, pbx, integration, rq_worker):
@@ -68,20 +68,21 @@ def test_redis_down_during_hooks_loses_nothing_once_it_is_back(app, pbx, integra
     call.history(status="Success", user="ivanov")
     (row,) = _rows(app, CallLog)
     assert row.state == "pending" and row.enqueued_at is None
-    (deferred,) = _rows(app, DeferredEvent)
-    assert deferred.hook == "call_started" and deferred.call_id == call.call_id
+    (deferred,) = _rows(app, CallLog, kind=CallLog.POPUP)  # the one outbox keeps the popup too
+    assert deferred.record["hook"] == "call_started" and deferred.call_id == call.call_id
+    assert deferred.state == "pending"
 
     state.redis = real
     with app.app_context():
         counts = sweep(db)
-    assert counts == {"calls": 1, "events": 1, "stale_events": 0}
-    assert _rows(app, DeferredEvent) == []
+    assert counts == {"calls": 1, "popups": 1, "stale_popups": 0, "abandoned": 0}
+    assert _rows(app, CallLog, kind=CallLog.POPUP)[0].state == "sent"
     assert _counts(app) == {"megaplan-live": 1, "megaplan": 1}
     rq_worker()
     (row,) = _rows(app, CallLog)
     assert row.state == "sent"
     with app.app_context():
-        assert sweep(db) == {"calls": 0, "events": 0, "stale_events": 0}
+        assert sweep(db) == {"calls": 0, "popups": 0, "stale_popups": 0, "abandoned": 0}
 
 
 def test_sweeper_requeues_a_call_whose_job_vanished_from_redis(app, pbx, integration, rq_worker):
@@ -104,4 +105,4 @@ def test_resend_command_reports_what_it_queued(app, pbx, integration):
     state.redis = real
     result = app.test_cli_runner().invoke(args=["megaplan", "resend"])
     assert result.exit_code == 0, result.output
-    assert "queued calls: 1" in result.output
+    assert '"calls": 1' in result.output

@@ -30,7 +30,11 @@ class Tokens:
 
 
 class TokenStore(Protocol):
-    def load(self) -> Tokens | None: ...
+    def load(self, fresh: bool = False) -> Tokens | None:
+        """The stored pair; ``fresh`` skips any copy kept in memory (asked under the lock)."""
+
+    def refresh_lock(self):
+        """A context manager held around a refresh or login: one at a time per credential."""
 
     def save(self, new: Tokens, replaced: Tokens | None) -> Tokens:
         """Compare-and-swap: store ``new`` only if the stored pair is still ``replaced``;
@@ -43,10 +47,14 @@ class MemoryTokenStore:
     def __init__(self, tokens: Tokens | None = None):
         self._tokens = tokens
         self._lock = threading.Lock()
+        self._refresh = threading.RLock()  # shared by every client of this store
 
-    def load(self) -> Tokens | None:
+    def load(self, fresh: bool = False) -> Tokens | None:
         with self._lock:
             return self._tokens
+
+    def refresh_lock(self):
+        return self._refresh
 
     def save(self, new: Tokens, replaced: Tokens | None) -> Tokens:
         with self._lock:

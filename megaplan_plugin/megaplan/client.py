@@ -15,7 +15,7 @@ import requests
 from . import unconfirmed
 from .auth import MemoryTokenStore, Tokens, TokenStore
 from .errors import MegaplanAuthError, MegaplanError, MegaplanTransientError
-from .transport import build_url, unwrap
+from .transport import build_url, megaplan_session, unwrap
 
 log = logging.getLogger(__name__)
 TOKEN_PATH = "/api/v3/auth/access_token"
@@ -48,13 +48,19 @@ def phone_digits(value: str) -> str:
 class MegaplanClient:
     def __init__(self, base_url: str, username: str, password: str, *,
                  token_store: TokenStore | None = None, timeout=(3.05, 15),
-                 session: requests.Session | None = None, user_agent: str = "megafon-megaplan/0.1"):
+                 session: requests.Session | None = None, user_agent: str = "megafon-megaplan/0.1",
+                 allow_http: bool | None = None):
         self.base_url = base_url.rstrip("/")
         self.username = username
         self._password = password
         self.tokens = token_store or MemoryTokenStore()
         self.timeout = timeout
-        self.session = session or requests.Session()
+        if allow_http is None:
+            # Only a test or sandbox set-up ever stores an http:// address (normalize_domain
+            # refuses it otherwise); callers that know the setting pass it.
+            allow_http = not self.base_url.startswith("https://")
+        # Never follows redirects; in production, https to vetted public addresses only.
+        self.session = session or megaplan_session(allow_http=allow_http)
         self.session.headers.update({"User-Agent": user_agent, "Accept": "application/json",
                                      "X-USE-INCLUDED-RESPONSE": "true"})
         self._auth_lock = threading.Lock()
@@ -95,14 +101,24 @@ class MegaplanClient:
                 return self.tokens.save(new, current)
             except MegaplanAuthError:
                 # Rotated by another worker? Its new pair is in the store, use that.
-                stored = self.tokens.load()
+                stored = self.tokens.load(fresh=True)
                 if stored is not None and stored.refresh_token != current.refresh_token:
                     return stored
         return self._password_grant(current)
 
     def access_token(self, *, force_refresh_of: Tokens | None = None) -> Tokens:
-        with self._auth_lock:
-            tokens = self.tokens.load()
+        """A usable access token; only a refresh or a login takes the locks (single flight).
+
+        Refresh tokens rotate: two refreshes of one pair would leave one side with a dead
+        refresh token. The store's lock (shared by every process for a stored credential)
+        makes the refresh one request, and whoever waited for it reuses its result.
+        """
+        tokens = self.tokens.load()
+        if tokens is not None and force_refresh_of is None and \
+                not tokens.expiring(unconfirmed.REFRESH_MARGIN_SECONDS):
+            return tokens
+        with self._auth_lock, self.tokens.refresh_lock():
+            tokens = self.tokens.load(fresh=True)
             if tokens is None:
                 return self._password_grant(None)
             if force_refresh_of is not None and tokens.access_token != force_refresh_of.access_token:

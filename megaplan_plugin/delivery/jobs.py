@@ -1,0 +1,224 @@
+"""RQ job functions: every Megaplan write happens here, never in a hook.
+
+Jobs take ids and plain dicts, run in an app context, are idempotent (every write is keyed by
+the PBX call id and made under that call's lock), re-raise transient errors so RQ's ``Retry``
+applies, record their outcome on the outbox row, and commit once, at the end.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from datetime import datetime, timezone
+
+from flask import current_app
+from sqlalchemy import select
+
+from .. import contractors, sync
+from ..routing import remember_route
+from ..appctx import with_app_context
+from ..connection import client_for
+from ..hook_settings import not_for_megaplan
+from ..mapping import owner_of
+from ..megaplan import MegaplanError
+from ..models import CallLog, Credential, Settings
+from . import locks, outbox, outcomes, queues
+from .reconcile import reconcile_all
+
+log = logging.getLogger(__name__)
+CALL_KEY_SECONDS = 4 * 3600
+OWNER_NOTES = {
+    "no_employee": "звонок без сотрудника: ответственный по умолчанию",
+    "unmapped": "сотрудник не найден в Мегаплан",
+    "unknown_employee_user": "сотрудник не найден в Мегаплан: сохранён от имени выбранного пользователя",
+}
+
+
+def _db():
+    return current_app.extensions["cabinet"].db
+
+
+def _redis():
+    return current_app.extensions["megaplan"].redis
+
+
+def live_call_key(account_id: str, megaplan_call_id) -> str:
+    """Megaplan call id → PBX call id, for «Завершить» from the popup."""
+    return f"megaplan:livecall:{account_id}:{megaplan_call_id}"
+
+
+def _call_key(account_id: str, call_id: str) -> str:
+    return f"megaplan:callinfo:{account_id}:{call_id}"
+
+
+def _known_call(client, account_id: str, call_id: str) -> dict | None:
+    """The CallInfo of a PBX call: remembered by the job that made it, else asked of Megaplan."""
+    raw = _redis().get(_call_key(account_id, call_id))
+    if raw:
+        return json.loads(raw)
+    found = client.get_call_by_provider(call_id)
+    return {"id": str(found["id"]), "state": found.get("state")} if found else None
+
+
+def _remember_call(account_id: str, call_id: str, call: dict, state: str) -> None:
+    pipe = _redis().pipeline(transaction=False)
+    pipe.set(_call_key(account_id, call_id), json.dumps({"id": str(call["id"]), "state": state}),
+             ex=CALL_KEY_SECONDS)
+    pipe.set(live_call_key(account_id, call["id"]), call_id, ex=CALL_KEY_SECONDS)
+    pipe.execute()
+
+
+@with_app_context
+def live_event(account_id: str, hook: str, payload: dict) -> str:
+    """Open (``call_started``) or move to talking (``call_answered``) the call's one popup."""
+    at = datetime.fromisoformat(payload["at"])
+    if datetime.now(timezone.utc) - at > queues.POPUP_MAX_AGE:
+        return "stale"  # a popup a minute late is noise; history comes from call_ended
+    db = _db()
+    settings = db.session.get(Settings, account_id)
+    if not_for_megaplan(settings, payload.get("virtual_number")):
+        return "skipped"
+    owner = owner_of(settings, payload.get("user"))
+    if owner.employee_id is None:
+        return "no-employee"  # a popup needs a Megaplan user to show it to
+    client = client_for(db.session.get(Credential, settings.credential_id))
+    call_id = payload["call_id"]
+    with locks.call_lock(account_id, call_id):
+        existing = _known_call(client, account_id, call_id)
+        if existing is not None and existing.get("state") == "finished":
+            return "finished"
+        if hook == "call_started":
+            if existing is not None:
+                return "exists"  # another leg of a group call: one call, one popup
+            call = client.create_call(sync.popup_fields(payload, owner, "calling"))
+            state = "calling"
+        else:
+            fields = sync.popup_fields(payload, owner, "talking")
+            fields.pop("timeFrom")
+            # The answering employee takes over the one popup of a group call.
+            call = (client.create_call(fields) if existing is None
+                    else client.update_call(existing["id"], fields))
+            state = "talking"
+        _remember_call(account_id, call_id, call, state)
+    return hook
+
+
+def _outbox_row(account_id: str, call_id: str) -> CallLog | None:
+    return _db().session.execute(select(CallLog).where(
+        CallLog.kind == CallLog.CALL, CallLog.account_id == account_id,
+        CallLog.call_id == call_id)).scalar_one_or_none()
+
+
+@with_app_context
+def sync_call(account_id: str, call_id: str, record: dict | None = None) -> str:
+    """Write one finished call to Megaplan: history, recording, client, communication.
+
+    ``record`` comes along only when the hook could not store the call (database down):
+    the job stores it first, and raises (so RQ retries) until it can.
+    """
+    db = _db()
+    row = _outbox_row(account_id, call_id)
+    if row is None:
+        if record is None:
+            return "gone"
+        outbox.insert_row(db.engine, outbox.row_values(record))
+        row = _outbox_row(account_id, call_id)
+    if row.state in (CallLog.SENT, CallLog.SKIPPED):
+        return row.state
+    try:
+        return _sync(row)
+    finally:
+        db.session.commit()
+
+
+def _sync(row: CallLog) -> str:
+    db = _db()
+    settings = db.session.get(Settings, row.account_id)
+    reason = not_for_megaplan(settings, row.virtual_number)
+    if reason:
+        return outcomes.record(row, CallLog.SKIPPED, reason=reason)
+    record = row.record
+    owner = owner_of(settings, record.get("user"))
+    # Nothing is written before the Megaplan requests are done: on SQLite a write would hold
+    # the one writer's lock through them, and a token refresh could not be saved meanwhile.
+    attempts = row.attempts + 1
+    known_client = False
+    try:
+        client = client_for(db.session.get(Credential, settings.credential_id))
+        contractor = None
+        if not _own_number(row.account_id, row.client_phone):
+            create = None
+            if row.direction == "in" and settings.create_client_on_incoming:
+                create = "client"
+            elif row.direction == "out" and settings.create_contact_on_outgoing:
+                create = "contact"
+            with locks.client_lock(row.account_id, row.client_phone):
+                contractor = contractors.find_or_create(client, row.client_phone, create=create,
+                                                        responsible_id=owner.responsible_id)
+            known_client = True
+        with locks.call_lock(row.account_id, row.call_id):
+            known = _known_call(client, row.account_id, row.call_id)
+            call = sync.write_history(client, record, owner, contractor, known)
+            _remember_call(row.account_id, row.call_id, call, "finished")
+        if settings.create_communication and \
+                sync.communication_kind(record) in (settings.communication_types or []):
+            sync.ensure_communication(client, call, record, owner, contractor)
+    except MegaplanError as exc:
+        retry, retry_in = outcomes.will_retry() if exc.transient else (False, None)
+        row.attempts = attempts
+        outcomes.record(row, CallLog.PENDING if retry else CallLog.FAILED,
+                        error=outcomes.describe(exc), retry_in=retry_in)
+        if exc.transient:
+            raise
+        return row.state
+    except Exception as exc:
+        # A defect or an outage of ours (database, Redis): say so in the journal, let RQ retry.
+        log.exception("megaplan: sync of call %s failed", row.call_id)
+        retry, retry_in = outcomes.will_retry()
+        row.attempts = attempts
+        outcomes.record(row, CallLog.PENDING if retry else CallLog.FAILED,
+                        error=outcomes.describe(exc), retry_in=retry_in)
+        raise
+    if known_client:
+        contractors.remember(row.account_id, row.client_phone, contractor)
+    row.attempts, row.megaplan_call_id = attempts, str(call["id"])
+    return outcomes.record(row, CallLog.SENT, reason=OWNER_NOTES.get(owner.reason))
+
+
+def _own_number(account_id: str, phone: str) -> bool:
+    """Employees' direct numbers and the account's own numbers never become clients."""
+    pbx = current_app.extensions["cabinet"].pbx
+    own = {u.telnum for u in pbx.users(account_id) if u.telnum} | set(pbx.virtual_numbers(account_id))
+    return phone in own
+
+
+@with_app_context
+def refresh_route(account_id: str, phone: str) -> str:
+    """Ask Megaplan whose client a number is, without the PBX waiting (after a slow route)."""
+    db = _db()
+    settings = db.session.get(Settings, account_id)
+    if settings is None or not settings.active or settings.credential_id is None:
+        return "skipped"
+    client = client_for(db.session.get(Credential, settings.credential_id))
+    remember_route(current_app.extensions["cabinet"], settings.credential_id, account_id, phone,
+                   client.call_route(phone))
+    db.session.commit()
+    current_app.extensions["megaplan"].routes.forget(account_id)
+    return "remembered"
+
+
+@with_app_context
+def sweep() -> dict:
+    """Periodic: queue again what Redis lost (see ``outbox.sweep``)."""
+    with locks.once(_redis(), "sweep", 600) as mine:
+        return outbox.sweep(_db()) if mine else {"skipped": "another sweep is running"}
+
+
+@with_app_context
+def reconcile(since: str | None = None, until: str | None = None) -> dict:
+    """Periodic: put calls the PBX history has and the plugin never received into the outbox."""
+    with locks.once(_redis(), "reconcile", 600) as mine:
+        if not mine:
+            return {"skipped": "another reconciliation is running"}
+        return reconcile_all(
+            current_app.extensions["cabinet"], since=since and datetime.fromisoformat(since),
+            until=until and datetime.fromisoformat(until))

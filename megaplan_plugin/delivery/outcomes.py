@@ -1,0 +1,48 @@
+"""What a job did to its outbox row, in words the journal shows («почему звонок не в Мегаплан?»)."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+from rq import get_current_job
+
+from ..megaplan import MegaplanAuthError, MegaplanError, MegaplanTransientError
+from ..models import CallLog, utcnow
+
+STATUS_WORDS = {
+    400: "Мегаплан отклонил запрос", 401: "Мегаплан не принял токен", 403: "нет прав в Мегаплане",
+    404: "не найдено в Мегаплане", 409: "конфликт в Мегаплане", 422: "Мегаплан отклонил данные",
+    429: "слишком много запросов к Мегаплану", 500: "внутренняя ошибка Мегаплана",
+    502: "Мегаплан недоступен (шлюз)", 503: "Мегаплан временно недоступен",
+    504: "Мегаплан не ответил вовремя",
+}
+
+
+def describe(exc: BaseException) -> str:
+    """A Russian sentence for the journal; Megaplan's own text follows after a dash."""
+    if isinstance(exc, MegaplanAuthError):
+        return f"неверный логин или пароль Мегаплана — {exc.message}"
+    if isinstance(exc, MegaplanError):
+        if exc.status in STATUS_WORDS:
+            return f"{STATUS_WORDS[exc.status]} ({exc.status}) — {exc.message}"
+        if isinstance(exc, MegaplanTransientError):
+            return f"Мегаплан не отвечает — {exc.message}"
+        return f"ошибка Мегаплана — {exc}"
+    return f"внутренняя ошибка интеграции: {type(exc).__name__}"
+
+
+def will_retry() -> tuple[bool, int | None]:
+    """Whether RQ will run the current job again after it raises, and in how many seconds."""
+    job = get_current_job()
+    if job is None or not job.retries_left:
+        return False, None
+    return True, job.get_retry_interval()
+
+
+def record(row: CallLog, state: str, *, reason: str | None = None, error: str | None = None,
+           retry_in: int | None = None) -> str:
+    """Set the row's outcome; the job's one commit follows."""
+    row.state, row.reason = state, reason
+    row.next_retry_at = utcnow() + timedelta(seconds=retry_in) if retry_in is not None else None
+    if error is not None or state == CallLog.SENT:
+        row.last_error = error
+    return state

@@ -1,0 +1,127 @@
+"""Queues, job ids, the retry policy, and the Redis connection the plugin works with.
+
+Jobs are enqueued by dotted path, so nothing here (nor in hooks) imports the job functions.
+"""
+from __future__ import annotations
+
+import hashlib
+from datetime import timedelta
+
+import redis
+from flask import current_app
+from redis.backoff import NoBackoff
+from redis.retry import Retry as RedisRetry
+from rq import Queue, Retry
+from rq.exceptions import DuplicateJobError
+
+LIVE_QUEUE = "megaplan-live"
+SYNC_QUEUE = "megaplan"
+QUEUES = (LIVE_QUEUE, SYNC_QUEUE)
+
+JOBS = "megaplan_plugin.delivery.jobs."
+LIVE_EVENT = JOBS + "live_event"
+SYNC_CALL = JOBS + "sync_call"
+REFRESH_ROUTE = JOBS + "refresh_route"
+
+# A popup a minute late is noise: live jobs expire in the queue and are dropped when stale.
+POPUP_MAX_AGE = timedelta(seconds=60)
+# Megaplan outages are usually minutes: the first retries come quickly so a short outage
+# costs seconds, then back off to span about three hours before a call is left «ошибка» for
+# the journal's «Повторить» and the sweeper.
+SYNC_RETRY_INTERVALS = [5, 10, 20, 30, 60, 120, 300, 600, 1200, 1800, 3600, 3600]
+LIVE_RETRY_INTERVALS = [1, 3]
+# Hooks run on the host's request thread with a 2 ms budget: a dead Redis must fail fast.
+REDIS_SOCKET_TIMEOUT = 0.5
+RESULT_TTL = 3600
+FAILURE_TTL = 7 * 24 * 3600
+TERMINAL_STATUSES = ("finished", "failed", "stopped", "canceled")
+
+
+def connect(url: str | None) -> redis.Redis:
+    if url:
+        # No client-side retries either: the outbox is the retry, and the PBX is waiting.
+        return redis.Redis.from_url(url, socket_timeout=REDIS_SOCKET_TIMEOUT,
+                                    socket_connect_timeout=REDIS_SOCKET_TIMEOUT,
+                                    retry=RedisRetry(NoBackoff(), 0))
+    import fakeredis  # the embedded mode only: a host with REDIS_URL never needs it
+    return fakeredis.FakeRedis(server=fakeredis.FakeServer())
+
+
+def connection() -> redis.Redis:
+    return current_app.extensions["megaplan"].redis
+
+
+def queue(name: str, conn: redis.Redis | None = None) -> Queue:
+    return Queue(name, connection=conn or connection())
+
+
+def _digest(*parts: str | None) -> str:
+    # RQ allows only [A-Za-z0-9_-] in ids, and PBX call ids and logins carry anything.
+    return hashlib.sha1("\0".join(p or "" for p in parts).encode()).hexdigest()
+
+
+def live_job_id(account_id: str, call_id: str, hook: str, login: str | None) -> str:
+    return "megaplan-live-" + _digest(account_id, call_id, hook, login)
+
+
+def call_job_id(account_id: str, call_id: str) -> str:
+    return "megaplan-call-" + _digest(account_id, call_id)
+
+
+def route_job_id(account_id: str, phone: str) -> str:
+    return "megaplan-route-" + _digest(account_id, phone)
+
+
+def enqueue_live(payload: dict, hook: str) -> None:
+    """Queue a popup job; a repeated push of the same event is dropped (same job id)."""
+    login = (payload.get("user") or {}).get("login")
+    try:
+        queue(LIVE_QUEUE).enqueue(
+            LIVE_EVENT, payload["account_id"], hook, payload,
+            job_id=live_job_id(payload["account_id"], payload["call_id"], hook, login),
+            unique=True, ttl=int(POPUP_MAX_AGE.total_seconds()), result_ttl=60,
+            failure_ttl=3600, retry=Retry(max=len(LIVE_RETRY_INTERVALS), interval=LIVE_RETRY_INTERVALS))
+    except DuplicateJobError:
+        pass
+
+
+def enqueue_call(account_id: str, call_id: str, record: dict | None = None, *,
+                 fresh: bool = False, replace: bool = False) -> None:
+    """Queue the sync of a finished call, keyed by the PBX call id.
+
+    ``record`` travels in the job only when the database could not store it (the job stores
+    it first). ``fresh`` (the hook, right after inserting the row) skips the uniqueness check:
+    no job can have this id yet, and the check costs Redis round trips inside the hook's 2 ms.
+    ``replace`` (the sweeper, «Повторить») replaces a job that is finished, failed or waiting
+    for a far retry; a job that is running or queued now is left alone.
+    """
+    q = queue(SYNC_QUEUE)
+    job_id = call_job_id(account_id, call_id)
+    options = dict(job_id=job_id, result_ttl=RESULT_TTL, failure_ttl=FAILURE_TTL,
+                   retry=Retry(max=len(SYNC_RETRY_INTERVALS), interval=SYNC_RETRY_INTERVALS))
+    args = (account_id, call_id) if record is None else (account_id, call_id, record)
+    if fresh:
+        q.enqueue(SYNC_CALL, *args, **options)
+        return
+    for _ in range(2):
+        try:
+            q.enqueue(SYNC_CALL, *args, unique=True, **options)
+            return
+        except DuplicateJobError:
+            job = q.fetch_job(job_id)
+            if job is None:
+                continue
+            status = job.get_status(refresh=False)
+            if status in ("queued", "started") or (status not in TERMINAL_STATUSES and not replace):
+                return  # on its way; the job is idempotent anyway
+            job.delete()
+
+
+def enqueue_route_refresh(account_id: str, phone: str) -> None:
+    try:
+        queue(SYNC_QUEUE).enqueue(
+            REFRESH_ROUTE, account_id, phone, job_id=route_job_id(account_id, phone),
+            unique=True, result_ttl=0, failure_ttl=3600,
+            retry=Retry(max=len(LIVE_RETRY_INTERVALS), interval=LIVE_RETRY_INTERVALS))
+    except DuplicateJobError:
+        pass  # already on its way

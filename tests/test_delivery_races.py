@@ -1,0 +1,134 @@
+"""Single flight where two would race, tested with real concurrency.
+
+Rounds: ``RACE_ROUNDS`` (default 3; the closing note's 20-in-a-row runs set it to 20).
+Processes need a Redis they can share, so the cross-process variants run with ``REDIS_URL``;
+without it the same races run between threads of one process on the in-process Redis.
+"""
+import json
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from host_stub.db import db
+from megaplan_plugin.delivery import queues
+from megaplan_plugin.delivery.worker import thread_worker
+from megaplan_plugin.models import CallLog
+
+ROUNDS = int(os.environ.get("RACE_ROUNDS", "3"))
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.usefixtures("integration")
+
+REFRESHER = r"""
+import json, sys, threading
+from host_stub import create_app
+from megaplan_plugin.connection import client_for
+from megaplan_plugin.models import Credential
+app = create_app(json.loads(sys.argv[1]))
+threads_n = int(sys.argv[2])
+barrier = threading.Barrier(threads_n)
+errors = []
+def work():
+    try:
+        with app.app_context():
+            client = client_for(app.extensions["cabinet"].db.session.get(Credential, 1))
+            client.tokens.load()
+            barrier.wait(30)
+            client.current_user()
+    except Exception as exc:
+        errors.append(repr(exc))
+threads = [threading.Thread(target=work) for _ in range(threads_n)]
+[t.start() for t in threads]
+[t.join(60) for t in threads]
+print(json.dumps(errors))
+sys.exit(1 if errors else 0)
+"""
+
+
+def _child_config(app) -> dict:
+    return {"SQLALCHEMY_DATABASE_URI": app.config["SQLALCHEMY_DATABASE_URI"],
+            "REDIS_URL": app.config["REDIS_URL"], "SECRET_KEY": "test-secret", "TESTING": True,
+            "MEGAPLAN_EMBEDDED_WORKER": False, "MEGAPLAN_ALLOW_HTTP": True,
+            "MEGAPLAN_ENCRYPTION_KEY": app.config["MEGAPLAN_ENCRYPTION_KEY"]}
+
+
+def _in_threads(n, target):
+    errors = []
+
+    def run():
+        try:
+            target()
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+    threads = [threading.Thread(target=run) for _ in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert errors == [], [e for e in errors if not isinstance(e, threading.BrokenBarrierError)][:3]
+
+
+def test_an_expired_token_is_refreshed_once_by_two_processes_of_eight_threads(app, megaplan_sandbox):
+    from megaplan_plugin.connection import client_for
+    from megaplan_plugin.models import Credential
+    state = megaplan_sandbox.state
+    state.set_latency(50)  # a slow token endpoint widens the window for a second refresh
+    for _ in range(ROUNDS):
+        state.expire_access_tokens()
+        before = len(state.grants)
+        if app.config["REDIS_URL"]:
+            children = [subprocess.Popen(
+                [sys.executable, "-c", REFRESHER, json.dumps(_child_config(app)), "8"],
+                cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(2)]
+            for child in children:
+                out, err = child.communicate(timeout=120)
+                assert child.returncode == 0, (out + err).decode()[-3000:]
+        else:
+            barrier = threading.Barrier(16)
+
+            def work():
+                with app.app_context():
+                    client = client_for(db.session.get(Credential, 1))
+                    client.tokens.load()
+                    db.session.remove()  # 16 threads must not need 16 pooled connections
+                    barrier.wait(30)
+                    client.current_user()
+            _in_threads(16, work)
+        assert state.grants[before:] == ["refresh_token"]
+
+
+def _drain_concurrently(app, workers=2):
+    conn = app.extensions["megaplan"].redis
+    _in_threads(workers, lambda: thread_worker(app, conn, queues.QUEUES).work(
+        burst=True, logging_level="WARNING"))
+
+
+def test_the_legs_of_a_group_call_on_two_workers_open_one_popup(app, pbx, megaplan_sandbox):
+    megaplan_sandbox.state.set_latency(20)
+    for n in range(ROUNDS):
+        call = pbx.new_call(phone=f"7916555{n:04d}")
+        call.ring("ivanov", "petrova")  # two popup jobs with different ids, at once
+        _drain_concurrently(app)
+        opened = [c for c in megaplan_sandbox.state.calls.values() if c["providerId"] == call.call_id]
+        assert len(opened) == 1
+
+
+def test_popups_racing_their_history_jobs_never_make_two_calls(app, pbx, megaplan_sandbox):
+    total, batch = 500, 50
+    ids = []
+    for start in range(0, total, batch):
+        for n in range(start, start + batch):
+            call = pbx.new_call(phone=f"7916{n:07d}")
+            call.ring("ivanov")
+            call.history(status="Success", user="ivanov")  # popup and history queued together
+            ids.append(call.call_id)
+        _drain_concurrently(app)
+    calls = list(megaplan_sandbox.state.calls.values())
+    assert sorted(c["providerId"] for c in calls) == sorted(ids)  # each once
+    assert [c for c in calls if c.get("state") != "finished"] == []  # no popup left open
+    with app.app_context():
+        states = db.session.execute(db.select(CallLog.state).filter_by(kind=CallLog.CALL)).scalars()
+        assert set(states) == {"sent"}

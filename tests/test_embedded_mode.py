@@ -1,0 +1,100 @@
+"""The embedded defaults (no REDIS_URL) are a product too: they retry, schedule and exit."""
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from host_stub.db import db
+from megaplan_plugin.models import CallLog
+
+ROOT = Path(__file__).resolve().parents[1]
+FLASK = Path(sys.executable).with_name("flask")
+
+
+@pytest.fixture
+def app_config():
+    # Embedded even in CI: no Redis URL, the worker, scheduler and cron threads running.
+    return {"REDIS_URL": None, "MEGAPLAN_EMBEDDED_WORKER": True}
+
+
+def _wait_for(predicate, timeout: float, step: float = 0.2):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(step)
+    return True
+
+
+def test_megaplan_down_for_20_seconds_during_10_calls_all_arrive_once_without_help(
+        app, pbx, integration, megaplan_sandbox):
+    assert app.extensions["megaplan"].embedded
+    megaplan_sandbox.state.outage(20)
+    recovered_at = time.monotonic() + 20
+    ids = []
+    for n in range(10):
+        call = pbx.new_call(phone=f"7916777{n:04d}")
+        call.ring("ivanov")
+        call.history(status="Success", user="ivanov")
+        ids.append(call.call_id)
+
+    def all_sent():
+        with app.app_context():
+            states = db.session.execute(db.select(CallLog.state).filter_by(kind=CallLog.CALL)).scalars()
+            return set(states) == {"sent"}
+    assert _wait_for(all_sent, timeout=recovered_at - time.monotonic() + 60), "not all calls arrived"
+    assert time.monotonic() - recovered_at < 60
+    assert sorted(c["providerId"] for c in megaplan_sandbox.state.calls.values()) == sorted(ids)
+
+
+def _env(**extra):
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "MEGAPLAN_SANDBOX_PORT")}
+    env.update(extra)
+    return env
+
+
+@pytest.mark.parametrize("mode", ["embedded", "redis"])
+@pytest.mark.parametrize("args", [["megaplan", "--help"], ["megaplan", "resend"],
+                                  ["megaplan", "reconcile"]])
+def test_every_cli_command_exits_when_done(mode, args):
+    if mode == "redis" and not os.environ.get("REDIS_URL"):
+        pytest.skip("needs REDIS_URL")
+    env = _env(**({"REDIS_URL": os.environ["REDIS_URL"]} if mode == "redis" else {}))
+    result = subprocess.run([str(FLASK), "--app", "host_stub", *args], cwd=ROOT, env=env,
+                            capture_output=True, timeout=60)
+    assert result.returncode == 0, result.stderr.decode()[-2000:]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_the_demo_server_stops_on_a_signal_and_leaves_no_process_behind(sig):
+    port = _free_port()
+    server = subprocess.Popen(
+        [str(FLASK), "--app", "host_stub", "run", "--port", str(port)], cwd=ROOT,
+        env=_env(MEGAPLAN_SANDBOX_PORT=str(_free_port()), MEGAPLAN_ALLOW_HTTP="1"),
+        start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        def serving():
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                return True
+            except OSError:
+                return server.poll() is not None
+        assert _wait_for(serving, 30) and server.poll() is None
+        server.send_signal(sig)
+        assert server.wait(15) is not None
+        with pytest.raises(ProcessLookupError):
+            os.killpg(server.pid, 0)  # no process of its group is left (no forked scheduler)
+    finally:
+        if server.poll() is None:
+            os.killpg(server.pid, signal.SIGKILL)

@@ -11,6 +11,8 @@ from sqlalchemy import delete, select
 from .crypto import encrypt, hash_api_secret, new_api_secret
 from .megaplan import (InvalidDomain, MegaplanAuthError, MegaplanClient, MegaplanError,
                        MegaplanTransientError, MemoryTokenStore, normalize_domain)
+from .megaplan.domain import check_domain_addresses
+from .megaplan.errors import MegaplanDestinationRefused, MegaplanRedirectError
 from .models import Credential, MegaplanEmployee, Settings, utcnow
 
 log = logging.getLogger(__name__)
@@ -58,20 +60,24 @@ def check_and_store_credential(account_id: str, *, title: str, login: str, passw
         Credential.account_id == account_id, Credential.title == title)).scalar_one_or_none()
     if duplicate is not None and (existing is None or duplicate != existing.id):
         return CheckResult(field="title", error="Учетные данные с таким названием уже есть")
+    allow_http = current_app.config["MEGAPLAN_ALLOW_HTTP"]
     try:
-        base_url = normalize_domain(domain, allow_http=current_app.config["MEGAPLAN_ALLOW_HTTP"])
+        base_url = normalize_domain(domain, allow_http=allow_http)
+        check_domain_addresses(base_url, allow_http)
     except InvalidDomain as exc:
         return CheckResult(field="domain", error=str(exc))
     if password is None and existing is not None:
         from .crypto import decrypt
         password = decrypt(existing.password_enc)
     store = MemoryTokenStore()
-    client = MegaplanClient(base_url, login, password, token_store=store)
+    client = MegaplanClient(base_url, login, password, token_store=store, allow_http=allow_http)
     try:
         me = client.current_user()
         employees = _fetch_employees(client)
     except MegaplanAuthError:
         return CheckResult(field="password", error="Неверный логин или пароль Мегаплан")
+    except (MegaplanDestinationRefused, MegaplanRedirectError) as exc:
+        return CheckResult(field="domain", error=exc.message)
     except MegaplanTransientError:
         return CheckResult(field="domain", error=(
             f"Мегаплан по адресу {base_url} не отвечает. Проверьте домен или повторите позже."))

@@ -1,12 +1,14 @@
 """The plugin's pages inside the cabinet: the settings page (``/plugins/megaplan/``)."""
 from __future__ import annotations
 
-from flask import Blueprint, current_app, flash, g, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, flash, g, redirect, render_template, request, session, url_for
 
 from . import account_settings as store
+from . import one_time
 from .forms import ActionForm, CredentialEditForm, CredentialForm, DeleteCredentialForm, SettingsForm
 from .megaplan import MegaplanError
 
+SECRET_TICKET = "megaplan_secret_ticket"
 bp = Blueprint("megaplan", __name__, url_prefix="/plugins/megaplan",
                template_folder="templates", static_folder="static",
                static_url_path="/static")
@@ -138,9 +140,9 @@ def rotate_secret():
     if not ActionForm().validate_on_submit():
         return _bad_request()
     secret = store.rotate_api_secret(store.settings_for(g.account_id))
-    flash(f"Новый секретный ключ: {secret} — скопируйте его сейчас, больше он показан не будет.",
-          "secret")
-    return redirect(url_for("megaplan.settings") + "#telephony-app")
+    # The cookie carries only a ticket; the secret waits, encrypted, in Redis for one showing.
+    session[SECRET_TICKET] = one_time.keep(g.account_id, secret)
+    return redirect(url_for("megaplan.settings"))
 
 
 def _forget_cached(account_id: str) -> None:
@@ -166,6 +168,7 @@ def _render(*, form, settings, credentials, employees, status=200):
         employees=employees, mapping=mapping, action_form=ActionForm(),
         default_responsible=next((e for e in employees if e.megaplan_id == settings.default_responsible_id), None),
         unknown_user=next((e for e in employees if e.megaplan_id == settings.unknown_employee_user_id), None),
+        new_secret=one_time.take(g.account_id, session.pop(SECRET_TICKET, None)),
         call_url=url_for("megaplan_api.call", account_key=settings.api_key, _external=True),
         hangup_url=url_for("megaplan_api.hangup", account_key=settings.api_key, _external=True),
     ), status

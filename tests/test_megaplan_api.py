@@ -15,7 +15,7 @@ def api(configured, app):
     """(account key, secret) of the demo account, the secret rotated through the page."""
     response = post_form(configured, "/plugins/megaplan/secret", {}, page="/plugins/megaplan/")
     page = configured.get(response.location).get_data(as_text=True)
-    secret = re.search(r"Новый секретный ключ: (\S+) ", page).group(1)
+    secret = re.search(r'id="new-secret">([^<]+)<', page).group(1)
     with app.app_context():
         key = db.session.get(Settings, "demo").api_key
     return key, secret
@@ -142,7 +142,7 @@ def test_one_accounts_secret_never_reaches_anothers_calls(client, api, app, auth
     post_form(client, "/plugins/megaplan/", {"credential_id": "2", "active": "y",
                                              "default_responsible_id": "1000003"})
     response = post_form(client, "/plugins/megaplan/secret", {}, page="/plugins/megaplan/")
-    other_secret = re.search(r"Новый секретный ключ: (\S+) ", client.get(response.location).text).group(1)
+    other_secret = re.search(r'id="new-secret">([^<]+)<', client.get(response.location).text).group(1)
     with app.app_context():
         other_key = db.session.get(Settings, "other").api_key
     # ...which opens neither demo's key nor demo's calls.

@@ -6,3 +6,14 @@ document.querySelectorAll("[data-reveal-when]").forEach(function (block) {
   toggle.addEventListener("change", sync);
   sync();
 });
+
+// Copy buttons: the text of the element named by data-copy goes to the clipboard.
+document.querySelectorAll("[data-copy]").forEach(function (button) {
+  button.addEventListener("click", function () {
+    var source = document.getElementById(button.getAttribute("data-copy"));
+    if (!source || !navigator.clipboard) return;
+    navigator.clipboard.writeText(source.textContent.trim()).then(function () {
+      button.textContent = "Скопировано";
+    });
+  });
+});

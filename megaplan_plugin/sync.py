@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
+from urllib.parse import urlsplit
 
 from . import contractors
 from .mapping import CallOwner
@@ -52,12 +53,28 @@ def history_fields(record: dict, owner: CallOwner, contractor: dict | None = Non
     fields = {"contentType": "CallInfo", "providerId": record["call_id"],
               "type": call_type(record["direction"], record["status"]), "state": "finished",
               "timeFrom": datetime_value(started), "timeTo": datetime_value(ended)}
-    if record.get("recording_url"):
+    if recording_link(record):
         fields["recordLinks"] = [record["recording_url"]]
     fields.update(parties(record["direction"], record["client_phone"],
                           record.get("virtual_number") or user.get("ext"), owner.employee_id,
                           contractor))
     return fields
+
+
+def recording_link(record: dict) -> str | None:
+    """The recording URL when it is one Megaplan may show as a link: http(s) with a host."""
+    url = record.get("recording_url")
+    if not url:
+        return None
+    parts = urlsplit(url.strip())
+    return url if parts.scheme.lower() in ("http", "https") and parts.hostname else None
+
+
+def dropped_recording(record: dict) -> str | None:
+    """The journal's note when a recording link from the PBX was not passed on."""
+    if record.get("recording_url") and not recording_link(record):
+        return "ссылка на запись отброшена: это не адрес http(s)"
+    return None
 
 
 def write_history(client: MegaplanClient, record: dict, owner: CallOwner,

@@ -214,3 +214,16 @@ def test_the_same_pushes_three_times_write_everything_once(pbx, rq_worker, megap
     assert len(calls(megaplan_sandbox)) == 1
     assert len(clients_with(megaplan_sandbox, "79995554433")) == 1
     assert len(megaplan_sandbox.state.todos) == 1
+
+
+@pytest.mark.parametrize("link", ["javascript:alert(1)", "data:text/html,<b>x</b>",
+                                  "file:///etc/passwd", "//evil.example/a.mp3", "https://"])
+def test_a_recording_link_that_is_not_http_is_dropped_and_the_journal_says_so(
+        link, pbx, rq_worker, megaplan_sandbox, app, integration):
+    pbx.new_call().history(status="Success", user="ivanov", duration=5, link=link)
+    rq_worker()
+    (mp_call,) = calls(megaplan_sandbox)
+    assert "recordLinks" not in mp_call or mp_call["recordLinks"] == []
+    (row,) = rows(app)
+    assert row.state == "sent" and "ссылка на запись отброшена" in row.reason
+    assert "ссылка на запись отброшена" in integration().get("/plugins/megaplan/journal/").text

@@ -181,7 +181,8 @@ def _sync(row: CallLog) -> str:
     if known_client:
         contractors.remember(row.account_id, row.client_phone, contractor)
     row.attempts, row.megaplan_call_id = attempts, str(call["id"])
-    return outcomes.record(row, CallLog.SENT, reason=OWNER_NOTES.get(owner.reason))
+    notes = [OWNER_NOTES.get(owner.reason), sync.dropped_recording(record)]
+    return outcomes.record(row, CallLog.SENT, reason="; ".join(n for n in notes if n) or None)
 
 
 def _own_number(account_id: str, phone: str) -> bool:

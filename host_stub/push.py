@@ -107,13 +107,24 @@ def parse_push(fields: dict) -> Push:
     return Push(**values)
 
 
+# The longest value the cabinet stores of each field; anything longer is not from a PBX.
+MAX_LENGTH = {"callid": 128, "user": 200, "ext": 16, "groupRealName": 200, "link": 2048}
+DEFAULT_MAX_LENGTH = 64
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def _text(fields: dict, name: str) -> str:
     value = fields.get(name)
     if value is None:
         return ""
     if isinstance(value, (list, dict)):
         raise PushError(f"field {name} must be a string")
-    return str(value).strip()
+    text = str(value).strip()
+    if len(text) > MAX_LENGTH.get(name, DEFAULT_MAX_LENGTH):
+        raise PushError(f"field {name} is too long")
+    if _CONTROL.search(text):
+        raise PushError(f"field {name} contains control characters")
+    return text
 
 
 def _optional_phone(fields: dict, name: str) -> str | None:

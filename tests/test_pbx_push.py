@@ -266,3 +266,30 @@ def test_outgoing_virtual_number_falls_back_to_the_employees_direct_number(app, 
     call.history(status="Success", user="sidorov")
     assert recorder.calls[0][1].virtual_number == "74950000002"
     assert recorder.calls[-1][1].virtual_number == "74950000002"
+
+
+@pytest.mark.parametrize("fields", [
+    {"callid": "X" * 129},
+    {"callid": "A\x00B"},
+    {"user": "iva\x00nov"},
+    {"phone": "7916\x001234567"},
+    {"groupRealName": "Отдел\x07продаж"},
+])
+def test_values_no_pbx_sends_are_refused_at_the_door(pbx, fields):
+    base = {"cmd": "event", "type": "INCOMING", "phone": "79161234567", "callid": "V-1",
+            "user": "ivanov"}
+    response = pbx.push(**{**base, **fields})
+    assert response.status_code == 400 and "Invalid parameters" in response.get_json()["error"]
+
+
+def test_a_deeply_nested_json_push_is_a_400(client):
+    body = '{"a":' * 100_000 + "1" + "}" * 100_000
+    response = client.post("/pbx/demo/crm", data=body, content_type="application/json")
+    assert response.status_code == 400
+
+
+@pytest.mark.parametrize("account", ["de\x00mo", "x" * 65, "demo%00"])
+def test_an_account_name_no_cabinet_issues_is_an_unknown_account(client, account):
+    response = client.post(f"/pbx/{account}/crm", data={"cmd": "contact", "phone": "79161234567",
+                                                        "callid": "1", "crm_token": "demo-crm-token"})
+    assert response.status_code == 401

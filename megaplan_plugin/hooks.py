@@ -14,12 +14,13 @@ import logging
 from flask import current_app
 from redis.exceptions import RedisError
 from sqlalchemy import update
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 
 from . import DESCRIPTION, KEY, TITLE
 from .cabinet import PluginInfo, hookimpl
 from .delivery import queues
-from .delivery.outbox import DatabaseDown, as_dict, insert_call, insert_row, row_values
+from .delivery.outbox import (DatabaseDown, as_dict, insert_call, insert_refused, insert_row,
+                              row_values)
 from .models import CallLog
 from .routing import route_for
 
@@ -87,6 +88,12 @@ def call_ended(host, record):
     except DatabaseDown:
         log.warning("megaplan: database unavailable, call %s handed to Redis", record.call_id)
         queues.enqueue_call(record.account_id, record.call_id, data)
+        return
+    except SQLAlchemyError as exc:
+        # Not an outage: the database refused this record. A defect to fix, shown, never dropped.
+        log.error("megaplan: call %r refused by the database: %s", record.call_id[:64],
+                  type(exc).__name__)
+        insert_refused(host.db.engine, data, exc)
         return
     if row_id is None:
         return  # the PBX repeated the push; the first one is already in the outbox

@@ -460,3 +460,18 @@ def test_the_guarded_session_in_allow_http_mode_works_against_the_sandbox():
         with pytest.raises(MegaplanTransientError) as info:
             client.current_user()
         assert info.value.status == 503
+
+
+def test_the_plugins_own_clients_use_the_guarded_session_by_default(app, logged_in, enable_plugin):
+    """The settings form and the jobs build clients without passing a session: still guarded."""
+    from host_stub.testing import post_form
+    enable_plugin()
+    with HttpServer() as elsewhere:
+        target = f"{elsewhere.url}/api/v3/auth/access_token"
+        with HttpServer(lambda req: (307, {"Location": target}, None)) as megaplan:
+            response = post_form(logged_in, "/plugins/megaplan/credentials/new", {
+                "title": "Перенаправление", "login": "admin@x.ru", "password": PASSWORD,
+                "domain": megaplan.url})
+    assert response.status_code == 400
+    assert "перенаправлением" in response.get_data(as_text=True)
+    assert elsewhere.requests == []  # the password never left for the redirect target

@@ -69,6 +69,21 @@ def insert_call(engine, record: dict) -> int | None:
     return insert_row(engine, row_values(record, enqueued_at=utcnow()))
 
 
+def insert_refused(engine, record: dict, exc: Exception) -> None:
+    """A journal row («ошибка») for a call the database would not store as it came."""
+    def clean(value, size):
+        return "".join(ch for ch in str(value or "") if ch.isprintable())[:size]
+    values = row_values(record, state=CallLog.FAILED, record={},
+                        last_error=f"звонок не удалось сохранить ({type(exc).__name__}): данные АТС вне допустимого")
+    for column, size in (("account_id", 64), ("call_id", 128), ("direction", 3),
+                         ("client_phone", 32), ("virtual_number", 32), ("status", 16)):
+        values[column] = clean(values[column], size)
+    try:
+        insert_row(engine, values)
+    except Exception:
+        log.exception("megaplan: could not record the refused call either")
+
+
 def sweep(db) -> dict:
     """Queue again what the database holds and Redis does not; let RQ retry abandoned jobs."""
     conn = queues.connection()

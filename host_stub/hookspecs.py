@@ -81,6 +81,22 @@ def call_answered(host: Host, event: CallEvent) -> None:
 
 
 @hookspec
+def call_transferred(host: Host, event: CallEvent) -> None:
+    """An answered call moved to another employee (PBX event ``TRANSFERRED``; revision 2).
+
+    The call keeps its ``call_id``. A plugin written for revision 1 has no implementation of
+    this hook and keeps working: it sees the call's ``call_ended`` with the employee who
+    finished it.
+
+    :param host: the host services object.
+    :param event: :class:`~host_stub.types.CallEvent`; ``event.user`` is the employee now on
+        the call, ``event.transferred_from`` the one who had it before (None if unknown).
+    :return: None.
+    Time budget: as :func:`call_started` (p99 ≤ 2 ms, enqueue only).
+    """
+
+
+@hookspec
 def call_ended(host: Host, record: CallRecord) -> None:
     """A call is over: fired once per call with its final record (PBX ``history`` push).
 

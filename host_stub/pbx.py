@@ -142,15 +142,20 @@ class Pbx:
                                 self._virtual_number(push, direction, user), now,
                                 group_name=push.group_name)
                 self._live[(account_id, push.call_id)] = call
+            previous = call.answered_by
             if push.type in ("INCOMING", "OUTGOING") and push.user:
                 call.rung[push.user] = user
             elif push.type == "ACCEPTED":
                 call.answered_by, call.answered_at = user, now
+            elif push.type == "TRANSFERRED" and user is not None:
+                call.answered_by = user  # whoever finishes the call gets its history
+                call.answered_at = call.answered_at or now
         event = CallEvent(account_id=account_id, call_id=push.call_id, direction=call.direction,
                           client_phone=call.client_phone, virtual_number=call.virtual_number,
-                          user=user, at=now, group_name=push.group_name or call.group_name)
+                          user=user, at=now, group_name=push.group_name or call.group_name,
+                          transferred_from=previous if push.type == "TRANSFERRED" else None)
         hook = {"INCOMING": "call_started", "OUTGOING": "call_started",
-                "ACCEPTED": "call_answered"}.get(push.type)
+                "ACCEPTED": "call_answered", "TRANSFERRED": "call_transferred"}.get(push.type)
         if hook and self._lost(account_id, push, source):
             return {}
         if hook:
@@ -163,9 +168,11 @@ class Pbx:
         user = self._push_user(account_id, push)
         with self._lock:
             call = self._live.pop((account_id, push.call_id), None)
-        wait = 0
-        if call and call.answered_at:
-            wait = max(0, int((call.answered_at - call.started_at).total_seconds()))
+        wait = push.wait
+        if wait is None:  # a PBX that does not send `wait`: what the live events showed
+            wait = 0
+            if call and call.answered_at:
+                wait = max(0, int((call.answered_at - call.started_at).total_seconds()))
         rung = tuple(u for u in (call.rung.values() if call else ()) if u is not None)
         if not rung and user is not None:
             rung = (user,)
@@ -223,7 +230,7 @@ class Pbx:
                 self._push_event(account_id, call, "CANCELLED", login, source)
         if answered is not None:
             self._push_event(account_id, call, "COMPLETED", answered.login, source)
-        talk_from = call.answered_at or now
+        rang_until = call.answered_at or now
         if status.lower() == "missed":
             user_login = "pbx"  # as the live PBX reports unanswered calls
         else:
@@ -233,7 +240,10 @@ class Pbx:
             "phone": call.client_phone, "diversion": call.virtual_number or "",
             "user": user_login, "callid": call_id,
             "start": call.started_at.strftime("%Y%m%dT%H%M%SZ"),
-            "duration": str(int((now - talk_from).total_seconds()) if answered else 0),
+            # As the PBX reports it: `duration` is the whole call, ringing included, and
+            # `wait` the ringing part (reference §7).
+            "duration": str(int((now - call.started_at).total_seconds())),
+            "wait": str(int((rang_until - call.started_at).total_seconds())),
             "link": link or (f"https://records.example/{call_id}.mp3" if answered else ""),
         }, source=source)
 

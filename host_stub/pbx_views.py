@@ -77,6 +77,7 @@ def simulator():
     return render_template(
         "cabinet/simulator.html", incoming=incoming, outgoing=outgoing,
         action_form=CallActionForm(), calls=host.pbx.live_calls(account_id),
+        pbx_users=host.pbx.users(account_id),
         loss_form=PushLossForm(percent=str(int(host.pbx.push_loss.get(account_id, 0) * 100))),
         journal=host.pbx.journal(account_id))
 
@@ -136,6 +137,13 @@ def simulate_action():
             "cmd": "event", "type": "ACCEPTED", "direction": call.direction, "user": login,
             "phone": call.client_phone, "diversion": call.virtual_number or "",
             "callid": call.call_id}, source="simulator")
+    elif action == "transfer" and call.answered_by and host.pbx.user(g.account_id, form.user.data):
+        target = host.pbx.user(g.account_id, form.user.data)
+        host.pbx.handle_push(g.account_id, {
+            "cmd": "event", "type": "TRANSFERRED", "direction": call.direction,
+            "user": target.login, "ext": target.ext or "", "phone": call.client_phone,
+            "diversion": call.virtual_number or "", "callid": call.call_id,
+            "second_callid": new_call_id()}, source="simulator")
     elif action == "hangup":
         host.pbx.hangup(g.account_id, call.call_id)
     elif action in ("missed", "busy"):

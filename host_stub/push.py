@@ -50,7 +50,8 @@ class Push:
     group_name: str | None = None
     status: str | None = None
     start: datetime | None = None
-    duration: int | None = None
+    duration: int | None = None  # the whole call, ringing included (reference §7)
+    wait: int | None = None      # seconds of ringing before an answer, when the PBX sends it
     link: str | None = None
     rating: int | None = None
 
@@ -101,6 +102,7 @@ def parse_push(fields: dict) -> Push:
         values["status"] = HISTORY_STATUSES.get(_text(fields, "status").lower(), "failed")
         values["start"] = _parse_start(_text(fields, "start"))
         values["duration"] = _int(fields, "duration")
+        values["wait"] = _int(fields, "wait") if _text(fields, "wait") else None
         values["rating"] = _int(fields, "rating") if _text(fields, "rating") else None
     elif cmd == "rating":
         values["rating"] = _int(fields, "rating")

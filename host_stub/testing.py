@@ -287,4 +287,5 @@ def integration(app, configured):
         assert response.status_code == 302, response.get_data(as_text=True)[-2000:]
         return configured
     configure()
+    run_jobs(app)  # activation's background work (the client index) is done before the test
     return configure

@@ -38,6 +38,7 @@ class CallEvent:
     user: PbxUser | None
     at: datetime
     group_name: str | None = None
+    transferred_from: PbxUser | None = None  # only on call_transferred (revision 2)
 
     def to_dict(self) -> dict:
         data = dataclasses.asdict(self)
@@ -48,6 +49,7 @@ class CallEvent:
     def from_dict(cls, data: dict) -> CallEvent:
         data = dict(data)
         data["user"] = PbxUser.from_dict(data.get("user"))
+        data["transferred_from"] = PbxUser.from_dict(data.get("transferred_from"))
         data["at"] = datetime.fromisoformat(data["at"])
         return cls(**data)
 
@@ -62,8 +64,8 @@ class CallRecord:
     status: str
     user: PbxUser | None
     started_at: datetime
-    duration_seconds: int
-    wait_seconds: int = 0
+    duration_seconds: int    # the whole call as the PBX reports it, ringing included
+    wait_seconds: int = 0    # the ringing part of it (talk time = duration - wait)
     users_rung: tuple[PbxUser, ...] = field(default_factory=tuple)
     recording_url: str | None = None
     rating: int | None = None

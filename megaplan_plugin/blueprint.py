@@ -1,10 +1,12 @@
 """The plugin's pages inside the cabinet: the settings page (``/plugins/megaplan/``)."""
 from __future__ import annotations
 
+from redis.exceptions import RedisError
 from flask import Blueprint, current_app, flash, g, redirect, render_template, request, session, url_for
 
 from . import account_settings as store
 from . import one_time
+from .delivery import queues
 from .forms import ActionForm, CredentialEditForm, CredentialForm, DeleteCredentialForm, SettingsForm
 from .megaplan import MegaplanError
 
@@ -46,6 +48,7 @@ def settings():
     _fill_choices(form, credentials, employees)
     if request.method == "POST":
         if form.validate_on_submit():
+            was_indexed = (settings.active, settings.credential_id)
             form.populate_obj(settings)
             settings.virtual_numbers = list(form.virtual_numbers.data)
             settings.communication_types = list(form.communication_types.data)
@@ -53,6 +56,9 @@ def settings():
             settings.unknown_employee_user_id = form.unknown_employee_user_id.data or None
             _host().db.session.commit()
             _forget_cached(g.account_id)
+            if settings.active and settings.credential_id and \
+                    was_indexed != (True, settings.credential_id):
+                _index_later(settings.credential_id)  # activation, or another Megaplan
             flash("Настройки сохранены.", "success")
             return redirect(url_for("megaplan.settings"))
         flash("Настройки не сохранены: исправьте ошибки, отмеченные ниже.", "danger")
@@ -143,6 +149,14 @@ def rotate_secret():
     # The cookie carries only a ticket; the secret waits, encrypted, in Redis for one showing.
     session[SECRET_TICKET] = one_time.keep(g.account_id, secret)
     return redirect(url_for("megaplan.settings"))
+
+
+def _index_later(credential_id: int) -> None:
+    """Activation fills the local index of clients by phone, in the background."""
+    try:
+        queues.enqueue_index(credential_id)
+    except RedisError:
+        current_app.logger.warning("megaplan: Redis unavailable; the client index fills on schedule")
 
 
 def _forget_cached(account_id: str) -> None:

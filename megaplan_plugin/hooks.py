@@ -79,6 +79,13 @@ def call_answered(host, event):
 
 @hookimpl
 @never_raise
+def call_transferred(host, event):
+    if _wanted(host, event.account_id, event.virtual_number):
+        _enqueue_live(host, "call_transferred", event)
+
+
+@hookimpl
+@never_raise
 def call_ended(host, record):
     if not _wanted(host, record.account_id, record.virtual_number):
         return

@@ -58,6 +58,9 @@ class CallLog(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     next_retry_at: Mapped[datetime | None]
     megaplan_call_id: Mapped[str | None] = mapped_column(String(64))
+    # A missed call's «Перезвонить» todo, and the PBX call that reached the number later.
+    callback_todo_id: Mapped[str | None] = mapped_column(String(32))
+    callback_closed_by: Mapped[str | None] = mapped_column(String(128))
     enqueued_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
@@ -145,3 +148,27 @@ class KnownClient(Base):
     name: Mapped[str | None] = mapped_column(String(300))
     responsible_id: Mapped[str | None] = mapped_column(String(32))
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class ClientPhone(Base):
+    """The local index of Megaplan clients by phone, per credential: one row per client and number.
+
+    Filled when the integration is activated, refreshed periodically and by every synced call;
+    sync and routing look numbers up here before (or instead of) asking Megaplan.
+    """
+
+    __tablename__ = "megaplan_client_phone"
+    __table_args__ = (
+        UniqueConstraint("credential_id", "contractor_id", "national"),
+        Index("ix_megaplan_client_phone_lookup", "credential_id", "national"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    credential_id: Mapped[int] = mapped_column(ForeignKey("megaplan_credential.id", ondelete="CASCADE"))
+    national: Mapped[str] = mapped_column(String(20))      # national significant number
+    contractor_type: Mapped[str] = mapped_column(String(32))
+    contractor_id: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str | None] = mapped_column(String(300))
+    responsible_id: Mapped[str | None] = mapped_column(String(32))
+    megaplan_updated_at: Mapped[str | None] = mapped_column(String(40))  # Megaplan's timeUpdated
+    seen_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

@@ -1,9 +1,10 @@
 """«Переадресация на персонального менеджера»: whom the PBX should ring for an incoming number.
 
-The PBX holds the caller while it waits, so answers come from memory, then from the local
-table of known clients (filled by every synced call and by ``callRoute``), and only then from
-Megaplan under a hard deadline well inside the host's. What could not be had in time is
-fetched in the background so that the next call from that number routes.
+The PBX holds the caller while it waits, so answers come from local data only (CONTRACT §2):
+memory, then the table of known clients (filled by every synced call and by ``callRoute``),
+then the local index of Megaplan clients by phone. Nothing here waits on the network or
+commits; a number none of them knows is asked of Megaplan (``callRoute``) in the background,
+so that the next call from it routes.
 """
 from __future__ import annotations
 
@@ -15,19 +16,17 @@ from flask import current_app
 from redis.exceptions import RedisError
 from sqlalchemy import select
 
-from . import contractors
+from . import client_index, contractors
 from .delivery import queues
 from .cabinet import Route
-from .megaplan import MegaplanError, unconfirmed
-from .models import Credential, KnownClient, MegaplanEmployee
+from .megaplan import unconfirmed
+from .models import KnownClient, MegaplanEmployee
 
 log = logging.getLogger(__name__)
 HIT_SECONDS = 300.0     # a client's manager rarely changes within minutes
 MISS_SECONDS = 30.0     # an unknown number may become a client with the next synced call
 USERS_SECONDS = 60.0
 MAX_ENTRIES = 200_000
-# Share of the host's route deadline we may spend waiting for Megaplan on a cache miss.
-MEGAPLAN_SHARE = 0.4
 _NOBODY = object()
 
 
@@ -78,9 +77,11 @@ def route_for(host, event) -> Route | None:
         return None if cached is _NOBODY else cached
     route, known = _from_table(host, settings.credential_id, event.account_id, event.client_phone)
     if not known:
-        route, known = _from_megaplan(host, settings.credential_id, event.account_id, event.client_phone)
+        route, known = _from_index(host, settings.credential_id, event.account_id, event.client_phone)
     if known:
         state.routes.put(event.account_id, event.client_phone, route)
+    else:
+        _refresh_later(event.account_id, event.client_phone)
     return route
 
 
@@ -100,27 +101,22 @@ def _route(host, account_id: str, internal_number: str | None, name: str | None)
     return Route(login, name) if login else None
 
 
-def _from_megaplan(host, credential_id: int, account_id: str, phone: str) -> tuple[Route | None, bool]:
-    from .connection import client_for
-    budget = current_app.config.get("CABINET_ROUTE_TIMEOUT_MS", 1000) / 1000 * MEGAPLAN_SHARE
-    credential = host.db.session.get(Credential, credential_id)
-    try:
-        answer = client_for(credential, timeout=(budget / 2, budget)).call_route(phone)
-    except MegaplanError as exc:
-        log.info("megaplan callRoute for %s not had in time (%s); refreshing in background", phone, exc)
-        _refresh_later(account_id, phone)
+def _from_index(host, credential_id: int, account_id: str, phone: str) -> tuple[Route | None, bool]:
+    match = client_index.lookup(credential_id, phone, session=host.db.session)
+    if match is None:
         return None, False
-    internal_number, contractor = remember_route(host, credential_id, account_id, phone, answer)
-    host.db.session.commit()
-    return _route(host, account_id, internal_number, contractors.display_name(contractor)
-                  if contractor else None), True
+    internal_number = host.db.session.execute(select(MegaplanEmployee.internal_number).where(
+        MegaplanEmployee.credential_id == credential_id,
+        MegaplanEmployee.megaplan_id == match.responsible_id)).scalar_one_or_none() \
+        if match.responsible_id else None
+    return _route(host, account_id, internal_number, match.name or None), True
 
 
 def remember_route(host, credential_id: int, account_id: str, phone: str, answer: dict):
     """Keep what callRoute said in the known-clients table; returns (internal number, client)."""
     contractor = next((u for u in answer.get("users") or [] if isinstance(u, dict)
                        and u.get("contentType") in ("ContractorHuman", "ContractorCompany")), None)
-    employee = next(iter(answer.get("employees") or []), None)
+    employee = next(iter(unconfirmed.route_employees(answer.get("employees"))), None)
     internal_number = None
     if isinstance(employee, dict):
         internal_number = employee.get(unconfirmed.CALL_ROUTE_INTERNAL_NUMBER_FIELD)

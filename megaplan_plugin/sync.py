@@ -37,18 +37,34 @@ def parties(direction: str, client_phone: str, own_number: str | None, employee_
     return {key: value for key, value in fields.items() if value is not None}
 
 
-def popup_fields(event: dict, owner: CallOwner, state: str) -> dict:
+def popup_fields(event: dict, owner: CallOwner, state: str, contractor: dict | None = None) -> dict:
+    """The popup's CallInfo; ``contractor`` (from the local index) shows who calls at once."""
     user = event.get("user") or {}
     fields = {"contentType": "CallInfo", "providerId": event["call_id"], "type": event["direction"],
               "state": state, "timeFrom": datetime_value(datetime.fromisoformat(event["at"]))}
     fields.update(parties(event["direction"], event["client_phone"],
-                          event.get("virtual_number") or user.get("ext"), owner.employee_id))
+                          event.get("virtual_number") or user.get("ext"), owner.employee_id,
+                          contractor))
     return fields
 
 
-def history_fields(record: dict, owner: CallOwner, contractor: dict | None = None) -> dict:
+# What the PBX's `duration` covers is not documented. Public integrations (reference §7) read
+# it as the whole call, ringing included, beside `wait` for the ringing: so the call ends at
+# start + duration and was talked for duration - wait. This is the one place that decides it.
+DURATION_INCLUDES_WAIT = True
+
+
+def call_times(record: dict) -> tuple[datetime, datetime, int]:
+    """(start, end, talk seconds) of a finished call."""
     started = datetime.fromisoformat(record["started_at"])
-    ended = started + timedelta(seconds=(record.get("wait_seconds") or 0) + (record.get("duration_seconds") or 0))
+    duration, wait = record.get("duration_seconds") or 0, record.get("wait_seconds") or 0
+    whole = duration if DURATION_INCLUDES_WAIT else wait + duration
+    talk = max(0, duration - wait) if DURATION_INCLUDES_WAIT else duration
+    return started, started + timedelta(seconds=whole), talk
+
+
+def history_fields(record: dict, owner: CallOwner, contractor: dict | None = None) -> dict:
+    started, ended, _ = call_times(record)
     user = record.get("user") or {}
     fields = {"contentType": "CallInfo", "providerId": record["call_id"],
               "type": call_type(record["direction"], record["status"]), "state": "finished",
@@ -99,8 +115,9 @@ def communication_kind(record: dict) -> str:
 
 
 def ensure_communication(client: MegaplanClient, call: dict, record: dict, owner: CallOwner,
-                         contractor: dict | None) -> dict:
-    """One communication (Todo) per call; a missed call's is the open task to call back."""
+                         contractor: dict | None, missed_by: list[str] | None = None) -> dict:
+    """One communication (Todo) per call; a missed call's is the open task to call back,
+    for the employees who missed it (``missed_by``, Megaplan ids in the order they rang)."""
     for todo in client.call_todos(call["id"]):
         return todo
     kind = communication_kind(record)
@@ -108,8 +125,12 @@ def ensure_communication(client: MegaplanClient, call: dict, record: dict, owner
     name = {"in": f"Входящий звонок {pretty}", "out": f"Исходящий звонок {pretty}",
             "missed": f"Перезвонить: пропущенный звонок {pretty}"}[kind]
     fields = {"contentType": "Todo", "name": name}
-    if owner.responsible_id:
-        fields["responsible"] = link("Employee", owner.responsible_id)
+    people = (missed_by or []) if kind == "missed" else []
+    responsible = people[0] if people else owner.responsible_id
+    if responsible:
+        fields["responsible"] = link("Employee", responsible)
+    if people[1:]:
+        fields["participants"] = [link("Employee", p) for p in people[1:]]
     if contractor is not None:
         fields["relations"] = [link(contractor["contentType"], contractor["id"])]
     return client.create_call_todo(call["id"], fields)

@@ -57,7 +57,7 @@ def test_group_call_is_one_call_owned_by_who_answered(pbx, rq_worker, megaplan_s
     assert mp_call["toUser"]["id"] == "1000003" and mp_call["state"] == "finished"
 
 
-def test_missed_call_without_employee_gets_default_responsible_and_callback_task(
+def test_missed_call_belongs_to_the_default_responsible_and_its_callback_to_who_was_rung(
         pbx, rq_worker, megaplan_sandbox, integration):
     integration(create_communication="y", communication_types=["missed"])
     call = pbx.new_call(phone="79161234567")
@@ -67,7 +67,9 @@ def test_missed_call_without_employee_gets_default_responsible_and_callback_task
     (mp_call,) = calls(megaplan_sandbox)
     assert mp_call["type"] == "miss" and mp_call["toUser"]["id"] == "1000003"
     (todo,) = megaplan_sandbox.state.todos.values()
-    assert todo["name"].startswith("Перезвонить") and todo["responsible"]["id"] == "1000003"
+    # The callback goes to the employees who missed it (issue 12), in the order they rang.
+    assert todo["name"].startswith("Перезвонить") and todo["responsible"]["id"] == "1000002"
+    assert [p["id"] for p in todo["participants"]] != [] and todo["participants"][0]["id"] != "1000002"
     assert todo["call"] == mp_call["id"] and todo["isFinished"] is False
 
 
@@ -227,3 +229,121 @@ def test_a_recording_link_that_is_not_http_is_dropped_and_the_journal_says_so(
     (row,) = rows(app)
     assert row.state == "sent" and "ссылка на запись отброшена" in row.reason
     assert "ссылка на запись отброшена" in integration().get("/plugins/megaplan/journal/").text
+
+
+@pytest.mark.parametrize("status,wait,duration,call_type", [
+    ("Success", 7, 67, "in"), ("missed", 25, 25, "miss"), ("Busy", 0, 0, "miss")])
+def test_wait_and_duration_as_the_pbx_sends_them_give_the_calls_times(
+        status, wait, duration, call_type, pbx, rq_worker, megaplan_sandbox):
+    from datetime import datetime, timedelta, timezone
+    start = datetime(2026, 11, 26, 9, 30, 0, tzinfo=timezone.utc)
+    pbx.new_call().history(status=status, user="ivanov" if status == "Success" else "pbx",
+                           start=start, duration=duration, wait=str(wait))
+    rq_worker()
+    (mp_call,) = calls(megaplan_sandbox)
+    assert mp_call["type"] == call_type
+    assert datetime.fromisoformat(mp_call["timeFrom"]["value"]) == start
+    # `duration` is the whole call, ringing included: the call ends at start + duration.
+    assert datetime.fromisoformat(mp_call["timeTo"]["value"]) == start + timedelta(seconds=duration)
+
+
+def test_the_simulator_sends_wait_and_duration_like_the_pbx(app, pbx):
+    from datetime import datetime, timedelta, timezone
+    call = pbx.new_call()
+    call.ring("ivanov").answer("ivanov")
+    pbx_state = app.extensions["cabinet"].pbx
+    live = pbx_state.live_call("demo", call.call_id)
+    live.started_at -= timedelta(seconds=40)           # rang for 10 s, then talked for 30 s
+    live.answered_at = live.started_at + timedelta(seconds=10)
+    with app.test_request_context():
+        pbx_state.finish("demo", call.call_id, "Success", source="test")
+        now = datetime.now(timezone.utc)
+        (record,) = pbx_state.history("demo", now - timedelta(minutes=5), now + timedelta(minutes=1))
+    assert record.wait_seconds == 10 and record.duration_seconds in (40, 41)
+
+
+def test_answered_by_101_transferred_to_102_then_hung_up_in_the_simulator(
+        app, integration, rq_worker, megaplan_sandbox):
+    from host_stub.testing import post_form
+    client = integration(create_communication="y", communication_types=["in"])
+    post_form(client, "/simulator/incoming", {"in-phone": "79161234567", "in-virtual_number": "74950000001",
+                                              "in-users": ["ivanov"]}, page="/simulator/")
+    (live,) = app.extensions["cabinet"].pbx.live_calls("demo")
+
+    def act(action, user=""):
+        response = post_form(client, "/simulator/action", {"call_id": live.call_id, "action": action,
+                                                           "user": user}, page="/simulator/")
+        assert response.status_code == 302
+        rq_worker()
+    act("answer", "ivanov")
+    assert "Перевести: petrova" in client.get("/simulator/").text
+    act("transfer", "petrova")
+    (mp_call,) = calls(megaplan_sandbox)
+    petrova = next(e for e in megaplan_sandbox.state.employees
+                   if megaplan_sandbox.state.internal_number_of(e) == "102")
+    assert mp_call["state"] == "talking" and mp_call["toUser"]["id"] == petrova  # the popup moved
+    act("hangup")
+    (mp_call,) = calls(megaplan_sandbox)
+    assert mp_call["state"] == "finished" and mp_call["toUser"]["id"] == petrova
+    (todo,) = megaplan_sandbox.state.todos.values()
+    assert todo["responsible"]["id"] == petrova  # the communication goes to who finished it
+
+
+def test_the_popup_shows_a_known_client_from_the_first_ring(pbx, rq_worker, megaplan_sandbox):
+    # «Сергей Кузнецов» +7 916 123-45-67 is in the local index since activation.
+    pbx.new_call(phone="79161234567").ring("ivanov")
+    rq_worker()
+    (mp_call,) = calls(megaplan_sandbox)
+    assert mp_call["state"] == "calling"
+    assert mp_call["fromUser"]["contentType"] == "ContractorHuman"
+    assert clients_with(megaplan_sandbox, "79161234567")[0]["id"] == mp_call["fromUser"]["id"]
+
+
+def test_an_unknown_numbers_popup_is_bare_and_its_client_is_created_once_after_the_call(
+        pbx, rq_worker, megaplan_sandbox, integration):
+    integration(create_client_on_incoming="y")
+    call = pbx.new_call(phone="79995551234")
+    call.ring("ivanov")
+    rq_worker()
+    assert "fromUser" not in calls(megaplan_sandbox)[0]
+    call.history(status="Success", user="ivanov")
+    rq_worker()
+    assert len(clients_with(megaplan_sandbox, "79995551234")) == 1
+    assert calls(megaplan_sandbox)[0]["fromUser"]["contentType"] == "ContractorHuman"
+
+
+def test_a_missed_calls_callback_goes_to_who_missed_it_and_closes_when_the_number_is_reached(
+        pbx, rq_worker, megaplan_sandbox, integration):
+    integration(create_communication="y", communication_types=["missed"])
+    state = megaplan_sandbox.state
+    ivanov, petrova = (next(e for e in state.employees if state.internal_number_of(e) == n)
+                       for n in ("101", "102"))
+    missed = pbx.new_call(phone="79163334455")
+    missed.ring("petrova", "ivanov")
+    missed.history(status="missed", user="pbx", duration=20, wait="20")
+    rq_worker()
+    (todo,) = state.todos.values()
+    assert todo["name"].startswith("Перезвонить") and not todo["isFinished"]
+    assert todo["responsible"]["id"] == petrova  # the first who was rung and missed it
+    assert [p["id"] for p in todo.get("participants", [])] == [ivanov]
+
+    back = pbx.new_call(phone="79163334455", direction="out")
+    back.ring("ivanov")
+    back.history(status="Success", user="ivanov", duration=50)
+    rq_worker()
+    todo = state.todos[todo["id"]]
+    assert todo["isFinished"] is True
+    assert back.call_id in todo["comments"][0] and "Закрыто автоматически" in todo["comments"][0]
+    back_again = pbx.new_call(phone="79163334455")
+    back_again.history(status="Success", user="ivanov", duration=10)
+    rq_worker()
+    assert len(state.todos[todo["id"]]["comments"]) == 1  # closed once, not again
+
+
+def test_a_missed_group_call_nobody_mapped_goes_to_the_default_responsible(
+        pbx, rq_worker, megaplan_sandbox, integration):
+    integration(create_communication="y", communication_types=["missed"])
+    pbx.new_call(phone="79163334456").history(status="missed", user="pbx", duration=5)
+    rq_worker()
+    (todo,) = megaplan_sandbox.state.todos.values()
+    assert todo["responsible"]["id"] == "1000003"  # BASE_SETTINGS' default responsible

@@ -279,7 +279,12 @@ def test_sandbox_reproduces_the_references_pitfalls(client, sandbox):
     assert same["id"] == todo["id"]
     # Without X-USE-INCLUDED-RESPONSE a repeated entity comes in full only once (pitfall 8).
     token = client.tokens.load().access_token
-    raw = requests.get(f"{sandbox.url}/api/v3/contractorCompany/search?" + '{"q":"Ромашка"}',
+    short = requests.get(f"{sandbox.url}/api/v3/contractorCompany/search?" + '{"q":"Ромашка"}',
+                         headers={"Authorization": f"Bearer {token}"}).json()
+    # Strict: search answers shortened cards unless `fields` asks for more (reference §8).
+    assert "contactInfo" not in short["data"][0] and "responsibles" not in short["data"][0]
+    raw = requests.get(f"{sandbox.url}/api/v3/contractorCompany/search?" +
+                       '{"q":"Ромашка","fields":["responsibles"]}',
                        headers={"Authorization": f"Bearer {token}"}).json()
     assert raw["data"][0]["responsibles"][0]["name"] == "Мария Петрова"
 

@@ -293,3 +293,29 @@ def test_an_account_name_no_cabinet_issues_is_an_unknown_account(client, account
     response = client.post(f"/pbx/{account}/crm", data={"cmd": "contact", "phone": "79161234567",
                                                         "callid": "1", "crm_token": "demo-crm-token"})
     assert response.status_code == 401
+
+
+def test_a_revision_1_plugin_without_call_transferred_keeps_working(pbx, recorder):
+    call = pbx.new_call()
+    call.ring("ivanov").answer("ivanov")
+    call._push(cmd="event", type="TRANSFERRED", user="petrova", direction="in", second_callid="T-2")
+    call.history(status="Success", user="petrova", duration=30, wait="4")
+    names = [name for name, _ in recorder.calls]
+    assert names == ["call_started", "call_answered", "call_ended"]
+    assert recorder.calls[-1][1].user.login == "petrova" and recorder.calls[-1][1].wait_seconds == 4
+
+
+class TransferRecorder(Recorder):
+    @hookimpl
+    def call_transferred(self, event):
+        self.calls.append(("call_transferred", event))
+
+
+@pytest.mark.parametrize("recorder", [TransferRecorder()], indirect=False)
+def test_transferred_fires_call_transferred_with_who_had_the_call(pbx, recorder):
+    call = pbx.new_call()
+    call.ring("ivanov").answer("ivanov")
+    call._push(cmd="event", type="TRANSFERRED", user="petrova", direction="in", second_callid="T-2")
+    name, event = recorder.calls[-1]
+    assert name == "call_transferred" and event.call_id == call.call_id
+    assert event.user.login == "petrova" and event.transferred_from.login == "ivanov"

@@ -175,7 +175,7 @@ def test_unmapped_employee_gets_a_warning_saying_what_happens(configured, app, m
 
 def test_secret_is_shown_once_and_then_masked(configured, app):
     response = configured.post("/plugins/megaplan/secret", data={}, follow_redirects=True)
-    secret = re.search(r"Новый секретный ключ: (\S+) ", response.text).group(1)
+    secret = re.search(r'id="new-secret">([^<]+)<', response.text).group(1)
     page = configured.get("/plugins/megaplan/").text
     assert secret not in page and secret[-4:] in page
     settings = _settings(app)

@@ -361,6 +361,36 @@ def create_todo():
     return _one(_create_todo(_body("Todo")))
 
 
+@bp.post("/todo/<todo_id>/doAction")
+def todo_action(todo_id):
+    state = _state()
+    todo = state.todos.get(todo_id)
+    if todo is None:
+        raise ApiError(404, "Entity not found")
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict) or body.get("contentType") != "TodoFinishActionRequest":
+        raise ApiError(422, "contentType must be one of TodoFinishActionRequest, "
+                            "TodoRenewActionRequest, TodoTakeActionRequest")
+    with state.lock:
+        todo["isFinished"] = True
+    return _one(todo)
+
+
+@bp.route("/todo/<todo_id>/comments", methods=["GET", "POST"])
+def todo_comments(todo_id):
+    state = _state()
+    todo = state.todos.get(todo_id)
+    if todo is None:
+        raise ApiError(404, "Entity not found")
+    if request.method == "POST":
+        body = request.get_json(silent=True)
+        if not isinstance(body, dict) or not body.get("content"):
+            raise ApiError(422, "content is required")  # the field is `content`, not `text`
+        with state.lock:
+            todo.setdefault("comments", []).append(str(body["content"]))
+    return envelope(list(todo.get("comments", [])))
+
+
 @bp.route("/todo/<todo_id>", methods=["GET", "POST"])
 def todo(todo_id):
     state = _state()

@@ -9,13 +9,16 @@ from flask import jsonify, request
 
 # Fields a list shows without being asked (reference §1: lists return fewer fields than cards).
 LIST_FIELDS = {"Employee": {"name", "position"},
-               "ContractorHuman": {"name", "contactInfo", "responsibles"},
-               "ContractorCompany": {"name", "contactInfo", "responsibles"},
+               # Strict, as the docs allow: a collection (list or search) carries a client's
+               # name only; phones and responsibles come when `fields` asks for them.
+               "ContractorHuman": {"name"},
+               "ContractorCompany": {"name"},
                "CallInfo": {"providerId", "type", "state", "fromPhone", "toPhone", "fromUser",
                             "toUser", "timeFrom", "timeTo", "recordLinks"},
                "Todo": {"name", "responsible", "relations", "isFinished"},
                "CallUserConfig": {"employee", "internalNumber"}}
 REFERABLE = ("Employee", "ContractorHuman", "ContractorCompany")
+SORTABLE = ("timeCreated", "timeUpdated", "name")
 
 
 class ApiError(Exception):
@@ -94,6 +97,8 @@ def paginate(items: list, params: dict) -> tuple[list, dict]:
     sort = params.get("sortBy") or []
     for rule in reversed(sort if isinstance(sort, list) else []):
         name = rule.get("fieldName", "id") if isinstance(rule, dict) else "id"
+        if name not in SORTABLE:  # the RAML marks no `id` sort: refuse it, as a strict server may
+            raise ApiError(422, f"Field {name} is not sortable")
         items = sorted(items, key=lambda e: _sort_key(e.get(name)), reverse=bool(rule.get("desc")))
     after = params.get("pageAfter")
     if isinstance(after, dict) and after.get("id") is not None:

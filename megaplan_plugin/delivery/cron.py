@@ -12,11 +12,14 @@ from .queues import SYNC_QUEUE
 from .reconcile import EVERY_SECONDS as RECONCILE_EVERY_SECONDS
 
 SWEEP_EVERY_SECONDS = 60
+INDEX_EVERY_SECONDS = 3600
 
 SCHEDULE = [
     dict(func=jobs.sweep, queue_name=SYNC_QUEUE, interval=SWEEP_EVERY_SECONDS, result_ttl=600,
          failure_ttl=24 * 3600),
     dict(func=jobs.reconcile, queue_name=SYNC_QUEUE, interval=RECONCILE_EVERY_SECONDS,
+         result_ttl=600, failure_ttl=24 * 3600),
+    dict(func=jobs.index_all, queue_name=SYNC_QUEUE, interval=INDEX_EVERY_SECONDS,
          result_ttl=600, failure_ttl=24 * 3600),
 ]
 

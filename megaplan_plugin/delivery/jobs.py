@@ -13,12 +13,12 @@ from datetime import datetime, timezone
 from flask import current_app
 from sqlalchemy import select
 
-from .. import contractors, sync
+from .. import callbacks, client_index, contractors, sync
 from ..routing import remember_route
 from ..appctx import with_app_context
 from ..connection import client_for
 from ..hook_settings import not_for_megaplan
-from ..mapping import owner_of
+from ..mapping import employee_by_ext, owner_of
 from ..megaplan import MegaplanError
 from ..models import CallLog, Credential, Settings
 from . import locks, outbox, outcomes, queues
@@ -69,7 +69,8 @@ def _remember_call(account_id: str, call_id: str, call: dict, state: str) -> Non
 
 @with_app_context
 def live_event(account_id: str, hook: str, payload: dict) -> str:
-    """Open (``call_started``) or move to talking (``call_answered``) the call's one popup."""
+    """Open (``call_started``) or move to talking (``call_answered``, ``call_transferred``:
+    the popup follows whoever is on the call now) the call's one popup."""
     at = datetime.fromisoformat(payload["at"])
     if datetime.now(timezone.utc) - at > queues.POPUP_MAX_AGE:
         return "stale"  # a popup a minute late is noise; history comes from call_ended
@@ -82,6 +83,8 @@ def live_event(account_id: str, hook: str, payload: dict) -> str:
         return "no-employee"  # a popup needs a Megaplan user to show it to
     client = client_for(db.session.get(Credential, settings.credential_id))
     call_id = payload["call_id"]
+    known = client_index.lookup(settings.credential_id, payload["client_phone"])
+    contractor = known.contractor if known else None
     with locks.call_lock(account_id, call_id):
         existing = _known_call(client, account_id, call_id)
         if existing is not None and existing.get("state") == "finished":
@@ -89,10 +92,10 @@ def live_event(account_id: str, hook: str, payload: dict) -> str:
         if hook == "call_started":
             if existing is not None:
                 return "exists"  # another leg of a group call: one call, one popup
-            call = client.create_call(sync.popup_fields(payload, owner, "calling"))
+            call = client.create_call(sync.popup_fields(payload, owner, "calling", contractor))
             state = "calling"
         else:
-            fields = sync.popup_fields(payload, owner, "talking")
+            fields = sync.popup_fields(payload, owner, "talking", contractor)
             fields.pop("timeFrom")
             # The answering employee takes over the one popup of a group call.
             call = (client.create_call(fields) if existing is None
@@ -141,7 +144,9 @@ def _sync(row: CallLog) -> str:
     # Nothing is written before the Megaplan requests are done: on SQLite a write would hold
     # the one writer's lock through them, and a token refresh could not be saved meanwhile.
     attempts = row.attempts + 1
-    known_client = False
+    known_client = found_in_megaplan = False
+    callback_todo, closed = None, []
+    notes = [OWNER_NOTES.get(owner.reason)]
     try:
         client = client_for(db.session.get(Credential, settings.credential_id))
         contractor = None
@@ -151,17 +156,30 @@ def _sync(row: CallLog) -> str:
                 create = "client"
             elif row.direction == "out" and settings.create_contact_on_outgoing:
                 create = "contact"
-            with locks.client_lock(row.account_id, row.client_phone):
-                contractor = contractors.find_or_create(client, row.client_phone, create=create,
-                                                        responsible_id=owner.responsible_id)
+            known = client_index.lookup(settings.credential_id, row.client_phone)
+            if known is not None:
+                contractor = known.contractor
+                if known.candidates > 1:
+                    notes.append(f"клиентов с этим номером в Мегаплан: {known.candidates}, "
+                                 f"выбран «{known.name}»")
+            else:
+                with locks.client_lock(row.account_id, row.client_phone):
+                    contractor = contractors.find_or_create(client, row.client_phone, create=create,
+                                                            responsible_id=owner.responsible_id)
+                found_in_megaplan = contractor is not None
             known_client = True
         with locks.call_lock(row.account_id, row.call_id):
             known = _known_call(client, row.account_id, row.call_id)
             call = sync.write_history(client, record, owner, contractor, known)
             _remember_call(row.account_id, row.call_id, call, "finished")
-        if settings.create_communication and \
-                sync.communication_kind(record) in (settings.communication_types or []):
-            sync.ensure_communication(client, call, record, owner, contractor)
+        kind = sync.communication_kind(record)
+        if settings.create_communication and kind in (settings.communication_types or []):
+            todo = sync.ensure_communication(client, call, record, owner, contractor,
+                                             missed_by=_missed_by(settings, record))
+            if kind == "missed":
+                callback_todo = str(todo["id"])
+        if record["status"] == sync.ANSWERED:
+            closed = callbacks.close_reached(client, row)
     except MegaplanError as exc:
         retry, retry_in = outcomes.will_retry() if exc.transient else (False, None)
         row.attempts = attempts
@@ -180,9 +198,23 @@ def _sync(row: CallLog) -> str:
         raise
     if known_client:
         contractors.remember(row.account_id, row.client_phone, contractor)
+    if found_in_megaplan:
+        client_index.remember(settings.credential_id, contractor)
     row.attempts, row.megaplan_call_id = attempts, str(call["id"])
-    notes = [OWNER_NOTES.get(owner.reason), sync.dropped_recording(record)]
+    row.callback_todo_id = callback_todo or row.callback_todo_id
+    callbacks.mark_closed(closed, row.call_id)
+    notes.append(sync.dropped_recording(record))
     return outcomes.record(row, CallLog.SENT, reason="; ".join(n for n in notes if n) or None)
+
+
+def _missed_by(settings: Settings, record: dict) -> list[str]:
+    """Megaplan employees who rang and did not answer, in the order the PBX rang them."""
+    ids = []
+    for user in record.get("users_rung") or []:
+        employee_id = employee_by_ext(settings.credential_id, (user or {}).get("ext"))
+        if employee_id and employee_id not in ids:
+            ids.append(employee_id)
+    return ids
 
 
 def _own_number(account_id: str, phone: str) -> bool:
@@ -205,6 +237,31 @@ def refresh_route(account_id: str, phone: str) -> str:
     db.session.commit()
     current_app.extensions["megaplan"].routes.forget(account_id)
     return "remembered"
+
+
+@with_app_context
+def index_clients(credential_id: int) -> str:
+    """Read the credential's Megaplan clients into the local index (activation, periodically)."""
+    db = _db()
+    credential = db.session.get(Credential, credential_id)
+    if credential is None:
+        return "gone"
+    with locks.once(_redis(), f"index:{credential_id}", 3600) as mine:
+        if not mine:
+            return "another run is indexing"
+        count = client_index.rebuild(client_for(credential), credential_id)
+        db.session.commit()
+    return f"indexed {count} clients"
+
+
+@with_app_context
+def index_all() -> int:
+    """Periodic: refresh the index of every credential an active integration uses."""
+    credential_ids = set(_db().session.execute(select(Settings.credential_id).where(
+        Settings.active.is_(True), Settings.credential_id.is_not(None))).scalars())
+    for credential_id in credential_ids:
+        queues.enqueue_index(credential_id)
+    return len(credential_ids)
 
 
 @with_app_context

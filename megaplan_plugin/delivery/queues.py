@@ -22,6 +22,7 @@ JOBS = "megaplan_plugin.delivery.jobs."
 LIVE_EVENT = JOBS + "live_event"
 SYNC_CALL = JOBS + "sync_call"
 REFRESH_ROUTE = JOBS + "refresh_route"
+INDEX_CLIENTS = JOBS + "index_clients"
 
 # A popup a minute late is noise: live jobs expire in the queue and are dropped when stale.
 POPUP_MAX_AGE = timedelta(seconds=60)
@@ -95,17 +96,23 @@ def enqueue_call(account_id: str, call_id: str, record: dict | None = None, *,
     ``replace`` (the sweeper, «Повторить») replaces a job that is finished, failed or waiting
     for a far retry; a job that is running or queued now is left alone.
     """
-    q = queue(SYNC_QUEUE)
     job_id = call_job_id(account_id, call_id)
-    options = dict(job_id=job_id, result_ttl=RESULT_TTL, failure_ttl=FAILURE_TTL,
+    options = dict(result_ttl=RESULT_TTL, failure_ttl=FAILURE_TTL,
                    retry=Retry(max=len(SYNC_RETRY_INTERVALS), interval=SYNC_RETRY_INTERVALS))
     args = (account_id, call_id) if record is None else (account_id, call_id, record)
     if fresh:
-        q.enqueue(SYNC_CALL, *args, **options)
+        queue(SYNC_QUEUE).enqueue(SYNC_CALL, *args, job_id=job_id, **options)
         return
+    _enqueue_once(SYNC_CALL, args, job_id, replace=replace, **options)
+
+
+def _enqueue_once(func: str, args: tuple, job_id: str, *, replace: bool = False, **options) -> None:
+    """Enqueue unless a job with this id is queued or running; a finished or failed one (and,
+    with ``replace``, one waiting for a retry) gives way to the new one."""
+    q = queue(SYNC_QUEUE)
     for _ in range(2):
         try:
-            q.enqueue(SYNC_CALL, *args, unique=True, **options)
+            q.enqueue(func, *args, job_id=job_id, unique=True, **options)
             return
         except DuplicateJobError:
             job = q.fetch_job(job_id)
@@ -125,3 +132,9 @@ def enqueue_route_refresh(account_id: str, phone: str) -> None:
             retry=Retry(max=len(LIVE_RETRY_INTERVALS), interval=LIVE_RETRY_INTERVALS))
     except DuplicateJobError:
         pass  # already on its way
+
+
+def enqueue_index(credential_id: int) -> None:
+    _enqueue_once(INDEX_CLIENTS, (credential_id,), f"megaplan-index-{credential_id}",
+                  job_timeout=3600, result_ttl=600, failure_ttl=24 * 3600,
+                  retry=Retry(max=3, interval=[60, 300, 900]))

@@ -10,6 +10,7 @@ import threading
 from collections.abc import Iterator
 from datetime import datetime
 
+import phonenumbers
 import requests
 
 from . import unconfirmed
@@ -19,7 +20,6 @@ from .transport import build_url, megaplan_session, unwrap
 
 log = logging.getLogger(__name__)
 TOKEN_PATH = "/api/v3/auth/access_token"
-DEFAULT_SORT = [{"contentType": "SortField", "fieldName": "id", "desc": False}]
 EMPLOYEE_FIELDS = ["firstName", "lastName", "middleName", "name", "position", "isWorking", "contactInfo"]
 
 
@@ -43,6 +43,26 @@ def phone_digits(value: str) -> str:
     elif len(digits) == 10:
         digits = "7" + digits
     return digits
+
+
+def national_number(value) -> str | None:
+    """The national significant number ("9161234567"): one key for 8…, +7 (…)… and 7…."""
+    text = str(value or "").strip()
+    digits = "".join(ch for ch in text if ch.isdigit())
+    if not digits:
+        return None
+    if not text.startswith("+") and len(digits) == 11 and digits[0] in "78":
+        text = "+7" + digits[1:]
+    try:
+        parsed = phonenumbers.parse(text, "RU")
+    except phonenumbers.NumberParseException:
+        return None
+    return str(parsed.national_number)
+
+
+def contractor_phones(contractor: dict) -> set[str]:
+    return {n for n in (national_number(info.get("value")) for info in contractor.get("contactInfo") or []
+                        if isinstance(info, dict) and info.get("type") == "phone") if n}
 
 
 class MegaplanClient:
@@ -158,8 +178,10 @@ class MegaplanClient:
 
     def iterate(self, path: str, params: dict | None = None, *, page_size: int = 100,
                 sort_by: list | None = None) -> Iterator[dict]:
-        """Every item of a list, page by page (``limit`` + ``pageAfter``, explicit ``sortBy``)."""
-        query = dict(params or {}, limit=page_size, sortBy=sort_by or DEFAULT_SORT)
+        """Every item of a list, page by page (``limit`` + ``pageAfter``; sorted only if asked)."""
+        query = dict(params or {}, limit=page_size)
+        if sort_by or unconfirmed.LIST_SORT:
+            query["sortBy"] = sort_by or unconfirmed.LIST_SORT
         while True:
             page = self.get(path, query) or []
             yield from page
@@ -193,15 +215,20 @@ class MegaplanClient:
             "internalNumber": internal_number})
 
     def call_route(self, phone: str) -> dict:
-        return self.get("/api/v3/callRoute", {"phone": unconfirmed.phone_for_megaplan(phone)})
+        route = self.get("/api/v3/callRoute", {"phone": unconfirmed.phone_for_megaplan(phone)}) or {}
+        return {**route, "employees": unconfirmed.route_employees(route.get("employees"))}
 
     def find_contractors_by_phone(self, phone: str) -> list[dict]:
-        """Clients with exactly this number; the server's search is fuzzy, so filter here."""
-        wanted = phone_digits(phone)
-        found = self.get(unconfirmed.CONTRACTOR_SEARCH_PATH, {"q": wanted, "limit": 10}) or []
-        return [c for c in found if any(
-            info.get("type") == "phone" and phone_digits(info.get("value", "")) == wanted
-            for info in c.get("contactInfo") or [] if isinstance(info, dict))]
+        """Clients with this number, however it is written in Megaplan (matched on the national
+        number); the server's search is fuzzy and its cards short, so ask and filter here."""
+        wanted = national_number(phone)
+        found = self.get(unconfirmed.CONTRACTOR_SEARCH_PATH, {
+            "q": phone_digits(phone), "limit": 10, "fields": unconfirmed.CONTRACTOR_FIELDS}) or []
+        return [c for c in found if wanted and wanted in contractor_phones(c)]
+
+    def contractors(self, kind: str) -> Iterator[dict]:
+        """Every client of one kind ("contractorHuman" or "contractorCompany") with its phones."""
+        return self.iterate(f"/api/v3/{kind}", {"fields": unconfirmed.CONTRACTOR_FIELDS})
 
     def create_contractor_human(self, first_name: str, last_name: str, phone: str,
                                 responsible_id=None, **extra) -> dict:
@@ -228,7 +255,7 @@ class MegaplanClient:
         try:
             return self.get("/api/v3/callInfo/provider", {"providerId": provider_id})
         except MegaplanError as exc:
-            if exc.status == 404:
+            if exc.status in unconfirmed.NOT_FOUND_STATUSES:
                 return None
             raise
 
@@ -247,6 +274,12 @@ class MegaplanClient:
 
     def create_call_todo(self, call_id, fields: dict) -> dict:
         return self.post(f"/api/v3/callInfo/{call_id}/todos", {"contentType": "Todo", **fields})
+
+    def finish_todo(self, todo_id) -> dict:
+        return self.post(f"/api/v3/todo/{todo_id}/doAction", unconfirmed.TODO_FINISH_ACTION)
+
+    def comment_todo(self, todo_id, text: str) -> dict:
+        return self.post(f"/api/v3/todo/{todo_id}/comments", {"contentType": "Comment", "content": text})
 
     def create_todo(self, fields: dict) -> dict:
         return self.post("/api/v3/todo", {"contentType": "Todo", **fields})

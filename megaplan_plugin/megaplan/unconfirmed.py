@@ -28,3 +28,27 @@ REFRESH_MARGIN_SECONDS = 300
 # The only sample shows phones in contactInfo as "+7…"; we store new clients' numbers so.
 def contact_phone_value(digits: str) -> str:
     return "+" + digits
+
+
+# Collections and search return "shortened cards": only the fields marked for collections
+# (reference §8, docs/megaplan.md). We always ask for what we read.
+CONTRACTOR_FIELDS = ["name", "firstName", "lastName", "middleName", "contactInfo", "responsibles",
+                     "timeUpdated"]
+
+# Sorting: the RAML marks no sortable field we could rely on (not even `id`), so lists are
+# read unsorted, page by page with `pageAfter` (reference §8).
+LIST_SORT = None
+
+# A provider id Megaplan does not know: no documented not-found code for
+# GET /callInfo/provider (docs list 200, 403, 422); live servers answer 404. Both mean "none".
+NOT_FOUND_STATUSES = (404, 422)
+
+# callRoute.employees: Employee[] in the RAML, one object in the dev.megaplan.ru sample.
+def route_employees(value) -> list:
+    if isinstance(value, dict):
+        return [value]
+    return [e for e in value or [] if isinstance(e, dict)]
+
+# Finishing a todo: `POST /todo/{id}/doAction` with a Todo…ActionRequest (reference §3.5, SDK);
+# the request body's exact shape beyond its contentType is not documented.
+TODO_FINISH_ACTION = {"contentType": "TodoFinishActionRequest"}

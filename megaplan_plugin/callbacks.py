@@ -1,0 +1,40 @@
+"""«Перезвонить»: a missed call's callback todo closes itself once the number is reached.
+
+When a later answered call (incoming or outgoing) with the same client number is synced,
+every still-open callback todo of that number in the account is finished in Megaplan with a
+comment naming the call that closed it. Helpers here never commit: the job does.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+
+from flask import current_app
+from sqlalchemy import select
+
+from .megaplan import MegaplanClient
+from .models import CallLog
+
+
+def _db():
+    return current_app.extensions["cabinet"].db
+
+
+def close_reached(client: MegaplanClient, row: CallLog) -> list[int]:
+    """Finish the open callback todos of ``row``'s number; returns the outbox rows closed."""
+    open_rows = _db().session.execute(select(CallLog).where(
+        CallLog.kind == CallLog.CALL, CallLog.account_id == row.account_id,
+        CallLog.client_phone == row.client_phone, CallLog.callback_todo_id.is_not(None),
+        CallLog.callback_closed_by.is_(None), CallLog.id != row.id)).scalars().all()
+    started = datetime.fromisoformat(row.record["started_at"]).strftime("%d.%m.%Y %H:%M")
+    direction = "входящим" if row.direction == "in" else "исходящим"
+    for missed in open_rows:
+        client.finish_todo(missed.callback_todo_id)
+        client.comment_todo(missed.callback_todo_id,
+                            f"Закрыто автоматически: клиент дозвонился {direction} звонком "
+                            f"{started} (UTC), звонок АТС {row.call_id}.")
+    return [r.id for r in open_rows]
+
+
+def mark_closed(row_ids: list[int], call_id: str) -> None:
+    for row_id in row_ids:
+        _db().session.get(CallLog, row_id).callback_closed_by = call_id

@@ -1,0 +1,98 @@
+"""The local index of Megaplan clients by phone (``megaplan_client_phone``), per credential.
+
+Numbers are keyed by their national significant number, so «8 (916) 123-45-67», «+7 916 …»
+and «9161234567» in Megaplan all match a PBX's 79161234567. When several clients share a
+number, the one with a responsible wins, then the most recently updated in Megaplan, then
+the lowest id: a stable, explainable choice (the journal names how many there were).
+Helpers here never commit: the job or view that calls them does.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask import current_app
+from sqlalchemy import delete, select
+
+from .contractors import display_name, responsible_of
+from .megaplan import MegaplanClient, contractor_phones, national_number
+from .models import ClientPhone, utcnow
+
+KINDS = ("contractorHuman", "contractorCompany")
+
+
+@dataclass(frozen=True)
+class Match:
+    contractor: dict        # {"contentType", "id", "name", "responsibles"}: enough for a link
+    responsible_id: str | None
+    name: str
+    candidates: int         # how many clients carry this number
+
+
+def _db():
+    return current_app.extensions["cabinet"].db
+
+
+def lookup(credential_id: int, phone: str, session=None) -> Match | None:
+    national = national_number(phone)
+    if not national:
+        return None
+    rows = (session or _db().session).execute(
+        select(ClientPhone).where(ClientPhone.credential_id == credential_id,
+                                  ClientPhone.national == national)).scalars().all()
+    if not rows:
+        return None
+    best = sorted(rows, key=lambda r: (r.responsible_id is None, _desc(r.megaplan_updated_at),
+                                       int(r.contractor_id) if r.contractor_id.isdigit() else 0))[0]
+    contractor = {"contentType": best.contractor_type, "id": best.contractor_id, "name": best.name}
+    if best.responsible_id:
+        contractor["responsibles"] = [{"contentType": "Employee", "id": best.responsible_id}]
+    return Match(contractor, best.responsible_id, best.name or "", len({r.contractor_id for r in rows}))
+
+
+def _desc(value: str | None) -> tuple:
+    # ISO timestamps sort as text; the newest first, unknown last.
+    return (value is None, "".join(chr(0x10FFFF - ord(c)) for c in value) if value else "")
+
+
+def remember(credential_id: int, contractor: dict) -> None:
+    """Index (or re-index) one client's numbers, e.g. after a call found or created it."""
+    db = _db()
+    contractor_id = str(contractor["id"])
+    phones = contractor_phones(contractor)
+    db.session.execute(delete(ClientPhone).where(
+        ClientPhone.credential_id == credential_id, ClientPhone.contractor_id == contractor_id,
+        ClientPhone.national.not_in(phones) if phones else True))
+    existing = {r.national: r for r in db.session.execute(select(ClientPhone).where(
+        ClientPhone.credential_id == credential_id, ClientPhone.contractor_id == contractor_id)).scalars()}
+    for national in phones:
+        row = existing.get(national) or ClientPhone(credential_id=credential_id, national=national,
+                                                    contractor_id=contractor_id)
+        row.contractor_type = contractor.get("contentType") or "ContractorHuman"
+        row.name = display_name(contractor)[:300]
+        row.responsible_id = responsible_of(contractor)
+        row.megaplan_updated_at = _time_updated(contractor)
+        row.seen_at = utcnow()
+        db.session.add(row)
+    db.session.flush()
+
+
+def rebuild(client: MegaplanClient, credential_id: int) -> int:
+    """Read every client of the credential's Megaplan (paginated) into the index."""
+    db = _db()
+    seen = set()
+    for kind in KINDS:
+        for contractor in client.contractors(kind):
+            remember(credential_id, contractor)
+            seen.add(str(contractor["id"]))
+    stale = delete(ClientPhone).where(ClientPhone.credential_id == credential_id)
+    if seen:
+        stale = stale.where(ClientPhone.contractor_id.not_in(seen))
+    db.session.execute(stale)
+    return len(seen)
+
+
+def _time_updated(contractor: dict) -> str | None:
+    value = contractor.get("timeUpdated")
+    if isinstance(value, dict):
+        value = value.get("value")
+    return str(value)[:40] if value else None

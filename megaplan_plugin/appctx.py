@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import functools
 import importlib
+import logging
 import os
 
-from flask import Flask, current_app, has_app_context
+from flask import Flask, has_app_context
 
 _process_app: Flask | None = None
 
@@ -24,16 +25,28 @@ def process_app() -> Flask:
     return _process_app
 
 
+WRONG_WORKER = (
+    "Задания интеграции с Мегаплан выполняет только её воркер: запустите "
+    "`rq worker -w megaplan_plugin.delivery.worker.CabinetWorker --with-scheduler megaplan-live megaplan` "
+    "(a plain `rq worker` would build the whole cabinet app inside every job: popups seconds late).")
+
+
+class WrongWorker(RuntimeError):
+    pass
+
+
 def with_app_context(func):
-    """Run a job inside ``current_app`` when there is one, else in the process's own app."""
+    """Jobs run inside the app context their worker gives them (``CabinetWorker``).
+
+    A plain ``rq worker`` gives none; building the cabinet app per forked job would make every
+    popup seconds late, so the job refuses loudly instead, naming the right command (RQ keeps
+    it for a retry, so nothing is lost once the worker is started right).
+    """
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
-        if has_app_context():
-            return func(*args, **kwargs)
-        with process_app().app_context():
-            return func(*args, **kwargs)
+        if not has_app_context():
+            logging.getLogger(__name__).error(WRONG_WORKER)
+            raise WrongWorker(WRONG_WORKER)
+        return func(*args, **kwargs)
     return wrapper
 
-
-def plugin_state():
-    return current_app.extensions["megaplan"]

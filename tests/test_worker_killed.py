@@ -88,3 +88,19 @@ def test_sigkilled_worker_mid_job_loses_and_duplicates_nothing(pbx, rq_worker, m
         row = db.session.execute(db.select(CallLog)).scalar_one()
         assert row.state == "sent"
     assert [c["providerId"] for c in megaplan_sandbox.state.calls.values()] == [call.call_id]
+
+
+def test_a_plain_rq_worker_refuses_the_plugins_jobs_naming_the_right_command(pbx, app, megaplan_sandbox):
+    from rq.registry import ScheduledJobRegistry
+    pbx.new_call().history(status="Success", user="ivanov")
+    rq_bin = Path(sys.executable).with_name("rq")
+    result = subprocess.run([str(rq_bin), "worker", "--burst", "--url", app.config["REDIS_URL"], "megaplan"],
+                            env=_worker_env(app), cwd=ROOT, capture_output=True, timeout=120)
+    assert result.returncode == 0, result.stderr.decode()[-2000:]
+    conn = app.extensions["megaplan"].redis
+    assert len(ScheduledJobRegistry(queues.SYNC_QUEUE, connection=conn).get_job_ids()) == 1  # a retry waits
+    output = (result.stdout + result.stderr).decode()
+    assert "WrongWorker" in output and "megaplan_plugin.delivery.worker.CabinetWorker" in output
+    assert megaplan_sandbox.state.calls == {}  # nothing half-done; a retry waits for the right worker
+    with app.app_context():
+        assert db.session.execute(db.select(CallLog)).scalar_one().state == "pending"

@@ -19,11 +19,12 @@ class CabinetWorker(SimpleWorker):
     that process (RQ's job timeout still applies: SIGALRM in the main thread).
     """
 
-    flask_app: Flask | None = None
+    def __init__(self, *args, flask_app: Flask | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Built at start, not at the first job: the first popup must not wait for it.
+        self.flask_app = flask_app or process_app()
 
     def perform_job(self, job, queue, *args):
-        if self.flask_app is None:
-            self.flask_app = process_app()
         with self.flask_app.app_context():
             return super().perform_job(job, queue, *args)
 
@@ -40,6 +41,5 @@ class ThreadWorker(CabinetWorker):
 
 def thread_worker(app: Flask, connection, queue_names) -> ThreadWorker:
     from .queues import queue
-    worker = ThreadWorker([queue(name, connection) for name in queue_names], connection=connection)
-    worker.flask_app = app
-    return worker
+    return ThreadWorker([queue(name, connection) for name in queue_names], connection=connection,
+                        flask_app=app)

@@ -13,7 +13,7 @@ from .megaplan import (InvalidDomain, MegaplanAuthError, MegaplanClient, Megapla
                        MegaplanTransientError, MemoryTokenStore, normalize_domain)
 from .megaplan.domain import check_domain_addresses
 from .megaplan.errors import MegaplanDestinationRefused, MegaplanRedirectError
-from .models import Credential, MegaplanEmployee, Settings, utcnow
+from .models import Credential, EmployeeLink, MegaplanEmployee, Settings, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +99,28 @@ def check_and_store_credential(account_id: str, *, title: str, login: str, passw
     return CheckResult(credential=credential)
 
 
+def create_missing_configs(account_id: str, credential: Credential) -> int:
+    """Write the employee ↔ internal number records (``callUserConfig``) of hand-made links
+    that Megaplan lacks; an employee or number that already has one is never touched."""
+    from .connection import client_for
+    client = client_for(credential)
+    numbers = client.internal_numbers()
+    taken = set(numbers.values())
+    users = {u.login: u for u in current_app.extensions["cabinet"].pbx.users(account_id)}
+    created = 0
+    for link in links_of(account_id).values():
+        user = users.get(link.pbx_login)
+        if link.config_created_at is not None or user is None or not user.ext:
+            continue
+        if link.megaplan_employee_id in numbers or user.ext in taken:
+            continue  # someone set it up in Megaplan meanwhile: theirs stands
+        client.save_call_user_config(link.megaplan_employee_id, user.ext)
+        link.config_created_at = utcnow()
+        created += 1
+    _store_employees(credential, _fetch_employees(client))
+    return created
+
+
 def refresh_employees(credential: Credential) -> None:
     """Reload Megaplan employees and their internal numbers (raises MegaplanError)."""
     from .connection import client_for
@@ -127,10 +149,46 @@ def employees_of(credential_id: int | None) -> list[MegaplanEmployee]:
         MegaplanEmployee.credential_id == credential_id).order_by(MegaplanEmployee.name)).scalars())
 
 
-def employee_mapping(pbx_users, employees: list[MegaplanEmployee]) -> list[tuple]:
-    """Each PBX employee with the Megaplan employee whose telephony internal number matches."""
+@dataclass(frozen=True)
+class MappingRow:
+    user: object                      # PbxUser
+    employee: MegaplanEmployee | None  # matched by internal number in Megaplan
+    link: EmployeeLink | None          # a hand-made link, its config created or still to create
+    linkable: list                     # Megaplan employees without a number, for the select
+
+
+def employee_mapping(account_id: str, pbx_users, employees: list[MegaplanEmployee]) -> list[MappingRow]:
+    """Each PBX employee with the Megaplan employee whose telephony internal number matches,
+    or the one it was linked to by hand."""
     by_number = {e.internal_number: e for e in employees if e.internal_number}
-    return [(user, by_number.get(user.ext) if user.ext else None) for user in pbx_users]
+    links = links_of(account_id)
+    free = [e for e in employees if not e.internal_number]
+    return [MappingRow(user, by_number.get(user.ext) if user.ext else None, links.get(user.login), free)
+            for user in pbx_users]
+
+
+def links_of(account_id: str) -> dict[str, EmployeeLink]:
+    return {link.pbx_login: link for link in _db().session.execute(
+        select(EmployeeLink).where(EmployeeLink.account_id == account_id)).scalars()}
+
+
+def save_links(account_id: str, pbx_users, employees: list[MegaplanEmployee], chosen: dict) -> bool:
+    """Keep the hand-made links the form sent (``chosen``: PBX login → Megaplan id or "");
+    returns whether a callUserConfig is waiting to be created."""
+    free = {e.megaplan_id for e in employees if not e.internal_number}
+    links = links_of(account_id)
+    for user in pbx_users:
+        if not user.ext or user.login not in chosen:
+            continue
+        wanted, link = chosen[user.login], links.get(user.login)
+        if link is not None and link.config_created_at is None and wanted != link.megaplan_employee_id:
+            _db().session.delete(link)
+            link = None
+        if wanted in free and link is None:
+            _db().session.add(EmployeeLink(account_id=account_id, pbx_login=user.login,
+                                           megaplan_employee_id=wanted))
+    _db().session.flush()
+    return any(link.config_created_at is None for link in links_of(account_id).values())
 
 
 def rotate_api_secret(settings: Settings) -> str:

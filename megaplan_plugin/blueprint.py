@@ -54,11 +54,15 @@ def settings():
             settings.communication_types = list(form.communication_types.data)
             settings.default_responsible_id = form.default_responsible_id.data or None
             settings.unknown_employee_user_id = form.unknown_employee_user_id.data or None
+            pending = store.save_links(g.account_id, _host().pbx.users(g.account_id), employees, {
+                key[len("link-"):]: value for key, value in request.form.items() if key.startswith("link-")})
             _host().db.session.commit()
             _forget_cached(g.account_id)
             if settings.active and settings.credential_id and \
                     was_indexed != (True, settings.credential_id):
-                _index_later(settings.credential_id)  # activation, or another Megaplan
+                _later(queues.enqueue_index, settings.credential_id)  # activation, or another Megaplan
+            if settings.active and settings.credential_id and pending:
+                _later(queues.enqueue_call_user_configs, g.account_id)
             flash("Настройки сохранены.", "success")
             return redirect(url_for("megaplan.settings"))
         flash("Настройки не сохранены: исправьте ошибки, отмеченные ниже.", "danger")
@@ -151,12 +155,13 @@ def rotate_secret():
     return redirect(url_for("megaplan.settings"))
 
 
-def _index_later(credential_id: int) -> None:
-    """Activation fills the local index of clients by phone, in the background."""
+def _later(enqueue, *args) -> None:
+    """Background work of a save (the client index, callUserConfig records)."""
     try:
-        queues.enqueue_index(credential_id)
+        enqueue(*args)
     except RedisError:
-        current_app.logger.warning("megaplan: Redis unavailable; the client index fills on schedule")
+        current_app.logger.warning("megaplan: Redis unavailable; %s waits for the next save or schedule",
+                                   enqueue.__name__)
 
 
 def _forget_cached(account_id: str) -> None:
@@ -176,7 +181,7 @@ def _fill_choices(form: SettingsForm, credentials, employees) -> None:
 
 def _render(*, form, settings, credentials, employees, status=200):
     host = _host()
-    mapping = store.employee_mapping(host.pbx.users(g.account_id), employees)
+    mapping = store.employee_mapping(g.account_id, host.pbx.users(g.account_id), employees)
     return render_template(
         "megaplan/settings.html", form=form, settings=settings, credentials=credentials,
         employees=employees, mapping=mapping, action_form=ActionForm(),

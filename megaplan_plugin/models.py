@@ -172,3 +172,21 @@ class ClientPhone(Base):
     responsible_id: Mapped[str | None] = mapped_column(String(32))
     megaplan_updated_at: Mapped[str | None] = mapped_column(String(40))  # Megaplan's timeUpdated
     seen_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class EmployeeLink(Base):
+    """A PBX employee linked by hand to a Megaplan employee who has no telephony number yet.
+
+    Saving active settings writes the missing ``CallUserConfig`` (internal number = the PBX
+    extension) in Megaplan; ``config_created_at`` marks the ones the plugin created, the only
+    ones it would ever touch again.
+    """
+
+    __tablename__ = "megaplan_employee_link"
+    __table_args__ = (UniqueConstraint("account_id", "pbx_login"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[str] = mapped_column(String(64))
+    pbx_login: Mapped[str] = mapped_column(String(64))
+    megaplan_employee_id: Mapped[str] = mapped_column(String(32))
+    config_created_at: Mapped[datetime | None]

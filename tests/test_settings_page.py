@@ -207,3 +207,36 @@ def test_settings_forms_require_csrf(configured, app, app_config):
     assert _settings(app).api_secret_hash is None
     token = csrf_token(configured.get("/plugins/megaplan/").text)
     assert configured.post("/plugins/megaplan/", data={**_full_form(), "csrf_token": token}).status_code == 302
+
+
+def test_a_pbx_employee_linked_by_hand_gets_a_call_user_config_in_megaplan(
+        app, integration, megaplan_sandbox, rq_worker):
+    state = megaplan_sandbox.state
+    sidorov = next(e for e in state.employees if state.internal_number_of(e) == "103")
+    ivanov = next(e for e in state.employees if state.internal_number_of(e) == "101")
+    state.remove_call_user_config(sidorov)  # Пётр Сидоров has no telephony number in Megaplan
+    client = integration()
+    assert client.post("/plugins/megaplan/employees/refresh").status_code == 302
+    page = client.get("/plugins/megaplan/").text
+    assert 'for="link-sidorov"' in page and 'name="link-ivanov"' not in page  # only the unmatched
+    before = dict(state.call_user_configs)
+    integration(**{"link-sidorov": sidorov})
+    rq_worker()
+    assert state.internal_number_of(sidorov) == "103"  # written by the plugin
+    assert state.internal_number_of(ivanov) == "101"  # the others untouched
+    assert {k: v for k, v in state.call_user_configs.items() if k in before} == before
+    page = client.get("/plugins/megaplan/").text
+    assert "внутренний номер записан в Мегаплан интеграцией" in page
+
+
+def test_a_link_never_overwrites_a_number_someone_set_in_megaplan_meanwhile(
+        app, integration, megaplan_sandbox, rq_worker):
+    state = megaplan_sandbox.state
+    sidorov = next(e for e in state.employees if state.internal_number_of(e) == "103")
+    state.remove_call_user_config(sidorov)
+    client = integration()
+    client.post("/plugins/megaplan/employees/refresh")
+    integration(**{"link-sidorov": sidorov})
+    state.set_internal_number(sidorov, "555")  # an admin set it up in Megaplan before the job ran
+    rq_worker()
+    assert state.internal_number_of(sidorov) == "555"

@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from flask import current_app
 from sqlalchemy import select
 
-from .. import callbacks, client_index, contractors, sync
+from .. import account_settings, callbacks, client_index, contractors, sync
 from ..routing import remember_route
 from ..appctx import with_app_context
 from ..connection import client_for
@@ -252,6 +252,19 @@ def index_clients(credential_id: int) -> str:
         count = client_index.rebuild(client_for(credential), credential_id)
         db.session.commit()
     return f"indexed {count} clients"
+
+
+@with_app_context
+def write_call_user_configs(account_id: str) -> str:
+    """Create in Megaplan the callUserConfig records of the account's hand-made links."""
+    db = _db()
+    settings = db.session.get(Settings, account_id)
+    if not_for_megaplan(settings, None) == "интеграция не активна":
+        return "skipped"
+    created = account_settings.create_missing_configs(account_id, db.session.get(Credential, settings.credential_id))
+    db.session.commit()
+    current_app.extensions["megaplan"].routes.forget(account_id)
+    return f"created {created}"
 
 
 @with_app_context

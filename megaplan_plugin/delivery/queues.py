@@ -23,6 +23,7 @@ LIVE_EVENT = JOBS + "live_event"
 SYNC_CALL = JOBS + "sync_call"
 REFRESH_ROUTE = JOBS + "refresh_route"
 INDEX_CLIENTS = JOBS + "index_clients"
+WRITE_CALL_USER_CONFIGS = JOBS + "write_call_user_configs"
 
 # A popup a minute late is noise: live jobs expire in the queue and are dropped when stale.
 POPUP_MAX_AGE = timedelta(seconds=60)
@@ -138,3 +139,8 @@ def enqueue_index(credential_id: int) -> None:
     _enqueue_once(INDEX_CLIENTS, (credential_id,), f"megaplan-index-{credential_id}",
                   job_timeout=3600, result_ttl=600, failure_ttl=24 * 3600,
                   retry=Retry(max=3, interval=[60, 300, 900]))
+
+
+def enqueue_call_user_configs(account_id: str) -> None:
+    _enqueue_once(WRITE_CALL_USER_CONFIGS, (account_id,), "megaplan-cuc-" + _digest(account_id),
+                  result_ttl=600, failure_ttl=24 * 3600, retry=Retry(max=3, interval=[10, 60, 300]))

@@ -5,7 +5,6 @@ import os
 import secrets
 from pathlib import Path
 
-from cryptography.fernet import Fernet
 
 
 def load_config(app) -> None:
@@ -15,14 +14,13 @@ def load_config(app) -> None:
     app.config.update(
         SECRET_KEY=env.get("SECRET_KEY") or _instance_secret(instance / "secret_key",
                                                              lambda: secrets.token_hex(32)),
-        MEGAPLAN_ENCRYPTION_KEY=env.get("MEGAPLAN_ENCRYPTION_KEY") or _instance_secret(
-            instance / "megaplan_encryption_key", lambda: Fernet.generate_key().decode()),
+        # The stub is a demo and test host: plugins bring their tables up when it starts.
+        MEGAPLAN_AUTO_MIGRATE=True,
         SQLALCHEMY_DATABASE_URI=_database_url(env.get("DATABASE_URL"), instance),
         # No pre-ping: it costs a round trip on every checkout of the hooks' hot path;
         # recycling connections covers servers that drop idle ones.
         SQLALCHEMY_ENGINE_OPTIONS={"pool_recycle": 300},
         REDIS_URL=env.get("REDIS_URL") or None,
-        MEGAPLAN_ALLOW_HTTP=env.get("MEGAPLAN_ALLOW_HTTP", "") in ("1", "true", "yes"),
         CABINET_ROUTE_TIMEOUT_MS=int(env.get("CABINET_ROUTE_TIMEOUT_MS", "1000")),
         # The sandbox is the demo's Megaplan; a port of 0 or unset keeps it off.
         MEGAPLAN_SANDBOX_PORT=int(env.get("MEGAPLAN_SANDBOX_PORT", "0") or 0),

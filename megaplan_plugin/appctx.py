@@ -8,12 +8,20 @@ import os
 
 from flask import Flask, has_app_context
 
+from .config import ConfigError
+
 _process_app: Flask | None = None
 
 
 def app_factory_path() -> str:
-    # The cabinet names its factory; the stub host's is the default for demos and CI.
-    return os.environ.get("CABINET_APP", "host_stub:create_app")
+    """The cabinet's app factory ("module:function"), which only the cabinet can name."""
+    path = os.environ.get("CABINET_APP", "").strip()
+    if not path:
+        raise ConfigError(
+            "Не задана переменная CABINET_APP: укажите фабрику приложения кабинета, например "
+            "CABINET_APP=cabinet.app:create_app. / CABINET_APP is not set: name the cabinet's "
+            "app factory, e.g. CABINET_APP=cabinet.app:create_app.")
+    return path
 
 
 def process_app() -> Flask:

@@ -10,9 +10,10 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
 
+from . import migrations
+from .config import init_config
 from .delivery import queues
 from .hook_settings import HookSettingsCache
-from .models import Base
 from .routing import RouteCache
 
 log = logging.getLogger(__name__)
@@ -31,22 +32,21 @@ class PluginState:
 
 
 def init_app(app: Flask, host) -> None:
-    app.config.setdefault("MEGAPLAN_EMBEDDED_WORKER", True)
-    app.config.setdefault("MEGAPLAN_ALLOW_HTTP", False)
-    embedded = not app.config.get("REDIS_URL")
-    state = PluginState(redis=queues.connect(app.config.get("REDIS_URL")), embedded=embedded)
+    init_config(app)
+    embedded = not app.config["REDIS_URL"]
+    state = PluginState(redis=queues.connect(app.config["REDIS_URL"]), embedded=embedded)
     app.extensions["megaplan"] = state
-    host.add_tables(Base.metadata)
+    if app.config["MEGAPLAN_AUTO_MIGRATE"]:
+        with app.app_context():
+            migrations.upgrade(host.db.engine)
 
+    from . import api_errors  # noqa: F401  (the API's catch-all for unknown addresses)
     from .api import bp as api_bp
-    from .api import json_routing_errors
     from .blueprint import bp
     from .journal import bp as journal_bp
     app.register_blueprint(bp)
     app.register_blueprint(api_bp)
     app.register_blueprint(journal_bp)
-    app.register_error_handler(404, json_routing_errors)
-    app.register_error_handler(405, json_routing_errors)
     # Machines call the API with their own secret; CSRF tokens are for browsers.
     if "csrf" in app.extensions:
         app.extensions["csrf"].exempt(api_bp)
@@ -89,3 +89,24 @@ def _utc(value: str | None) -> datetime | None:
     except ValueError:
         raise click.BadParameter(f"не дата и время ISO 8601: {value!r}") from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+@megaplan_cli.group("db")
+def db_cli():
+    """Схема таблиц интеграции (Alembic, своя таблица версий)."""
+
+
+@db_cli.command("upgrade")
+@click.argument("revision", default="head")
+def db_upgrade(revision):
+    """Bring the plugin's tables to REVISION (default: the newest)."""
+    migrations.upgrade(current_app.extensions["cabinet"].db.engine, revision)
+    with current_app.extensions["cabinet"].db.engine.connect() as conn:
+        click.echo(f"megaplan schema at revision {migrations.current(conn)}")
+
+
+@db_cli.command("current")
+def db_current():
+    """Show the revision the plugin's tables are at."""
+    with current_app.extensions["cabinet"].db.engine.connect() as conn:
+        click.echo(migrations.current(conn) or "none")

@@ -1,0 +1,72 @@
+"""The plugin's own schema history: Alembic revisions on a version table of its own.
+
+``upgrade(engine)`` brings the plugin's tables (``megaplan_*``) to the newest revision and
+never touches the host's. A database made before the plugin had migrations (tables created
+by ``create_all``, no version table) is recognised and stamped as revision 0001 first.
+Several processes may start at once: one at a time migrates (an advisory lock on PostgreSQL,
+a lock file beside a SQLite file).
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import zlib
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.migration import MigrationContext
+from sqlalchemy import inspect, text
+
+VERSION_TABLE = "megaplan_alembic_version"
+BASELINE = "0001"
+_LOCK_KEY = zlib.crc32(b"megaplan_plugin.migrations")
+
+
+def include_object(obj, name, type_, reflected, compare_to):
+    """Only the plugin's tables: the host's own are none of its business."""
+    table = obj if type_ == "table" else getattr(obj, "table", None)
+    table_name = name if type_ == "table" else getattr(table, "name", "")
+    return bool(table_name) and table_name.startswith("megaplan_") and table_name != VERSION_TABLE
+
+
+def config(connection=None) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", "megaplan_plugin:migrations")
+    cfg.attributes["connection"] = connection
+    return cfg
+
+
+def current(connection) -> str | None:
+    return MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE}).get_current_revision()
+
+
+def upgrade(engine, revision: str = "head") -> None:
+    with _lock(engine), engine.begin() as connection:
+        cfg = config(connection)
+        tables = set(inspect(connection).get_table_names())
+        if VERSION_TABLE not in tables and "megaplan_call" in tables:
+            command.stamp(cfg, BASELINE)  # made by create_all before migrations existed
+        command.upgrade(cfg, revision)
+
+
+@contextlib.contextmanager
+def _lock(engine):
+    if engine.dialect.name == "postgresql":
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": _LOCK_KEY})
+            try:
+                yield
+            finally:
+                conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": _LOCK_KEY})
+        return
+    database = engine.url.database if engine.dialect.name == "sqlite" else None
+    if not database or database == ":memory:":
+        yield
+        return
+    with open(Path(database).with_name(Path(database).name + ".megaplan-migrate-lock"), "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -1,0 +1,89 @@
+"""The plugin's own migrations: the models and the revisions agree, old databases upgrade."""
+import os
+from datetime import datetime, timezone
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+
+from host_stub.db import db
+from megaplan_plugin import migrations
+from megaplan_plugin.models import Base, CallLog
+
+
+def _engines(tmp_path):
+    yield sa.create_engine(f"sqlite:///{tmp_path / 'plugin.sqlite3'}")
+    url = os.environ.get("DATABASE_URL", "")
+    if url.startswith("postgres"):
+        from host_stub.testing import _pg, _reset_services
+        _reset_services({"SQLALCHEMY_DATABASE_URI": _pg(url)})
+        yield sa.create_engine(_pg(url))
+
+
+def _diff(engine):
+    with engine.connect() as conn:
+        ctx = MigrationContext.configure(conn, opts={"include_object": migrations.include_object,
+                                                     "compare_type": True})
+        return compare_metadata(ctx, Base.metadata)
+
+
+def test_the_models_and_the_revisions_agree(app):
+    with app.app_context():
+        assert _diff(db.engine) == []  # autogenerate would find nothing to write
+        with db.engine.connect() as conn:
+            assert migrations.current(conn) == "0002"
+            tables = set(sa.inspect(conn).get_table_names())
+    assert "megaplan_alembic_version" in tables and "alembic_version" not in tables  # its own table
+
+
+def _seed_0001(conn):
+    now = datetime.now(timezone.utc)
+    conn.execute(sa.text(
+        "INSERT INTO megaplan_credential (id, account_id, title, login, base_url, password_enc, "
+        "created_at, updated_at) VALUES (1, 'demo', 'Мегаплан', 'a@b.ru', 'https://x.megaplan.ru', "
+        "'enc', :now, :now)"), {"now": now})
+    conn.execute(sa.text(
+        "INSERT INTO megaplan_settings (account_id, credential_id, active, filter_by_numbers, "
+        "virtual_numbers, route_to_manager, create_client_on_incoming, create_contact_on_outgoing, "
+        "create_communication, communication_types, save_unknown_employees, api_key, updated_at) "
+        "VALUES ('demo', 1, :t, :f, '[]', :f, :f, :f, :f, '[]', :f, 'k1', :now)"),
+        {"t": True, "f": False, "now": now})
+    conn.execute(sa.text(
+        "INSERT INTO megaplan_call (account_id, call_id, direction, client_phone, status, started_at, "
+        "record, state, attempts, created_at, updated_at) VALUES ('demo', 'C-1', 'in', '79161234567', "
+        "'answered', :now, '{}', 'sent', 1, :now, :now)"), {"now": now})
+    conn.execute(sa.text(
+        "INSERT INTO megaplan_deferred_event (account_id, call_id, hook, payload, created_at) "
+        "VALUES ('demo', 'C-2', 'call_started', '{}', :now)"), {"now": now})
+
+
+@pytest.mark.parametrize("made_by", ["revision 0001", "create_all of release 0.1"])
+def test_a_database_of_the_previous_release_with_rows_upgrades(tmp_path, made_by):
+    for engine in _engines(tmp_path):
+        migrations.upgrade(engine, "0001")
+        with engine.begin() as conn:
+            _seed_0001(conn)
+            if made_by.startswith("create_all"):
+                conn.execute(sa.text(f"DROP TABLE {migrations.VERSION_TABLE}"))  # no history at all
+        migrations.upgrade(engine)
+        with engine.begin() as conn:
+            assert migrations.current(conn) == "0002"
+            row = conn.execute(sa.text("SELECT call_id, kind, source, state FROM megaplan_call")).one()
+            assert tuple(row) == ("C-1", "call", "push", "sent")
+            assert conn.execute(sa.text("SELECT api_key, reconciled_at FROM megaplan_settings")).one() == ("k1", None)
+            # The new key lets a popup of the same call have its own row.
+            conn.execute(sa.insert(CallLog.__table__).values(
+                kind="popup", account_id="demo", call_id="C-1", direction="in", client_phone="79161234567",
+                status="call_started", started_at=datetime.now(timezone.utc), record={}, state="pending",
+                attempts=0, source="push", created_at=datetime.now(timezone.utc),
+                updated_at=datetime.now(timezone.utc)))
+            assert "megaplan_deferred_event" not in sa.inspect(conn).get_table_names()
+        assert _diff(engine) == []
+        engine.dispose()
+
+
+def test_the_db_upgrade_command_reports_the_revision(app):
+    result = app.test_cli_runner().invoke(args=["megaplan", "db", "upgrade"])
+    assert result.exit_code == 0 and "revision 0002" in result.output
+    assert app.test_cli_runner().invoke(args=["megaplan", "db", "current"]).output.strip() == "0002"

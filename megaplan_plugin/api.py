@@ -9,6 +9,7 @@ from flask import Blueprint, current_app, jsonify, request
 from redis.exceptions import RedisError
 from sqlalchemy import select
 
+from . import web_input
 from .crypto import api_secret_matches
 from .delivery.jobs import live_call_key
 from .models import CallLog, MegaplanEmployee, Settings
@@ -19,6 +20,11 @@ bp = Blueprint("megaplan_api", __name__, url_prefix="/plugins/megaplan/api")
 # Click-to-call rings a real phone: a runaway script in Megaplan must not ring it endlessly.
 CALLS_PER_EMPLOYEE = 5
 CALL_WINDOW_SECONDS = 60
+# Longest values the tables hold (Settings.api_key, CallLog.call_id / megaplan_call_id,
+# MegaplanEmployee.megaplan_id / internal_number); a phone longer than this is no phone.
+KEY_MAX, CALL_ID_MAX, MEGAPLAN_CALL_ID_MAX, EMPLOYEE_MAX, PHONE_MAX = 64, 128, 64, 32, 64
+# Compared against when the key is unknown, so both answers take the same work.
+_NO_SECRET_HASH = "0" * 64
 
 
 class ApiError(Exception):
@@ -43,8 +49,13 @@ def json_routing_errors(exc):
     """
     if not request.path.startswith(bp.url_prefix + "/"):
         return exc
-    return jsonify(error="not_found" if exc.code == 404 else "method_not_allowed",
-                   message=exc.description), exc.code
+    if exc.code == 404:
+        return jsonify(error="not_found", message="Нет такого адреса API"), 404
+    response = jsonify(error="method_not_allowed", message="Метод не поддерживается: используйте POST")
+    response.status_code = 405
+    if getattr(exc, "valid_methods", None):
+        response.headers["Allow"] = ", ".join(exc.valid_methods)
+    return response
 
 
 def _host():
@@ -52,21 +63,39 @@ def _host():
 
 
 def _authorized_settings(account_key: str) -> Settings:
-    settings = _host().db.session.execute(
-        select(Settings).where(Settings.api_key == account_key)).scalar_one_or_none()
+    settings = None
+    # A key no table can hold (too long, NUL, control characters) is simply an unknown key.
+    if len(account_key) <= KEY_MAX and web_input.is_printable(account_key):
+        settings = _host().db.session.execute(
+            select(Settings).where(Settings.api_key == account_key)).scalar_one_or_none()
     header = request.headers.get("Authorization", "")
     secret = header[7:].strip() if header[:7].lower() == "bearer " else ""
-    # Unknown keys and wrong secrets answer alike, so keys cannot be probed.
-    if settings is None or not api_secret_matches(secret, settings.api_secret_hash):
+    # Unknown keys and wrong secrets answer alike (and cost alike), so keys cannot be probed.
+    stored_hash = (settings.api_secret_hash if settings is not None else None) or _NO_SECRET_HASH
+    if not api_secret_matches(secret, stored_hash) or settings is None or not settings.api_secret_hash:
         raise ApiError(401, "unauthorized", "Неверный ключ аккаунта или секретный ключ")
     return settings
 
 
 def _json_body() -> dict:
-    body = request.get_json(silent=True)
+    try:
+        body = request.get_json(silent=True)
+    except RecursionError:  # nesting deeper than the JSON parser goes
+        body = None
     if not isinstance(body, dict):
         raise ApiError(400, "bad_request", "Ожидается JSON-объект")
     return body
+
+
+def _field(body: dict, name: str, max_length: int) -> str:
+    """A string (or number) field of the body, safe for a query; "" when absent."""
+    value = body.get(name)
+    if value is None:
+        return ""
+    try:
+        return web_input.text(value, title=f"Поле {name}", max_length=max_length, allow_int=True)
+    except web_input.InvalidInput as exc:
+        raise ApiError(400, "bad_request", exc.message) from None
 
 
 def _require_active(settings: Settings) -> None:
@@ -78,20 +107,20 @@ def _require_active(settings: Settings) -> None:
 
 def _pbx_login(settings: Settings, body: dict) -> str:
     """The PBX employee for a Megaplan employee id or an internal number."""
-    internal_number = body.get("internal_number")
-    if body.get("employee_id") not in (None, ""):
+    employee_id = _field(body, "employee_id", EMPLOYEE_MAX)
+    internal_number = _field(body, "internal_number", EMPLOYEE_MAX)
+    if employee_id:
         employee = _host().db.session.execute(select(MegaplanEmployee).where(
             MegaplanEmployee.credential_id == settings.credential_id,
-            MegaplanEmployee.megaplan_id == str(body["employee_id"]))).scalar_one_or_none()
+            MegaplanEmployee.megaplan_id == employee_id)).scalar_one_or_none()
         if employee is None:
             raise ApiError(404, "unknown_employee", "Сотрудник Мегаплан не найден")
         internal_number = employee.internal_number
         if not internal_number:
             raise ApiError(409, "employee_not_mapped",
                            "У сотрудника нет внутреннего номера в настройках телефонии Мегаплан")
-    elif internal_number in (None, ""):
+    elif not internal_number:
         raise ApiError(400, "bad_request", "Укажите employee_id или internal_number")
-    internal_number = str(internal_number).strip()
     for user in _host().pbx.users(settings.account_id):
         if user.ext == internal_number:
             return user.login
@@ -122,7 +151,11 @@ def call(account_key: str):
         phone = body.get("phone")
         if not isinstance(phone, (str, int)) or isinstance(phone, bool):
             raise InvalidPhone("Укажите номер телефона строкой")
-        phone = normalize(str(phone))
+        try:
+            phone = web_input.text(phone, title="Номер телефона", max_length=PHONE_MAX, allow_int=True)
+        except web_input.InvalidInput as exc:
+            raise InvalidPhone(exc.message) from None
+        phone = normalize(phone)
     except InvalidPhone as exc:
         raise ApiError(400, "invalid_phone", str(exc)) from None
     login = _pbx_login(settings, body)
@@ -149,8 +182,8 @@ def hangup(account_key: str):
     settings = _authorized_settings(account_key)
     body = _json_body()
     _require_active(settings)
-    call_id = str(body.get("call_id") or "").strip()
-    megaplan_call_id = str(body.get("megaplan_call_id") or "").strip()
+    call_id = _field(body, "call_id", CALL_ID_MAX)
+    megaplan_call_id = _field(body, "megaplan_call_id", MEGAPLAN_CALL_ID_MAX)
     db = _host().db
     if not call_id and megaplan_call_id:
         call_id = _pbx_call_of(settings.account_id, megaplan_call_id)

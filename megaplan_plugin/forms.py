@@ -7,6 +7,9 @@ from wtforms import BooleanField, HiddenField, PasswordField, SelectField, Selec
 from wtforms.validators import DataRequired, Length, Optional, ValidationError
 from wtforms.widgets import CheckboxInput, ListWidget
 
+from .web_input import Printable
+
+
 class RussianForm(FlaskForm):
     """WTForms' own messages (e.g. «Неверный вариант.») in Russian, with no Babel needed."""
 
@@ -32,18 +35,21 @@ class MultiCheckboxField(SelectMultipleField):
 
 
 class CredentialForm(RussianForm):
-    title = StringField("Название", validators=[DataRequired("Укажите название"), Length(max=100)])
+    # Printable: a NUL or control character is refused beside the field (PostgreSQL text
+    # cannot hold NUL; no Megaplan login, password or domain has one).
+    title = StringField("Название", validators=[
+        DataRequired("Укажите название"), Length(max=100), Printable()])
     login = StringField("Логин (username)", validators=[
-        DataRequired("Укажите логин пользователя Мегаплан"), Length(max=200)])
+        DataRequired("Укажите логин пользователя Мегаплан"), Length(max=200), Printable()])
     password = PasswordField("Пароль (password)", validators=[
-        DataRequired("Укажите пароль"), Length(max=200)])
+        DataRequired("Укажите пароль"), Length(max=200), Printable()])
     domain = StringField("Домен", description="в формате YOURDOMAIN.megaplan.ru",
-                         validators=[DataRequired("Укажите домен Мегаплан"), Length(max=255)])
+                         validators=[DataRequired("Укажите домен Мегаплан"), Length(max=255), Printable()])
 
 
 class CredentialEditForm(CredentialForm):
     password = PasswordField("Пароль (password)", description="оставьте пустым, чтобы не менять",
-                             validators=[Optional(), Length(max=200)])
+                             validators=[Optional(), Length(max=200), Printable()])
 
 
 class DeleteCredentialForm(RussianForm):

@@ -1,17 +1,21 @@
 """The sync journal (Russian): every call of the account with its state in Megaplan."""
 from __future__ import annotations
 
+import re
 from datetime import datetime, time, timedelta, timezone
+from urllib.parse import urlsplit
 
 from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, url_for
 from sqlalchemy import select
 
+from . import web_input
 from .delivery import queues
 from .forms import ActionForm
 from .models import CallLog
 
 bp = Blueprint("megaplan_journal", __name__, url_prefix="/plugins/megaplan/journal")
 PAGE_SIZE = 100
+_QUERY = re.compile(r"[A-Za-z0-9_.~%=&+-]+")  # a filter query as the browser encodes it
 STATUS_TITLES = {
     "answered": "отвечен", "missed": "пропущен", "busy": "занято", "cancelled": "отменён",
     "unavailable": "недоступен", "not_allowed": "запрещён", "not_found": "номер не найден",
@@ -32,9 +36,16 @@ def require_account():
 @bp.route("/")
 def journal():
     state = request.args.get("state", "")
-    day = _parse_day(request.args.get("date", ""))
+    if state and state not in CallLog.STATE_TITLES:
+        flash("Неизвестное состояние: фильтр по состоянию не применён.", "warning")
+        state = ""
+    try:
+        day = web_input.day(request.args.get("date", ""))
+    except web_input.InvalidInput as exc:
+        flash(f"{exc.message}. Фильтр по дате не применён.", "warning")
+        day = None
     query = select(CallLog).where(CallLog.account_id == g.account_id, CallLog.kind == CallLog.CALL)
-    if state in CallLog.STATE_TITLES:
+    if state:
         query = query.where(CallLog.state == state)
     if day is not None:
         start = datetime.combine(day, time.min, tzinfo=timezone.utc)
@@ -47,6 +58,8 @@ def journal():
 
 @bp.post("/<int:row_id>/retry")
 def retry(row_id: int):
+    if web_input.db_int(row_id) is None:  # no row has an id the column cannot hold
+        abort(404)
     if not ActionForm().validate_on_submit():
         abort(400)
     db = _db()
@@ -61,11 +74,18 @@ def retry(row_id: int):
         db.session.commit()
         queues.enqueue_call(row.account_id, row.call_id, replace=True)
         flash("Звонок снова поставлен в очередь на отправку.", "success")
-    return redirect(request.referrer or url_for("megaplan_journal.journal"))
+    return redirect(_back_to_journal())
 
 
-def _parse_day(value: str):
+def _back_to_journal() -> str:
+    """The journal page the form was sent from, its filters kept; never another site."""
+    journal_url = url_for("megaplan_journal.journal")
     try:
-        return datetime.strptime(value, "%Y-%m-%d").date() if value else None
+        parts = urlsplit(request.referrer or "")
     except ValueError:
-        return None
+        return journal_url
+    if parts.netloc != request.host or parts.path != journal_url or not parts.query:
+        return journal_url
+    if len(parts.query) > 2000 or not _QUERY.fullmatch(parts.query):
+        return journal_url
+    return f"{journal_url}?{parts.query}"

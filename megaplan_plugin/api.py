@@ -42,22 +42,6 @@ def _api_error(exc: ApiError):
     return response
 
 
-def json_routing_errors(exc):
-    """App-wide 404/405 handler: JSON under the API prefix, the host's pages elsewhere.
-
-    Routing fails before a blueprint is chosen, so a blueprint handler would never see these.
-    """
-    if not request.path.startswith(bp.url_prefix + "/"):
-        return exc
-    if exc.code == 404:
-        return jsonify(error="not_found", message="Нет такого адреса API"), 404
-    response = jsonify(error="method_not_allowed", message="Метод не поддерживается: используйте POST")
-    response.status_code = 405
-    if getattr(exc, "valid_methods", None):
-        response.headers["Allow"] = ", ".join(exc.valid_methods)
-    return response
-
-
 def _host():
     return current_app.extensions["cabinet"]
 

@@ -12,7 +12,7 @@ from .crypto import encrypt, hash_api_secret, new_api_secret
 from .megaplan import (InvalidDomain, MegaplanAuthError, MegaplanClient, MegaplanError,
                        MegaplanTransientError, MemoryTokenStore, normalize_domain)
 from .megaplan.domain import check_domain_addresses
-from .megaplan.errors import MegaplanDestinationRefused, MegaplanRedirectError
+from .megaplan.errors import MegaplanDestinationRefused, MegaplanRedirectError, NotMegaplanError
 from .models import Credential, EmployeeLink, MegaplanEmployee, Settings, utcnow
 
 log = logging.getLogger(__name__)
@@ -78,12 +78,19 @@ def check_and_store_credential(account_id: str, *, title: str, login: str, passw
         return CheckResult(field="password", error="Неверный логин или пароль Мегаплан")
     except (MegaplanDestinationRefused, MegaplanRedirectError) as exc:
         return CheckResult(field="domain", error=exc.message)
+    except NotMegaplanError as exc:
+        return CheckResult(field="domain", error=(
+            f"По адресу {base_url} отвечает не Мегаплан (ответ {exc.status}). Проверьте домен."))
     except MegaplanTransientError:
         return CheckResult(field="domain", error=(
-            f"Мегаплан по адресу {base_url} не отвечает. Проверьте домен или повторите позже."))
+            f"Сервер {base_url} не отвечает. Проверьте домен или повторите позже."))
     except MegaplanError as exc:
         log.warning("megaplan credential check for %s failed: %s", base_url, exc.status)
-        return CheckResult(field="domain", error=f"По адресу {base_url} не найден Мегаплан (ответ {exc.status})")
+        if exc.status == 403:
+            return CheckResult(field="login", error=(
+                "У этого пользователя нет прав на API Мегаплана: войдите администратором "
+                "или выдайте права в Мегаплане."))
+        return CheckResult(field="domain", error=f"По адресу {base_url} отвечает не Мегаплан (ответ {exc.status})")
     credential = existing or Credential(account_id=account_id)
     tokens = store.load()
     credential.title, credential.login, credential.base_url = title, login, base_url

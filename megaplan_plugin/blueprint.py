@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 from redis.exceptions import RedisError
-from flask import Blueprint, current_app, flash, g, redirect, render_template, request, session, url_for
+from flask import (Blueprint, current_app, flash, g, jsonify, redirect, render_template, request,
+                   session, url_for)
 
 from . import account_settings as store
 from . import one_time
+from . import status as panel
 from .delivery import queues
 from .forms import ActionForm, CredentialEditForm, CredentialForm, DeleteCredentialForm, SettingsForm
 from .megaplan import MegaplanError
@@ -155,6 +157,26 @@ def rotate_secret():
     return redirect(url_for("megaplan.settings"))
 
 
+@bp.get("/status.json")
+def status_json():
+    """The status panel for monitoring: the same figures, as JSON."""
+    return jsonify(panel.account_status(g.account_id))
+
+
+@bp.post("/check")
+def check_connection():
+    if not ActionForm().validate_on_submit():
+        return _bad_request()
+    settings = store.settings_for(g.account_id)
+    credential = store.credential_for(g.account_id, settings.credential_id) if settings.credential_id else None
+    if credential is None:
+        flash("Сначала добавьте и выберите учетные данные Мегаплан.", "warning")
+    else:
+        for ok, text in panel.check_connection(credential):
+            flash(text, "success" if ok else "danger")
+    return redirect(url_for("megaplan.settings") + "#status")
+
+
 def _later(enqueue, *args) -> None:
     """Background work of a save (the client index, callUserConfig records)."""
     try:
@@ -188,6 +210,7 @@ def _render(*, form, settings, credentials, employees, status=200):
         default_responsible=next((e for e in employees if e.megaplan_id == settings.default_responsible_id), None),
         unknown_user=next((e for e in employees if e.megaplan_id == settings.unknown_employee_user_id), None),
         new_secret=one_time.take(g.account_id, session.pop(SECRET_TICKET, None)),
+        panel=panel.account_status(g.account_id), waiting_words=panel.waiting_words,
         call_url=url_for("megaplan_api.call", account_key=settings.api_key, _external=True),
         hangup_url=url_for("megaplan_api.hangup", account_key=settings.api_key, _external=True),
     ), status

@@ -24,7 +24,10 @@ class HookSettings:
     credential_id: int | None = None
 
     def wants(self, virtual_number: str | None) -> bool:
-        return why_not(self.active, self.numbers, virtual_number) is None
+        return self.why_not(virtual_number) is None
+
+    def why_not(self, virtual_number: str | None) -> str | None:
+        return why_not(self.active, self.numbers, virtual_number)
 
 
 def why_not(active: bool, numbers, virtual_number: str | None) -> str | None:

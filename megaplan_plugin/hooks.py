@@ -8,6 +8,7 @@ an outbox row too, replayed while it is still worth showing.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 
@@ -50,8 +51,8 @@ def cabinet_init_app(app, host):
     init_app(app, host)
 
 
-def _wanted(host, account_id: str, virtual_number: str | None) -> bool:
-    """Inactive integration or a filtered-out number: nothing recorded, nothing queued.
+def _why_not(host, account_id: str, virtual_number: str | None) -> str | None:
+    """Why a call is not for Megaplan (inactive integration, a filtered-out number), or None.
 
     When the settings cannot be read (database down) the call is kept: the job that sends
     it applies the same rule once the database is back.
@@ -59,8 +60,12 @@ def _wanted(host, account_id: str, virtual_number: str | None) -> bool:
     try:
         settings = current_app.extensions["megaplan"].hook_settings.get(host.db, account_id)
     except (OperationalError, InterfaceError):
-        return True
-    return settings.wants(virtual_number)
+        return None
+    return settings.why_not(virtual_number)
+
+
+def _wanted(host, account_id: str, virtual_number: str | None) -> bool:
+    return _why_not(host, account_id, virtual_number) is None
 
 
 @hookimpl
@@ -87,9 +92,13 @@ def call_transferred(host, event):
 @hookimpl
 @never_raise
 def call_ended(host, record):
-    if not _wanted(host, record.account_id, record.virtual_number):
-        return
     data = as_dict(record)
+    reason = _why_not(host, record.account_id, record.virtual_number)
+    if reason:
+        # Nothing to send, but «почему звонок не попал в Мегаплан?» has an answer in the journal.
+        with contextlib.suppress(DatabaseDown):
+            insert_row(host.db.engine, row_values(data, state=CallLog.SKIPPED, reason=reason))
+        return
     try:
         row_id = insert_call(host.db.engine, data)
     except DatabaseDown:

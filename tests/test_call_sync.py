@@ -193,16 +193,21 @@ def test_calls_of_employees_unknown_to_megaplan(pbx, rq_worker, megaplan_sandbox
     assert row.state == "sent"
 
 
-def test_virtual_number_filter_drops_other_numbers_entirely(pbx, rq_worker, megaplan_sandbox, integration, app):
-    integration(filter_by_numbers="y", virtual_numbers=["74950000002"])
+def test_virtual_number_filter_sends_nothing_of_other_numbers_and_the_journal_says_why(
+        pbx, rq_worker, megaplan_sandbox, integration, app):
+    client = integration(filter_by_numbers="y", virtual_numbers=["74950000002"])
     other = pbx.new_call(diversion="74950000001")
     other.ring("ivanov")
     other.history()
-    assert rq_worker() == 0 and rows(app) == []
+    assert rq_worker() == 0 and megaplan_sandbox.state.calls == {}
+    (skipped,) = rows(app)
+    assert skipped.state == "skipped" and "74950000001 не в списке" in skipped.reason
+    assert "74950000001 не в списке" in client.get("/plugins/megaplan/journal/").text
     kept = pbx.new_call(diversion="74950000002")
     kept.ring("ivanov")
     kept.history()
     rq_worker()
+    assert len(rows(app)) == 2
     assert [c["providerId"] for c in calls(megaplan_sandbox)] == [kept.call_id]
 
 

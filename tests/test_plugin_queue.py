@@ -50,12 +50,13 @@ def test_plugin_disabled_means_nothing_recorded_or_queued(app, pbx):
     assert _counts(app) == {"megaplan-live": 0, "megaplan": 0}
 
 
-def test_integration_inactive_means_nothing_recorded_or_queued(app, pbx, integration):
+def test_integration_inactive_means_nothing_queued_and_the_journal_says_why(app, pbx, integration):
     integration(active=None)
     call = pbx.new_call()
     call.ring("ivanov")
     call.history()
-    assert _rows(app, CallLog) == []
+    (row,) = _rows(app, CallLog)
+    assert (row.state, row.reason) == ("skipped", "интеграция не активна")
     assert _counts(app) == {"megaplan-live": 0, "megaplan": 0}
 
 

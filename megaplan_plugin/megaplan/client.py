@@ -15,7 +15,7 @@ import requests
 
 from . import unconfirmed
 from .auth import MemoryTokenStore, Tokens, TokenStore
-from .errors import MegaplanAuthError, MegaplanError, MegaplanTransientError
+from .errors import MegaplanAuthError, MegaplanError, MegaplanTransientError, NotMegaplanError
 from .transport import build_url, megaplan_session, unwrap
 
 log = logging.getLogger(__name__)
@@ -99,7 +99,9 @@ class MegaplanClient:
         try:
             body = response.json()
         except ValueError:
-            body = {}
+            body = None
+        if not isinstance(body, dict) or not (body.get("access_token") or body.get("error")):
+            raise NotMegaplanError("the token endpoint gave no OAuth answer", status=response.status_code)
         if response.status_code != 200 or "access_token" not in body:
             error = body.get("error") if isinstance(body, dict) else None
             raise MegaplanAuthError(

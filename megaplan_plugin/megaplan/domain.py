@@ -49,5 +49,8 @@ def check_domain_addresses(base_url: str, allow_http: bool = False) -> None:
     """
     try:
         netguard.check_url(base_url, allow_http=allow_http)
+        if allow_http:  # no address rules in tests and demos, but a name must still resolve
+            parts = urlsplit(base_url)
+            netguard.resolve(parts.hostname or "", parts.port or 80)
     except (MegaplanDestinationRefused, MegaplanDomainNotFound) as exc:
         raise InvalidDomain(exc.message) from None

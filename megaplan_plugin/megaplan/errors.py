@@ -53,3 +53,7 @@ class MegaplanDestinationRefused(MegaplanPermanentError):
 
 class MegaplanDomainNotFound(MegaplanTransientError):
     """The domain does not resolve (DNS may also just be failing for a while)."""
+
+
+class NotMegaplanError(MegaplanPermanentError):
+    """The address answers HTTP, but not as Megaplan's API does (no JSON token answer)."""

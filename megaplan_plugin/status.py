@@ -1,0 +1,91 @@
+"""The operator's view of one account: is it connected, is it sending, what went wrong last.
+
+Everything here is read from the plugin's own tables (one query per figure, each on an
+index), so the settings page and ``status.json`` stay fast with a large outbox;
+``check_connection`` is the only part that asks Megaplan, and only when the admin presses
+«Проверить подключение».
+"""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from flask import current_app
+from sqlalchemy import func, select
+
+from .models import CallLog, Credential, MegaplanEmployee, Settings, utcnow
+
+
+def _db():
+    return current_app.extensions["cabinet"].db
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    return value.replace(tzinfo=timezone.utc) if value is not None and value.tzinfo is None else value
+
+
+def account_status(account_id: str) -> dict:
+    db = _db()
+    settings = db.session.get(Settings, account_id)
+    credential = db.session.get(Credential, settings.credential_id) if settings and settings.credential_id else None
+    calls = select(CallLog).where(CallLog.account_id == account_id, CallLog.kind == CallLog.CALL)
+    day_start = utcnow().replace(hour=0, minute=0, second=0, microsecond=0)
+    today = dict(db.session.execute(
+        select(CallLog.state, func.count()).where(
+            CallLog.account_id == account_id, CallLog.kind == CallLog.CALL,
+            CallLog.started_at >= day_start).group_by(CallLog.state)).all())
+    last_sent = db.session.execute(select(func.max(CallLog.updated_at)).where(
+        CallLog.account_id == account_id, CallLog.state == CallLog.SENT)).scalar()
+    last_error = db.session.execute(calls.where(CallLog.last_error.is_not(None))
+                                    .order_by(CallLog.updated_at.desc()).limit(1)).scalar()
+    oldest_waiting = db.session.execute(select(func.min(CallLog.created_at)).where(
+        CallLog.account_id == account_id, CallLog.kind == CallLog.CALL,
+        CallLog.state == CallLog.PENDING)).scalar()
+    employees = db.session.execute(select(func.count()).select_from(MegaplanEmployee).where(
+        MegaplanEmployee.credential_id == credential.id)).scalar() if credential else 0
+    waiting_for = utcnow() - _aware(oldest_waiting) if oldest_waiting else None
+    return {
+        "active": bool(settings and settings.active and credential),
+        "megaplan": credential.base_url if credential else None,
+        "megaplan_user": credential.megaplan_user_name if credential else None,
+        "employees": employees,
+        "token_expires_at": _iso(credential.token_expires_at if credential else None),
+        "last_sent_at": _iso(last_sent),
+        "last_error": last_error.last_error if last_error else None,
+        "last_error_at": _iso(last_error.updated_at if last_error else None),
+        "today": {state: today.get(state, 0) for state in CallLog.STATE_TITLES},
+        "oldest_waiting_seconds": int(waiting_for.total_seconds()) if waiting_for else None,
+        "reconciled_at": _iso(settings.reconciled_at if settings else None),
+        "reconcile_found": settings.reconcile_found if settings else None,
+    }
+
+
+def _iso(value: datetime | None) -> str | None:
+    return _aware(value).isoformat(timespec="seconds") if value else None
+
+
+def waiting_words(seconds: int | None) -> str:
+    if seconds is None:
+        return "нет"
+    return str(timedelta(seconds=seconds))
+
+
+def check_connection(credential: Credential) -> list[tuple[bool, str]]:
+    """Ask Megaplan what the panel cannot know: token, current user, employees, telephony."""
+    from .connection import client_for
+    from .megaplan import MegaplanError
+    client = client_for(credential, timeout=(3.05, 10))
+    results = []
+    try:
+        me = client.current_user()
+        results.append((True, f"Вход в Мегаплан выполнен: {me.get('name') or me.get('id')}"))
+        employees = list(client.employees())
+        results.append((bool(employees), f"Сотрудников в Мегаплан: {len(employees)}"))
+        numbers = client.internal_numbers()
+        results.append((bool(numbers), "Приложение телефонии настроено: внутренних номеров "
+                                      f"{len(numbers)}" if numbers else
+                        "В Мегаплан нет внутренних номеров телефонии: установите приложение "
+                        "«Телефония МегаФон 2.0» и укажите номера сотрудников"))
+    except MegaplanError as exc:
+        from .delivery.outcomes import describe
+        results.append((False, f"Мегаплан не ответил как ожидалось: {describe(exc)}"))
+    return results

@@ -1,0 +1,102 @@
+"""The operator's view: the status panel, its JSON twin, «Проверить подключение», and
+credential errors that tell the truth."""
+import socket
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+import pytest
+
+from host_stub.testing import SANDBOX_LOGIN, SANDBOX_PASSWORD, post_form
+
+
+def test_the_status_panel_and_status_json_tell_what_happened_today(app, pbx, integration, rq_worker,
+                                                                   megaplan_sandbox):
+    client = integration()
+    pbx.new_call().history(status="Success", user="ivanov")
+    pbx.new_call(diversion="74950000009").history(status="Success", user="ivanov")
+    rq_worker()
+    megaplan_sandbox.state.outage(3600)
+    pbx.new_call().history(status="Success", user="ivanov")
+    rq_worker(scheduled=False)
+    status = client.get("/plugins/megaplan/status.json").get_json()
+    assert status["active"] is True and status["employees"] >= 3
+    assert status["today"] == {"pending": 1, "sent": 2, "failed": 0, "skipped": 0}
+    assert "Мегаплан временно недоступен (503)" in status["last_error"]
+    assert status["oldest_waiting_seconds"] is not None and status["last_sent_at"]
+    page = client.get("/plugins/megaplan/").text
+    assert "Состояние интеграции" in page and "отправлено: 2, ожидает: 1" in page
+    assert "Мегаплан временно недоступен" in page
+
+
+def test_check_connection_reports_login_employees_and_telephony(app, integration, megaplan_sandbox):
+    client = integration()
+    response = post_form(client, "/plugins/megaplan/check", {}, page="/plugins/megaplan/")
+    assert response.status_code == 302
+    page = client.get("/plugins/megaplan/").text
+    assert "Вход в Мегаплан выполнен" in page and "Сотрудников в Мегаплан" in page
+    assert "Приложение телефонии настроено" in page
+    megaplan_sandbox.state.outage(3600)
+    post_form(client, "/plugins/megaplan/check", {}, page="/plugins/megaplan/")
+    assert "Мегаплан не ответил как ожидалось" in client.get("/plugins/megaplan/").text
+
+
+def test_status_json_is_the_logged_in_accounts_only(client, auth, enable_plugin):
+    enable_plugin("other")
+    auth.login("other")
+    assert client.get("/plugins/megaplan/status.json").get_json()["active"] is False
+
+
+class _NotMegaplan(BaseHTTPRequestHandler):
+    def _answer(self):
+        body = b"<html><body>It works!</body></html>"
+        self.send_response(404)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = _answer
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def not_megaplan():
+    server = HTTPServer(("127.0.0.1", 0), _NotMegaplan)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+
+
+def _closed_port_url():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{s.getsockname()[1]}"
+
+
+@pytest.mark.parametrize("case,expected", [
+    ("unknown domain", "Домен не найден"),
+    ("nobody listening", "не отвечает"),
+    ("not megaplan", "отвечает не Мегаплан (ответ 404)"),
+    ("wrong password", "Неверный логин или пароль"),
+    ("no api rights", "нет прав на API"),
+])
+def test_credential_errors_tell_the_truth(case, expected, logged_in, enable_plugin, megaplan_sandbox,
+                                          not_megaplan):
+    enable_plugin()
+    domain, password = megaplan_sandbox.url, SANDBOX_PASSWORD
+    if case == "unknown domain":
+        domain = "http://megaplan-nobody.invalid"
+    elif case == "nobody listening":
+        domain = _closed_port_url()
+    elif case == "not megaplan":
+        domain = not_megaplan
+    elif case == "wrong password":
+        password = "not-the-password"
+    else:
+        megaplan_sandbox.state.fail_next(1, status=403, path_prefix="/api/v3/currentUser")
+    response = post_form(logged_in, "/plugins/megaplan/credentials/new", {
+        "title": "Проверка", "login": SANDBOX_LOGIN, "password": password, "domain": domain})
+    assert response.status_code == 400
+    assert expected in response.get_data(as_text=True)

@@ -67,10 +67,14 @@ class Pbx:
         if user is None:
             raise LookupError(f"no PBX user {user_login!r} in account {account_id!r}")
         call_id = new_call_id()
+        # The PBX places the call from the employee's direct number or, without one, from the
+        # account's first virtual number, and says which in `diversion`, so a filter on
+        # virtual numbers sees click-to-call calls too.
+        numbers = self.virtual_numbers(account_id)
         self.handle_push(account_id, {
             "cmd": "event", "type": "OUTGOING", "direction": "out", "phone": phone,
             "user": user.login, "ext": user.ext or "", "telnum": user.telnum or "",
-            "callid": call_id,
+            "diversion": user.telnum or (numbers[0] if numbers else ""), "callid": call_id,
         }, source="make_call")
         return call_id
 

@@ -21,6 +21,8 @@ def create_sandbox_app(state: SandboxState | None = None) -> Flask:
     app.extensions["megaplan_sandbox"] = state or SandboxState()
     from . import api, page, telephony_app
     app.secret_key = "megaplan-sandbox"  # only for its own flash messages
+    # Cookies do not separate ports: under the cabinet's name it would log the cabinet out.
+    app.config["SESSION_COOKIE_NAME"] = "megaplan_sandbox_session"
     app.register_blueprint(api.bp)
     app.register_blueprint(page.bp)
     app.register_blueprint(telephony_app.bp)

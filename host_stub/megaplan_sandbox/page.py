@@ -21,7 +21,14 @@ def index():
         todos = sorted(state.todos.values(), key=lambda t: int(t["id"]), reverse=True)[:100]
         events = list(reversed(state.widget_events[-50:]))
         employees = dict(state.employees)
-    return render_template("megaplan_sandbox/index.html", calls=calls, contractors=contractors,
+    def who(ref: dict) -> str:
+        """A link as people read it: the employee's or client's name, not «ContractorHuman 2000003»."""
+        entity = state.find(ref.get("contentType", ""), str(ref.get("id"))) or {}
+        name = entity.get("name") or " ".join(
+            str(entity[k]) for k in ("lastName", "firstName") if entity.get(k))
+        return name or f"{ref.get('contentType')} {ref.get('id')}"
+
+    return render_template("megaplan_sandbox/index.html", calls=calls, contractors=contractors, who=who,
                            todos=todos, events=events, employees=employees, login=seed.LOGIN,
                            url=request.host_url.rstrip("/"), app_settings=state.telephony_app,
                            callers=[e for e in employees.values() if state.internal_number_of(e["id"])])

@@ -12,6 +12,7 @@ from flask import current_app
 from redis.backoff import NoBackoff
 from redis.retry import Retry as RedisRetry
 from rq import Queue, Retry
+from rq.rate_limit import RateLimit
 from rq.exceptions import DuplicateJobError
 
 LIVE_QUEUE = "megaplan-live"
@@ -74,6 +75,16 @@ def route_job_id(account_id: str, phone: str) -> str:
     return "megaplan-route-" + _digest(account_id, phone)
 
 
+# Fairness: an account whose Megaplan was down all day has thousands of calls to send; at
+# most this many of them are queued or running at once (RQ's RateLimit keeps the rest aside
+# and feeds them in as slots free), so every other account's calls go straight to a worker.
+JOBS_IN_FLIGHT_PER_ACCOUNT = 4
+
+
+def account_share(account_id: str) -> RateLimit:
+    return RateLimit("megaplan-account-" + _digest(account_id), JOBS_IN_FLIGHT_PER_ACCOUNT)
+
+
 def enqueue_live(payload: dict, hook: str) -> None:
     """Queue a popup job; a repeated push of the same event is dropped (same job id)."""
     login = (payload.get("user") or {}).get("login")
@@ -98,7 +109,7 @@ def enqueue_call(account_id: str, call_id: str, record: dict | None = None, *,
     for a far retry; a job that is running or queued now is left alone.
     """
     job_id = call_job_id(account_id, call_id)
-    options = dict(result_ttl=RESULT_TTL, failure_ttl=FAILURE_TTL,
+    options = dict(result_ttl=RESULT_TTL, failure_ttl=FAILURE_TTL, rate_limit=account_share(account_id),
                    retry=Retry(max=len(SYNC_RETRY_INTERVALS), interval=SYNC_RETRY_INTERVALS))
     args = (account_id, call_id) if record is None else (account_id, call_id, record)
     if fresh:
@@ -111,18 +122,16 @@ def _enqueue_once(func: str, args: tuple, job_id: str, *, replace: bool = False,
     """Enqueue unless a job with this id is queued or running; a finished or failed one (and,
     with ``replace``, one waiting for a retry) gives way to the new one."""
     q = queue(SYNC_QUEUE)
-    for _ in range(2):
-        try:
-            q.enqueue(func, *args, job_id=job_id, unique=True, **options)
-            return
-        except DuplicateJobError:
-            job = q.fetch_job(job_id)
-            if job is None:
-                continue
-            status = job.get_status(refresh=False)
-            if status in ("queued", "started") or (status not in TERMINAL_STATUSES and not replace):
-                return  # on its way; the job is idempotent anyway
-            job.delete()
+    # RQ refuses `unique` for rate-limited jobs, so look first; two callers racing here at
+    # worst queue the job twice, and the job is idempotent (it runs under its call's lock).
+    job = q.fetch_job(job_id)
+    if job is not None:
+        status = job.get_status(refresh=False)
+        if status in ("queued", "started", "rate_limited") or \
+                (status not in TERMINAL_STATUSES and not replace):
+            return  # on its way
+        job.delete()
+    q.enqueue(func, *args, job_id=job_id, **options)
 
 
 def enqueue_route_refresh(account_id: str, phone: str) -> None:

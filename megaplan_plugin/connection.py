@@ -4,6 +4,7 @@ from __future__ import annotations
 import threading
 from datetime import timezone
 
+from cachetools import LRUCache
 from flask import current_app
 from sqlalchemy import create_engine, select
 from sqlalchemy.pool import NullPool
@@ -89,7 +90,10 @@ class DbTokenStore:
 
 _local = threading.local()
 DEFAULT_TIMEOUT = (3.05, 15)
-MAX_CACHED_CLIENTS = 64
+# Per thread: one client (an HTTP session and its tokens) per credential in use. The least
+# recently used go first, so a thousand accounts keep their clients warm instead of the
+# whole cache emptying itself when it fills.
+MAX_CACHED_CLIENTS = 2048
 
 
 def client_for(credential: Credential, timeout=DEFAULT_TIMEOUT) -> MegaplanClient:
@@ -102,8 +106,8 @@ def client_for(credential: Credential, timeout=DEFAULT_TIMEOUT) -> MegaplanClien
     cache_key = (app, credential.id, credential.base_url, credential.login, credential.password_enc,
                  timeout)
     cache = getattr(_local, "clients", None)
-    if cache is None or len(cache) > MAX_CACHED_CLIENTS:
-        cache = _local.clients = {}
+    if cache is None:
+        cache = _local.clients = LRUCache(maxsize=MAX_CACHED_CLIENTS)
     client = cache.get(cache_key)
     if client is None:
         key = current_app.config["MEGAPLAN_ENCRYPTION_KEY"]

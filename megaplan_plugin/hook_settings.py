@@ -6,9 +6,9 @@ clears this process's copy at once; other processes see a change within ``TTL_SE
 from __future__ import annotations
 
 import threading
-import time
 from dataclasses import dataclass
 
+from cachetools import TTLCache
 from sqlalchemy import select
 
 from .models import Settings
@@ -57,18 +57,18 @@ INACTIVE = HookSettings(False, None)
 class HookSettingsCache:
     """Per app (kept on the plugin's state), so two apps in one process never share answers."""
 
-    def __init__(self):
-        self._entries: dict[str, tuple[float, HookSettings]] = {}
+    def __init__(self, maxsize: int = 100_000):
+        self._entries = TTLCache(maxsize=maxsize, ttl=TTL_SECONDS)
         self._lock = threading.Lock()
 
     def get(self, db, account_id: str) -> HookSettings:
-        now = time.monotonic()
-        hit = self._entries.get(account_id)
-        if hit and hit[0] > now:
-            return hit[1]
+        with self._lock:
+            hit = self._entries.get(account_id)
+        if hit is not None:
+            return hit
         value = _read(db, account_id)
         with self._lock:
-            self._entries[account_id] = (now + TTL_SECONDS, value)
+            self._entries[account_id] = value
         return value
 
     def forget(self, account_id: str) -> None:

@@ -12,6 +12,7 @@ import logging
 import threading
 import time
 
+from cachetools import TLRUCache, TTLCache
 from flask import current_app
 from redis.exceptions import RedisError
 from sqlalchemy import select
@@ -31,39 +32,40 @@ _NOBODY = object()
 
 
 class RouteCache:
-    """Per app: (account, phone) → Route or nobody; account → {extension: PBX login}."""
+    """Per app: (account, phone) → Route or nobody; account → {extension: PBX login}.
+
+    Least recently used entries go first when full, never the whole cache at once.
+    """
 
     def __init__(self):
-        self._routes: dict[tuple[str, str], tuple[float, object]] = {}
-        self._logins: dict[str, tuple[float, dict[str, str]]] = {}
+        self._routes = TLRUCache(maxsize=MAX_ENTRIES, timer=time.monotonic,
+                                 ttu=lambda _key, value, now: now + (MISS_SECONDS if value is _NOBODY
+                                                                     else HIT_SECONDS))
+        self._logins = TTLCache(maxsize=MAX_ENTRIES, ttl=USERS_SECONDS, timer=time.monotonic)
         self._lock = threading.Lock()
 
     def get(self, account_id: str, phone: str):
-        hit = self._routes.get((account_id, phone))
-        if hit is None or hit[0] < time.monotonic():
-            return None
-        return hit[1]
+        with self._lock:
+            return self._routes.get((account_id, phone))
 
     def put(self, account_id: str, phone: str, route: Route | None) -> None:
-        ttl = HIT_SECONDS if route else MISS_SECONDS
         with self._lock:
-            if len(self._routes) >= MAX_ENTRIES:
-                self._routes.clear()
-            self._routes[(account_id, phone)] = (time.monotonic() + ttl, route or _NOBODY)
+            self._routes[(account_id, phone)] = route or _NOBODY
 
     def forget(self, account_id: str) -> None:
         with self._lock:
             for key in [k for k in self._routes if k[0] == account_id]:
-                del self._routes[key]
+                self._routes.pop(key, None)
             self._logins.pop(account_id, None)
 
     def logins(self, host, account_id: str) -> dict[str, str]:
-        hit = self._logins.get(account_id)
-        if hit and hit[0] > time.monotonic():
-            return hit[1]
+        with self._lock:
+            hit = self._logins.get(account_id)
+        if hit is not None:
+            return hit
         by_ext = {u.ext: u.login for u in host.pbx.users(account_id) if u.ext}
         with self._lock:
-            self._logins[account_id] = (time.monotonic() + USERS_SECONDS, by_ext)
+            self._logins[account_id] = by_ext
         return by_ext
 
 

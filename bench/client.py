@@ -1,8 +1,14 @@
-"""The Megaplan client's own overhead (issue 4).
+"""The Megaplan client's own overhead, as production builds it (issues 4, 16).
 
 Run: .venv/bin/python bench/client.py [--requests 2000]
-Requests per second of client.current_user() against the sandbox with no added latency, next
-to raw requests.Session GETs of the same URL with the same token in the same run.
+
+The client is the one jobs use: `megaplan_plugin.connection.client_for(credential)` inside an
+app context on PostgreSQL (a fresh database), with the real token store (tokens encrypted in
+the credential's row, refresh locks in Redis db 11), against the Megaplan sandbox in its own
+process (`python -m host_stub.megaplan_sandbox`). The credential is stored the way the
+settings page stores it (`account_settings.check_and_store_credential`).
+Baseline, same run: raw `requests.Session` GETs of the same URL with the same access token.
+Both sides run in alternating halves so that drift of the machine hits them alike.
 Goal: raw rate / client rate <= 1.3.
 """
 from __future__ import annotations
@@ -13,12 +19,11 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import requests  # noqa: E402
 
-from host_stub.megaplan_sandbox import serve  # noqa: E402
-from host_stub.testing import SANDBOX_LOGIN, SANDBOX_PASSWORD  # noqa: E402
-from megaplan_plugin.megaplan import MegaplanClient  # noqa: E402
+from _procs import SANDBOX_LOGIN, SANDBOX_PASSWORD, CpuMeter, Stack, code_line, machine  # noqa: E402
 
 
 def rate(fn, n: int) -> float:
@@ -30,30 +35,70 @@ def rate(fn, n: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--requests", type=int, default=2000, help="per side")
+    parser.add_argument("--rounds", type=int, default=4, help="alternations of the two sides")
     args = parser.parse_args()
-    with serve() as sandbox:
-        client = MegaplanClient(sandbox.url, SANDBOX_LOGIN, SANDBOX_PASSWORD)
-        client.current_user()
-        raw = requests.Session()
-        raw.headers["Authorization"] = "Bearer " + client.tokens.load().access_token
-        url = sandbox.url + "/api/v3/currentUser"
+    print("bench/client.py: Megaplan client from client_for() (PostgreSQL token store) vs raw "
+          "requests.Session, GET /api/v3/currentUser on the sandbox in its own process")
+    print("goal: raw rate / client rate <= 1.30")
+    print(code_line())
+    from host_stub.db import db
+    from megaplan_plugin import account_settings
+    from megaplan_plugin.connection import client_for
+    from megaplan_plugin.models import Credential
 
-        def raw_get():
-            raw.get(url, timeout=(3.05, 15)).json()
+    with Stack("production") as stack:
+        stack.start_sandbox()
+        print(machine("production"))
+        app = stack.app()
+        with app.app_context():
+            result = account_settings.check_and_store_credential(
+                "demo", title="Песочница", login=SANDBOX_LOGIN, password=SANDBOX_PASSWORD,
+                domain=stack.sandbox_url)
+            assert result.credential is not None, result.error
+            credential_id = result.credential.id
+            credential = db.session.get(Credential, credential_id)
+            client = client_for(credential)
+            client.current_user()
+            store = type(client.tokens).__name__
+            raw = requests.Session()
+            raw.headers["Authorization"] = "Bearer " + client.tokens.load().access_token
+            url = stack.sandbox_url + "/api/v3/currentUser"
 
-        raw_get()
-        # Interleave halves so that drift of the machine hits both sides alike.
-        half = args.requests // 2
-        rates = {"raw": [], "client": []}
-        for _ in range(2):
-            rates["raw"].append(rate(raw_get, half))
-            rates["client"].append(rate(client.current_user, half))
-        raw_rate, client_rate = (sum(rates[k]) / 2 for k in ("raw", "client"))
-    print(f"requests: {args.requests} each")
-    print(f"raw requests.Session GET   {raw_rate:8.1f} req/s")
-    print(f"MegaplanClient.current_user {client_rate:8.1f} req/s")
-    print(f"overhead ratio (raw / client): {raw_rate / client_rate:.2f} (goal <= 1.30)")
+            def raw_get():
+                response = raw.get(url, timeout=(3.05, 15))
+                response.raise_for_status()
+                response.json()
+
+            def as_a_job():
+                # What a job adds: a new session, the credential read, client_for's cache.
+                db.session.remove()
+                client_for(db.session.get(Credential, credential_id)).current_user()
+
+            raw_get()
+            per_round = max(1, args.requests // args.rounds)
+            rates = {"raw": [], "client": [], "job": []}
+            meter = CpuMeter(stack)
+            before = meter.snapshot()
+            for _ in range(args.rounds):
+                rates["raw"].append(rate(raw_get, per_round))
+                rates["client"].append(rate(client.current_user, per_round))
+                rates["job"].append(rate(as_a_job, max(1, per_round // 4)))
+            usage = CpuMeter.between(before, meter.snapshot())
+            db.session.remove()
+    raw_rate, client_rate, job_rate = (sum(rates[k]) / len(rates[k]) for k in ("raw", "client", "job"))
+    print(f"requests: {per_round * args.rounds} per side in {args.rounds} alternating rounds; "
+          f"token store: {store}")
+    print(f"{'what':<58}{'req/s':>9}{'vs raw':>9}")
+    print(f"{'raw requests.Session GET (baseline)':<58}{raw_rate:>9.1f}{1:>9.2f}")
+    print(f"{'client_for(credential).current_user()':<58}{client_rate:>9.1f}{raw_rate / client_rate:>9.2f}")
+    print(f"{'  as a job: new session + credential read + client_for':<58}{job_rate:>9.1f}"
+          f"{raw_rate / job_rate:>9.2f}")
+    spread = {k: f"{min(v):.0f}–{max(v):.0f}" for k, v in rates.items()}
+    print(f"per-round range: raw {spread['raw']}, client {spread['client']}, job {spread['job']} req/s")
+    ratio = raw_rate / client_rate
+    print(f"overhead ratio (raw / client): {ratio:.2f} (goal <= 1.30) {'met' if ratio <= 1.3 else 'NOT met'}")
+    print(CpuMeter.describe(usage))
 
 
 if __name__ == "__main__":

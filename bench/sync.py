@@ -1,160 +1,355 @@
-"""Call sync figures against the Megaplan sandbox (issue 6).
+"""Call sync as production runs it (issues 6, 16): real `rq worker` processes, the sandbox in its own process.
 
-Run: .venv/bin/python bench/sync.py [--calls 300] [--outage-calls 1000] [--outage-seconds 60]
-(a) finished calls per second one worker syncs, next to the client's raw request rate;
-(b) Megaplan requests per call per scenario, next to the minimum the API allows;
-(c) calls during a sandbox outage: delivered, duplicated, lost.
-Uses fakeredis and SQLite unless REDIS_URL / DATABASE_URL are set.
+Run: .venv/bin/python bench/sync.py [--window 10] [--outage-seconds 20] [--outage-calls 300]
+
+Everything goes through the cabinet's web app (`flask --app host_stub run`) with `cmd=history`
+pushes of the MegaFon PBX, and Megaplan is the sandbox in a process of its own
+(`python -m host_stub.megaplan_sandbox`). Two cabinets, one after the other:
+
+* embedded defaults: no REDIS_URL, SQLite; the web process runs the RQ workers as threads
+  (two on both queues, one for popups);
+* production (README «Production»): PostgreSQL, Redis, `rq worker -w …CabinetWorker
+  --with-scheduler megaplan-live megaplan` (1, then 4 of them: the others without the
+  scheduler), `rq worker … megaplan-live`, `rq cron megaplan_plugin.delivery.cron`.
+
+(a) calls synced per second with a backlog in the queue (sustained rate over a window that
+    starts after every worker has finished a job, so app start-up is not counted);
+(b) Megaplan requests per call (production), next to the least the API allows;
+(c) calls during a sandbox outage (production, 4 workers): delivered, duplicated, lost.
+Goals: a production worker's rate within 1.25x of the embedded mode's; 4 workers >= 3x one.
 """
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 import uuid
-from datetime import datetime, timezone
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _app import fresh_app  # noqa: E402
-from host_stub.db import db  # noqa: E402
-from host_stub.megaplan_sandbox import serve  # noqa: E402
-from host_stub.testing import SANDBOX_LOGIN, SANDBOX_PASSWORD, run_jobs  # noqa: E402
-from host_stub.types import CallRecord, PbxUser  # noqa: E402
-from megaplan_plugin import account_settings  # noqa: E402
-from megaplan_plugin.megaplan import MegaplanClient  # noqa: E402
-from megaplan_plugin.models import CallLog, Settings  # noqa: E402
+from _procs import (CpuMeter, Pusher, Stack, code_line, event_fields, history_fields, machine,  # noqa: E402
+                    wait_until)
 
-IVANOV = PbxUser("ivanov", "Иван Иванов", "101")
+KNOWN_PHONE = "79161234567"  # «Кузнецов Сергей» in the sandbox's seed, responsible 1000002
 
-# The least each scenario can cost with API v3 (argued in README "Benchmarks"):
-MINIMUM = {
-    "answered, known client, live events lost": 3,         # find client, find call, bulk history
-    "missed, unknown number, client + communication": 6,   # + create client, list todos, create todo
-    "answered with popup (calling, talking, finished)": 7,  # 2 lookups, create, update; history as above
-}
-
-
-def make_app(sandbox_url: str):
-    app = fresh_app()
-    with app.app_context():
-        result = account_settings.check_and_store_credential(
-            "demo", title="bench", login=SANDBOX_LOGIN, password=SANDBOX_PASSWORD, domain=sandbox_url)
-        settings = account_settings.settings_for("demo")
-        settings.credential_id, settings.active = result.credential.id, True
-        settings.default_responsible_id = "1000003"
-        db.session.commit()
-    return app
+# The least each scenario can cost with API v3 (argued in README "Benchmarks").
+SCENARIOS = [
+    ("known client, answered (history only)", 3,
+     "find client, find call, bulk history"),
+    ("unknown client, answered, client created", 4,
+     "find client, create client, find call, bulk history"),
+    ("missed, unknown number, callback (communication on)", 6,
+     "+ create client, list the call's todos, create todo"),
+    ("repeated push (the same history pushed twice)", 3,
+     "the second push is the same outbox row: nothing more"),
+    ("answered with popup (ring, accept, history)", 7,
+     "2 lookups, create, update; history as above"),
+]
 
 
-def configure(app, **options):
-    with app.app_context():
-        settings = db.session.get(Settings, "demo")
-        for key, value in options.items():
-            setattr(settings, key, value)
-        db.session.commit()
-        app.extensions["megaplan"].hook_settings.forget("demo")
+def new_id() -> str:
+    return uuid.uuid4().hex.upper()
 
 
-def end_call(app, phone="79161234567", status="answered", user=IVANOV):
-    record = CallRecord("demo", uuid.uuid4().hex, "in", phone, "74950000001", status, user,
-                        datetime.now(timezone.utc), 42, 3, (IVANOV,), "https://rec.example/x.mp3")
-    host = app.extensions["cabinet"]
-    with app.app_context():
-        host.call_hook("demo", "call_ended", record=record)
-    return record
+def unknown_phone() -> str:
+    return "7999" + str(uuid.uuid4().int)[:7]
 
 
-def throughput(app, sandbox, n: int) -> None:
-    for _ in range(n):
-        end_call(app)
+def push_calls(pusher: Pusher, n: int, threads: int = 8) -> float:
+    """n answered calls of the known client through the web app; returns seconds taken."""
     started = time.perf_counter()
-    with app.app_context():
-        run_jobs(app)
-    elapsed = time.perf_counter() - started
-    client = MegaplanClient(sandbox.url, SANDBOX_LOGIN, SANDBOX_PASSWORD)
-    client.current_user()
-    raw_started = time.perf_counter()
-    for _ in range(n):
-        client.current_user()
-    raw_elapsed = time.perf_counter() - raw_started
-    calls_per_s, requests_per_s = n / elapsed, n / raw_elapsed
-    print(f"(a) calls synced per second (1 worker): {calls_per_s:8.1f}")
-    print(f"    client requests per second (same run): {requests_per_s:8.1f}")
-    print(f"    requests' worth of time per call: {requests_per_s / calls_per_s:5.2f}")
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(lambda _: pusher.push(**history_fields(new_id())), range(n)))
+    return time.perf_counter() - started
 
 
-def requests_per_call(app, sandbox) -> None:
-    print("(b) Megaplan requests per call          measured  minimum")
-    scenarios = [
-        ("answered, known client, live events lost", {}, lambda: end_call(app)),
-        ("missed, unknown number, client + communication",
-         {"create_client_on_incoming": True, "create_communication": True, "communication_types": ["missed"]},
-         lambda: end_call(app, phone="7999" + str(uuid.uuid4().int)[:7], status="missed", user=None)),
-        ("answered with popup (calling, talking, finished)", {}, lambda: popup_call(app)),
-    ]
-    for name, options, fire in scenarios:
-        configure(app, **{"create_client_on_incoming": False, "create_communication": False, **options})
-        with app.app_context():
-            run_jobs(app)
-        before = sandbox.state.request_count()
+def sent(stack: Stack) -> int:
+    return stack.outbox_counts().get("sent", 0)
+
+
+def pending(stack: Stack) -> int:
+    return stack.outbox_counts().get("pending", 0)
+
+
+def sustained_rate(stack: Stack, window: float, floor: int) -> dict:
+    """Sent rows per second from now for ``window`` s, or until the backlog is down to ``floor``;
+    with where the machine's cores went meanwhile."""
+    meter = CpuMeter(stack)
+    before = meter.snapshot()
+    r1 = stack.sandbox_requests()
+    t1, c1 = time.monotonic(), sent(stack)
+    while True:
+        time.sleep(0.1)
+        stack.check()
+        t2, counts = time.monotonic(), stack.outbox_counts()
+        c2 = counts.get("sent", 0)
+        if t2 - t1 >= window or counts.get("pending", 0) <= floor:
+            usage = CpuMeter.between(before, meter.snapshot())
+            requests = stack.sandbox_requests() - r1
+            return {"rate": (c2 - c1) / (t2 - t1), "window": t2 - t1, "calls": c2 - c1, "usage": usage,
+                    "backlog_left": counts.get("pending", 0), "per_call": requests / max(1, c2 - c1)}
+
+
+def drop_backlog(stack: Stack) -> int:
+    """End of the rate measurement: the calls still queued are not needed. Empty the sync
+    queue and mark their outbox rows skipped (so the sweep does not bring them back), then let
+    the jobs that are running finish."""
+    from rq import Queue
+    Queue("megaplan", connection=stack.redis()).empty()
+    with stack.engine().begin() as conn:
+        dropped = conn.exec_driver_sql(
+            "UPDATE megaplan_call SET state = 'skipped', reason = 'bench: backlog dropped' "
+            "WHERE kind = 'call' AND state = 'pending'").rowcount
+    wait_until(stack.queues_idle, 120, "the running jobs to finish", interval=0.05, check=stack.check)
+    return dropped
+
+
+def wait_drained(stack: Stack, timeout: float = 120) -> None:
+    wait_until(lambda: pending(stack) == 0, timeout, "the outbox to drain", interval=0.1, check=stack.check)
+
+
+def warm(stack: Stack, pusher: Pusher, n: int = 10) -> None:
+    """Calls until every worker has finished a job (each builds the cabinet app on its first)."""
+    target = sent(stack) + n
+    push_calls(pusher, n)
+    wait_until(lambda: sent(stack) >= target, 120, "warm-up calls to sync", interval=0.05, check=stack.check)
+    if stack.mode == "production":
+        sync_pids = {w.pid for w in stack.workers if w.argv[-1] == "megaplan"}
+
+        def all_worked():
+            done = stack.jobs_done_per_worker()
+            if all(done.get(pid, 0) > 0 for pid in sync_pids):
+                return True
+            push_calls(pusher, 2 * len(sync_pids), threads=2 * len(sync_pids))
+            return False
+        wait_until(all_worked, 120, "every sync worker to finish a job", interval=0.2, check=stack.check)
+        wait_drained(stack)
+
+
+# -- (a) ----------------------------------------------------------------------------------------
+
+def embedded_rate(args) -> dict:
+    with Stack("embedded") as stack:
+        stack.start_sandbox()
+        stack.start_web()
+        stack.configure_demo()
+        pusher = Pusher(stack.web_url)
+        warm(stack, pusher, 20)
+        push_calls(pusher, args.backlog)
+        return {**sustained_rate(stack, args.window, floor=4), "machine": machine("embedded")}
+
+
+def production(args) -> dict:
+    out = {}
+    stack = Stack("production")
+    stack.start_sandbox()
+    stack.start_web()
+    stack.configure_demo()
+    stack.start_production_workers(sync_workers=1)
+    pusher = Pusher(stack.web_url)
+    out["machine"] = machine("production")
+    warm(stack, pusher)
+
+    push_calls(pusher, args.backlog)
+    out["one"] = sustained_rate(stack, args.window, floor=4)
+    rate1 = out["one"]["rate"]
+
+    # Backlog for four workers over the window (and their start-up) if they reach 3x, then
+    # add them; should they do better, the window ends early when the backlog runs out.
+    want = int(rate1 * 3 * (args.window + 5)) + 50
+    if pending(stack) < want:
+        push_calls(pusher, want - pending(stack))
+    before = stack.jobs_done_per_worker()
+    for _ in range(3):
+        stack.start_worker()
+    stack.wait_workers_registered()
+    sync_pids = [w.pid for w in stack.workers if w.argv[-1] == "megaplan"]
+    wait_until(lambda: all(stack.jobs_done_per_worker().get(pid, 0) > before.get(pid, 0) for pid in sync_pids),
+               120, "all four workers to finish a job", interval=0.1, check=stack.check)
+    out["four"] = sustained_rate(stack, args.window, floor=16)
+    out["dropped"] = drop_backlog(stack)
+
+    out["requests"] = requests_per_call(stack, pusher)
+    if args.outage_seconds > 0:
+        out["outage"] = outage(stack, pusher, args.outage_calls, args.outage_seconds)
+    stack.close()
+    return out
+
+
+# -- (b) ----------------------------------------------------------------------------------------
+
+def _state_of(stack: Stack, call_id: str) -> str | None:
+    return stack.scalar("SELECT state FROM megaplan_call WHERE kind = 'call' AND call_id = :c", c=call_id)
+
+
+def _synced(stack: Stack, call_id: str) -> None:
+    wait_until(lambda: _state_of(stack, call_id) in ("sent", "failed", "skipped"), 60,
+               f"call {call_id} to sync", interval=0.02, check=stack.check)
+    wait_until(stack.queues_idle, 60, "the queues to be idle", interval=0.02, check=stack.check)
+
+
+def _stamped(stack: Stack, call_id: str, state: str) -> None:
+    wait_until(lambda: any(s["providerId"] == call_id and s["state"] == state
+                           for s in stack.probe()["stamps"][-50:]),
+               60, f"the {state} popup of {call_id}", interval=0.02, check=stack.check)
+    wait_until(stack.queues_idle, 60, "the queues to be idle", interval=0.02, check=stack.check)
+
+
+def requests_per_call(stack: Stack, pusher: Pusher) -> list[tuple]:
+    results = []
+    off = {"create_client_on_incoming": None, "create_communication": None}
+
+    def known():
+        cid = new_id()
+        pusher.push(**history_fields(cid))
+        _synced(stack, cid)
+
+    def unknown():
+        cid = new_id()
+        pusher.push(**history_fields(cid, phone=unknown_phone()))
+        _synced(stack, cid)
+
+    def missed():
+        cid = new_id()
+        pusher.push(**history_fields(cid, phone=unknown_phone(), status="missed", user="pbx", duration=0))
+        _synced(stack, cid)
+
+    def repeated():
+        cid = new_id()
+        fields = history_fields(cid)
+        pusher.push(**fields)
+        pusher.push(**fields)
+        _synced(stack, cid)
+        # A third copy after the call was sent: nothing may follow (absence has no event to
+        # wait for, so give the workers a moment to prove it).
+        before = stack.sandbox_requests()
+        pusher.push(**fields)
+        time.sleep(1.0)
+        _synced(stack, cid)
+        assert stack.sandbox_requests() == before, "a repeated push reached Megaplan again"
+
+    def popup():
+        cid = new_id()
+        pusher.push(**event_fields(cid, "INCOMING", ext="101"))
+        _stamped(stack, cid, "calling")
+        pusher.push(**event_fields(cid, "ACCEPTED", ext="101"))
+        _stamped(stack, cid, "talking")
+        pusher.push(**history_fields(cid))
+        _synced(stack, cid)
+
+    runs = [(off, known),
+            ({**off, "create_client_on_incoming": "y"}, unknown),
+            ({"create_client_on_incoming": "y", "create_communication": "y", "communication_types": ["missed"]},
+             missed),
+            (off, repeated),
+            (off, popup)]
+    for (name, minimum, why), (settings, fire) in zip(SCENARIOS, runs):
+        stack.save_settings(**settings)
+        wait_until(stack.queues_idle, 60, "the queues to be idle", interval=0.02, check=stack.check)
+        before = stack.probe(since=1 << 40)
         fire()
-        with app.app_context():
-            run_jobs(app)
-        print(f"    {name:<48}{sandbox.state.request_count() - before:>4}{MINIMUM[name]:>9}")
+        after = stack.probe(since=1 << 40)
+        routes = {r: n - before["by_route"].get(r, 0) for r, n in after["by_route"].items()
+                  if n != before["by_route"].get(r, 0)}
+        results.append((name, after["requests"] - before["requests"], minimum, why, routes))
+    stack.save_settings(**off)
+    return results
 
 
-def popup_call(app):
-    from host_stub.types import CallEvent
-    host = app.extensions["cabinet"]
-    call_id = uuid.uuid4().hex
-    now = datetime.now(timezone.utc)
-    event = CallEvent("demo", call_id, "in", "79161234567", "74950000001", IVANOV, now)
-    with app.app_context():
-        host.call_hook("demo", "call_started", event=event)
-        host.call_hook("demo", "call_answered", event=event)
-        run_jobs(app)
-        record = CallRecord("demo", call_id, "in", "79161234567", "74950000001", "answered", IVANOV,
-                            now, 42, 3, (IVANOV,), None)
-        host.call_hook("demo", "call_ended", record=record)
+# -- (c) ----------------------------------------------------------------------------------------
 
-
-def outage(app, sandbox, n: int, seconds: float) -> None:
-    configure(app, create_client_on_incoming=False, create_communication=False)
-    with app.app_context():
-        run_jobs(app)
-    before = {c.get("providerId") for c in sandbox.state.calls.values()}
-    sandbox.state.outage(seconds)
+def outage(stack: Stack, pusher: Pusher, n: int, seconds: float) -> dict:
+    known_before = {c.get("providerId") for c in stack.sandbox_state()["calls"]}
+    stack.sandbox_faults(outage_seconds=seconds)
     started = time.monotonic()
-    ids = [end_call(app).call_id for _ in range(n)]
-    with app.app_context():
-        run_jobs(app, scheduled=False)  # first attempts meet the outage
-        while time.monotonic() - started < seconds:
-            time.sleep(min(1.0, seconds))
-        run_jobs(app, rounds=50)         # retries after the outage
-        states = {}
-        for state, in db.session.execute(db.select(CallLog.state).where(CallLog.call_id.in_(ids))):
-            states[state] = states.get(state, 0) + 1
-    written = [c.get("providerId") for c in sandbox.state.calls.values() if c.get("providerId") not in before]
-    delivered = len(set(written) & set(ids))
-    print(f"(c) {n} calls during a {seconds:.0f} s outage: delivered {delivered}, "
-          f"duplicated {len(written) - len(set(written))}, lost {n - delivered}; rows {states}")
+    ids = [new_id() for _ in range(n)]
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda cid: pusher.push(**history_fields(cid)), ids))
+    placeholders = ",".join(f"'{cid}'" for cid in ids)
 
+    def states():
+        with stack.engine().connect() as conn:
+            return {state: count for state, count in conn.exec_driver_sql(
+                f"SELECT state, count(*) FROM megaplan_call WHERE call_id IN ({placeholders}) "
+                "GROUP BY state").all()}
+
+    try:
+        wait_until(lambda: states().get("sent", 0) == n, seconds + 120, "the outage's calls to be sent",
+                   interval=0.5, check=stack.check)
+    except TimeoutError:
+        pass
+    took = time.monotonic() - started
+    written = [c.get("providerId") for c in stack.sandbox_state()["calls"]
+               if c.get("providerId") not in known_before]
+    delivered = len(set(written) & set(ids))
+    return {"calls": n, "seconds": seconds, "delivered": delivered,
+            "duplicated": len(written) - len(set(written)), "lost": n - delivered,
+            "rows": states(), "took": took}
+
+
+# -- report -------------------------------------------------------------------------------------
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--calls", type=int, default=300)
-    parser.add_argument("--outage-calls", type=int, default=1000)
-    parser.add_argument("--outage-seconds", type=float, default=60)
+    parser.add_argument("--window", type=float, default=10, help="seconds each rate is measured over")
+    parser.add_argument("--backlog", type=int, default=400, help="calls queued before a rate is measured")
+    parser.add_argument("--outage-calls", type=int, default=300)
+    parser.add_argument("--outage-seconds", type=float, default=10, help="0 skips (c)")
     args = parser.parse_args()
-    with serve() as sandbox:
-        app = make_app(sandbox.url)
-        throughput(app, sandbox, args.calls)
-        requests_per_call(app, sandbox)
-        outage(app, sandbox, args.outage_calls, args.outage_seconds)
+    started = time.monotonic()
+    print("bench/sync.py: finished calls synced to Megaplan (the sandbox in its own process)")
+    print("goals: one production worker's calls/s within 1.25x of the embedded mode's; "
+          "4 workers >= 3x one worker; requests per call at the minimum; an outage loses "
+          "and duplicates nothing")
+    print(code_line())
+    embedded = embedded_rate(args)
+    prod = production(args)
+    print(embedded["machine"].replace("machine:", "embedded run:  "))
+    print(prod["machine"].replace("machine:", "production run:"))
+    print()
+    e, one, four = embedded["rate"], prod["one"]["rate"], prod["four"]["rate"]
+    print("(a) calls synced per second (known client, answered, history only; backlog in the queue)")
+    print(f"    {'setup':<62}{'calls/s':>9}{'window s':>10}{'calls':>7}{'req/call':>10}")
+    for label, f in (("embedded: flask run, SQLite, 2 worker threads (baseline)", embedded),
+                     ("production: 1 rq worker process, PostgreSQL + Redis", prod["one"]),
+                     ("production: 4 rq worker processes", prod["four"])):
+        print(f"    {label:<62}{f['rate']:>9.1f}{f['window']:>10.1f}{f['calls']:>7}{f['per_call']:>10.2f}")
+    print(f"    embedded / one production worker: {e / one:5.2f}x  (goal <= 1.25)  "
+          f"{'met' if e / one <= 1.25 else 'NOT met'}")
+    print(f"    (per embedded worker thread, {e / 2:.1f} calls/s: "
+          f"one production worker is {one / (e / 2):.2f}x that)")
+    print(f"    4 workers / 1 worker:             {four / one:5.2f}x  (goal >= 3.00)  "
+          f"{'met' if four / one >= 3 else 'NOT met'}  (this machine has 2 cores, shared with the "
+          f"web app, PostgreSQL, Redis and the sandbox)")
+    for label, figures in (("embedded", embedded), ("1 worker", prod["one"]), ("4 workers", prod["four"])):
+        if figures["backlog_left"] <= 16:
+            print(f"    warning: the {label} window ended with the backlog used up; raise --backlog")
+        print(f"    CPU, {label}: " + CpuMeter.describe(figures["usage"], group={"rq workers": "worker-"}))
+    # CPU time per call does not depend on what else runs on the machine as much as calls/s do.
+    cpu_ms = {label: 1000 * sum(v for k, v in f["usage"]["cores"].items() if k.startswith(prefix))
+              * f["usage"]["wall"] / max(1, f["calls"])
+              for label, f, prefix in (("embedded", embedded, "web"), ("1 worker", prod["one"], "worker-"),
+                                       ("4 workers", prod["four"], "worker-"))}
+    print(f"    CPU per synced call: embedded web process (its worker threads) {cpu_ms['embedded']:.1f} ms; "
+          f"rq worker processes {cpu_ms['1 worker']:.1f} ms (1 worker), {cpu_ms['4 workers']:.1f} ms "
+          f"(4 workers); production / embedded {cpu_ms['1 worker'] / cpu_ms['embedded']:.2f}x")
+    print()
+    print("(b) Megaplan requests per call (production)           measured  minimum")
+    for name, measured, minimum, why, routes in prod["requests"]:
+        flag = "" if measured == minimum else ("  ABOVE the minimum" if measured > minimum else "  below")
+        print(f"    {name:<52}{measured:>6}{minimum:>9}{flag}")
+        print(f"        minimum: {why}; measured: " + ", ".join(f"{r} x{n}" for r, n in sorted(routes.items())))
+    if "outage" in prod:
+        o = prod["outage"]
+        print()
+        print(f"(c) {o['calls']} calls pushed during a {o['seconds']:.0f} s sandbox outage (4 workers, "
+              f"RQ retries via the --with-scheduler worker): delivered {o['delivered']}, duplicated "
+              f"{o['duplicated']}, lost {o['lost']}; outbox rows {o['rows']}; all sent {o['took']:.0f} s "
+              f"after the outage began")
+    print(f"\ntotal run time {time.monotonic() - started:.0f} s")
 
 
 if __name__ == "__main__":

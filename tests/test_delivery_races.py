@@ -116,6 +116,7 @@ def test_the_legs_of_a_group_call_on_two_workers_open_one_popup(app, pbx, megapl
         assert len(opened) == 1
 
 
+@pytest.mark.slow
 def test_popups_racing_their_history_jobs_never_make_two_calls(app, pbx, megaplan_sandbox):
     total, batch = 500, 50
     ids = []

@@ -31,6 +31,7 @@ def _wait_for(predicate, timeout: float, step: float = 0.2):
     return True
 
 
+@pytest.mark.slow
 def test_megaplan_down_for_20_seconds_during_10_calls_all_arrive_once_without_help(
         app, pbx, integration, megaplan_sandbox):
     assert app.extensions["megaplan"].embedded

@@ -48,6 +48,7 @@ def _children(parent: int) -> list[int]:
     return found
 
 
+@pytest.mark.slow
 def test_sigkilled_worker_mid_job_loses_and_duplicates_nothing(pbx, rq_worker, megaplan_sandbox, app):
     megaplan_sandbox.state.set_latency(1500)  # the job sits inside a Megaplan request
     call = pbx.new_call()

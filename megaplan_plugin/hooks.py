@@ -64,29 +64,22 @@ def _why_not(host, account_id: str, virtual_number: str | None) -> str | None:
     return settings.why_not(virtual_number)
 
 
-def _wanted(host, account_id: str, virtual_number: str | None) -> bool:
-    return _why_not(host, account_id, virtual_number) is None
-
-
 @hookimpl
 @never_raise
 def call_started(host, event):
-    if _wanted(host, event.account_id, event.virtual_number):
-        _enqueue_live(host, "call_started", event)
+    _live(host, "call_started", event)
 
 
 @hookimpl
 @never_raise
 def call_answered(host, event):
-    if _wanted(host, event.account_id, event.virtual_number):
-        _enqueue_live(host, "call_answered", event)
+    _live(host, "call_answered", event)
 
 
 @hookimpl
 @never_raise
 def call_transferred(host, event):
-    if _wanted(host, event.account_id, event.virtual_number):
-        _enqueue_live(host, "call_transferred", event)
+    _live(host, "call_transferred", event)
 
 
 @hookimpl
@@ -128,7 +121,10 @@ def route_request(host, event):
     return route_for(host, event)
 
 
-def _enqueue_live(host, hook: str, event) -> None:
+def _live(host, hook: str, event) -> None:
+    """A popup event: queued on megaplan-live, or kept in the outbox when Redis is down."""
+    if _why_not(host, event.account_id, event.virtual_number):
+        return
     payload = as_dict(event)
     try:
         queues.enqueue_live(payload, hook)

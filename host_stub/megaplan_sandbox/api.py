@@ -85,6 +85,12 @@ def _list(items: list):
     return envelope(data, pagination=pagination, included=included)
 
 
+def _found(entity: dict | None) -> dict:
+    if entity is None:
+        raise ApiError(404, "Entity not found")
+    return entity
+
+
 def _one(entity: dict | None):
     if entity is None:
         raise ApiError(404, "Entity not found")
@@ -308,9 +314,7 @@ def call_history():
 @bp.route("/callInfo/<call_id>", methods=["GET", "POST"])
 def call_card(call_id):
     state = _state()
-    call = state.calls.get(call_id)
-    if call is None:
-        raise ApiError(404, "Entity not found")
+    call = _found(state.calls.get(call_id))
     if request.method == "POST":
         with state.lock:
             call.update({k: v for k, v in _body("CallInfo").items() if k != "id"})
@@ -364,9 +368,7 @@ def create_todo():
 @bp.post("/todo/<todo_id>/doAction")
 def todo_action(todo_id):
     state = _state()
-    todo = state.todos.get(todo_id)
-    if todo is None:
-        raise ApiError(404, "Entity not found")
+    todo = _found(state.todos.get(todo_id))
     body = request.get_json(silent=True)
     if not isinstance(body, dict) or body.get("contentType") != "TodoFinishActionRequest":
         raise ApiError(422, "contentType must be one of TodoFinishActionRequest, "
@@ -379,9 +381,7 @@ def todo_action(todo_id):
 @bp.route("/todo/<todo_id>/comments", methods=["GET", "POST"])
 def todo_comments(todo_id):
     state = _state()
-    todo = state.todos.get(todo_id)
-    if todo is None:
-        raise ApiError(404, "Entity not found")
+    todo = _found(state.todos.get(todo_id))
     if request.method == "POST":
         body = request.get_json(silent=True)
         if not isinstance(body, dict) or not body.get("content"):

@@ -1,0 +1,113 @@
+"""The operator's pages in real headless Chromium, by their Russian labels; full-page
+screenshots land in instance/screenshots/ (not committed) for a person to look at."""
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+from werkzeug.serving import make_server
+
+from host_stub.testing import SANDBOX_LOGIN, SANDBOX_PASSWORD
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+SHOTS = Path(__file__).resolve().parent.parent / "instance" / "screenshots"
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(),
+                                reason="Debian's chromium is missing (./dev test installs it)")
+
+
+@pytest.fixture
+def served(make_app):
+    app = make_app({"WTF_CSRF_ENABLED": True, "MEGAPLAN_ALLOW_HTTP": True})
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield app, f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+
+
+@pytest.fixture
+def browser_page():
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync"])
+        context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="ru-RU")
+        yield context.new_page()
+        browser.close()
+
+
+def _shot(page, name):
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def _configure(page, url, sandbox):
+    page.goto(url + "/login")
+    page.get_by_label("Логин").fill("demo")
+    page.get_by_label("Пароль").fill("demo")
+    page.get_by_role("button", name="Войти").click()
+    page.goto(url + "/plugins/")
+    page.locator("[data-plugin=megaplan]").get_by_role("button", name="Подключить").click()
+    page.goto(url + "/plugins/megaplan/credentials/new")
+    page.get_by_label("Название").fill("Песочница")
+    page.get_by_label("Логин (username)").fill(SANDBOX_LOGIN)
+    page.get_by_label("Пароль (password)").fill(SANDBOX_PASSWORD)
+    page.get_by_label("Домен").fill(sandbox.url)
+    page.get_by_role("button", name="Добавить").click()
+    page.get_by_label("Активировать интеграцию").check()
+    page.get_by_label("Фильтровать по виртуальным номерам").check()
+    page.get_by_label("74950000002").check()
+    page.get_by_label("Ответственный по умолчанию").select_option(label="Мария Петрова")
+    page.get_by_role("button", name="Сохранить").click()
+    assert page.get_by_text("Настройки сохранены.").is_visible()
+
+
+def test_status_panel_secret_dialog_and_a_filtered_call_in_the_journal(served, browser_page,
+                                                                       megaplan_sandbox):
+    app, url = served
+    page = browser_page
+    _configure(page, url, megaplan_sandbox)
+    page.get_by_role("button", name="Проверить подключение").click()
+    assert page.get_by_text("Вход в Мегаплан выполнен").is_visible()
+    assert page.get_by_role("heading", name="Состояние интеграции").is_visible()
+    _shot(page, "settings-status")
+
+    page.get_by_role("button", name="Создать").click()
+    dialog = page.get_by_role("alertdialog")
+    assert dialog.is_visible() and "больше он показан не будет" in dialog.inner_text()
+    secret = page.locator("#new-secret").inner_text()
+    assert len(secret) > 20 and dialog.get_by_role("button", name="Копировать").is_visible()
+    assert page.evaluate("window.scrollY") < 400  # at the top, where the eye is after a click
+    _shot(page, "settings-secret")
+    page.reload()
+    assert page.locator("#new-secret").count() == 0 and secret not in page.content()
+
+    page.goto(url + "/simulator/")
+    page.get_by_label("Виртуальный номер").select_option("74950000001")
+    page.get_by_label("Кому звонит", exact=True).select_option("ivanov")
+    page.get_by_role("button", name="Позвонить").click()
+    page.get_by_role("button", name="Пропущен").first.click()
+    page.goto(url + "/plugins/megaplan/journal/")
+    row = page.locator("tr.state-skipped")
+    assert row.count() == 1 and row.is_visible()
+    assert "пропущен" in row.inner_text() and "74950000001 не в списке" in row.inner_text()
+    _shot(page, "journal-filtered")
+
+
+def test_the_sandbox_neither_logs_the_cabinet_out_nor_loses_what_is_typed(served, browser_page,
+                                                                          megaplan_sandbox, rq_worker):
+    app, url = served
+    page = browser_page
+    _configure(page, url, megaplan_sandbox)
+    page.goto(megaplan_sandbox.url + "/")
+    page.get_by_label("Адрес для звонка").fill("typed, not saved")
+    page.get_by_role("button", name="Сохранить").click()  # the sandbox sets a cookie of its own
+    page.get_by_label("Адрес для «Завершить»").fill("half-typed")
+    before = megaplan_sandbox.state.request_count()
+    megaplan_sandbox.state.create("CallInfo", {"providerId": "LIVE-1", "type": "in", "state": "calling"})
+    page.wait_for_function("document.getElementById('live').innerText.includes('LIVE-1')", timeout=10000)
+    assert page.get_by_label("Адрес для «Завершить»").input_value() == "half-typed"
+    _shot(page, "sandbox")
+    page.goto(url + "/plugins/megaplan/")
+    assert page.get_by_role("heading", name="Интеграция с Мегаплан").is_visible()  # still logged in
+    assert megaplan_sandbox.state.request_count() >= before

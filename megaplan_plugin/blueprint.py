@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from redis.exceptions import RedisError
+from werkzeug.routing import BuildError
 from flask import (Blueprint, current_app, flash, g, jsonify, redirect, render_template, request,
                    session, url_for)
 
@@ -30,8 +31,9 @@ def require_account():
     account_id = host.current_account_id()
     if account_id is None:
         return host.account_required(lambda: None)()
-    if "megaplan" not in host.enabled_plugins(account_id):
-        return render_template("megaplan/disabled.html"), 404
+    enabled = getattr(host, "enabled_plugins", None)  # a host without it routes only enabled ones
+    if enabled is not None and "megaplan" not in enabled(account_id):
+        return render_template("megaplan/disabled.html", plugins_url=_host_page("cabinet.plugins")), 404
     g.account_id = account_id
 
 
@@ -175,6 +177,14 @@ def check_connection():
         for ok, text in panel.check_connection(credential):
             flash(text, "success" if ok else "danger")
     return redirect(url_for("megaplan.settings") + "#status")
+
+
+def _host_page(endpoint: str) -> str | None:
+    """A link into the host's own pages when this host has that page (the stub's names)."""
+    try:
+        return url_for(endpoint)
+    except BuildError:
+        return None
 
 
 def _later(enqueue, *args) -> None:

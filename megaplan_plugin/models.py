@@ -1,8 +1,8 @@
 """The plugin's own tables (prefix ``megaplan_``), mapped on the host's database.
 
 The host owns the one flask-sqlalchemy ``db``; the plugin keeps its own ``MetaData`` so that it
-needs nothing of the host at import time, hands the metadata to ``host.add_tables`` and works
-through ``host.db.session``.
+needs nothing of the host at import time, creates and upgrades its tables with its own
+migrations (``migrations/``) and works through ``host.db.session``.
 """
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ class CallLog(Base):
 
     __tablename__ = "megaplan_call"
     __table_args__ = (
-        UniqueConstraint("account_id", "call_id", "kind"),
+        UniqueConstraint("account_id", "call_id", "kind", name="uq_megaplan_call_key"),
         Index("ix_megaplan_call_state", "state", "updated_at"),
         Index("ix_megaplan_call_account_started", "account_id", "started_at"),
     )
@@ -159,7 +159,7 @@ class ClientPhone(Base):
 
     __tablename__ = "megaplan_client_phone"
     __table_args__ = (
-        UniqueConstraint("credential_id", "contractor_id", "national"),
+        UniqueConstraint("credential_id", "contractor_id", "national", name="uq_megaplan_client_phone_key"),
         Index("ix_megaplan_client_phone_lookup", "credential_id", "national"),
     )
 
@@ -183,7 +183,7 @@ class EmployeeLink(Base):
     """
 
     __tablename__ = "megaplan_employee_link"
-    __table_args__ = (UniqueConstraint("account_id", "pbx_login"),)
+    __table_args__ = (UniqueConstraint("account_id", "pbx_login", name="uq_megaplan_employee_link_key"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     account_id: Mapped[str] = mapped_column(String(64))

@@ -46,7 +46,15 @@ def connect(url: str | None) -> redis.Redis:
         return redis.Redis.from_url(url, socket_timeout=REDIS_SOCKET_TIMEOUT,
                                     socket_connect_timeout=REDIS_SOCKET_TIMEOUT,
                                     retry=RedisRetry(NoBackoff(), 0))
-    import fakeredis  # the embedded mode only: a host with REDIS_URL never needs it
+    try:
+        import fakeredis  # the embedded mode only: a host with REDIS_URL never needs it
+    except ImportError:
+        from ..config import ConfigError
+        raise ConfigError(
+            "Не задан REDIS_URL, а для встроенного режима нужен пакет fakeredis: задайте REDIS_URL "
+            "(рабочий режим) или установите megafon-megaplan-plugin[embedded]. / REDIS_URL is not "
+            "set and the embedded mode needs fakeredis: set REDIS_URL (production) or install "
+            "megafon-megaplan-plugin[embedded].") from None
     return fakeredis.FakeRedis(server=fakeredis.FakeServer())
 
 

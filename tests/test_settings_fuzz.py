@@ -1,4 +1,11 @@
-"""Arbitrary input from a user or a machine never makes a 500 (hypothesis)."""
+"""Arbitrary input from a user or a machine never makes a 500 (hypothesis).
+
+``HYPOTHESIS_EXAMPLES`` raises the examples per test for a long run by hand (never below 40);
+the hostile classes one by one (NUL, surrogates, calendar edges, deep JSON, 1 MiB bodies) are in
+test_hostile_input.py.
+"""
+import os
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -21,7 +28,7 @@ json_value = st.recursive(st.one_of(st.none(), st.booleans(), st.integers(), st.
 json_body = st.one_of(json_value, st.dictionaries(
     st.sampled_from(["phone", "employee_id", "internal_number", "call_id", "megaplan_call_id"]),
     json_value, max_size=4))
-FUZZ = settings(max_examples=40, deadline=None,
+FUZZ = settings(max_examples=max(40, int(os.environ.get("HYPOTHESIS_EXAMPLES", "40"))), deadline=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 
 pytestmark = pytest.mark.usefixtures("configured")

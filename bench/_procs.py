@@ -102,6 +102,24 @@ def post_form(session: requests.Session, url: str, data: dict, page: str | None 
     return session.post(url, data=data, allow_redirects=False, timeout=60)
 
 
+def plugin_module(*names: str):
+    """The first of ``names`` that imports: the plugin's modules move between packages
+    (e.g. ``megaplan_plugin.account_settings`` → ``megaplan_plugin.web.settings_store``)."""
+    import importlib
+    for name in names:
+        try:
+            return importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name is None or not name.startswith(exc.name):
+                raise  # the module exists but something it imports does not
+    raise ModuleNotFoundError(f"none of {', '.join(names)}")
+
+
+def settings_store():
+    """The plugin's store of credentials and settings (what the settings page calls)."""
+    return plugin_module("megaplan_plugin.web.settings_store", "megaplan_plugin.account_settings")
+
+
 def machine(mode: str, stack: Stack | None = None) -> str:
     """One line: cores, CPU, Python, and the services the measured mode uses."""
     cpu = ""

@@ -2,12 +2,14 @@
 
 Run: .venv/bin/python bench/client.py [--requests 2000]
 
-The client is the one jobs use: `megaplan_plugin.connection.client_for(credential)` inside an
+The client is the one jobs use: `client_for(credential)` (megaplan_plugin.connection, or
+megaplan_plugin.calls.connection since the package split) inside an
 app context on PostgreSQL (a fresh database), with the real token store (tokens encrypted in
 the credential's row, refresh locks in Redis db 11), against the Megaplan sandbox in its own
 process (`python -m host_stub.megaplan_sandbox`). The credential is stored the way the
-settings page stores it (`account_settings.check_and_store_credential`).
-Baseline, same run: raw `requests.Session` GETs of the same URL with the same access token.
+settings page stores it (`check_and_store_credential` of the plugin's settings store).
+Baseline, same run: raw `requests.Session` GETs of the same URL with the same access token and
+the client's own headers (so both ask for the same rendering).
 Both sides run in alternating halves so that drift of the machine hits them alike.
 Goal: raw rate / client rate <= 1.3.
 """
@@ -23,7 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import requests  # noqa: E402
 
-from _procs import SANDBOX_LOGIN, SANDBOX_PASSWORD, CpuMeter, Stack, code_line, machine  # noqa: E402
+from _procs import (SANDBOX_LOGIN, SANDBOX_PASSWORD, CpuMeter, Stack, code_line, machine,  # noqa: E402
+                    plugin_module, settings_store)
 
 
 def rate(fn, n: int) -> float:
@@ -43,9 +46,10 @@ def main() -> None:
     print("goal: raw rate / client rate <= 1.30")
     print(code_line())
     from host_stub.db import db
-    from megaplan_plugin import account_settings
-    from megaplan_plugin.connection import client_for
     from megaplan_plugin.models import Credential
+    account_settings = settings_store()
+    # megaplan_plugin.connection (megaplan_plugin.calls.connection since the package split)
+    client_for = plugin_module("megaplan_plugin.calls.connection", "megaplan_plugin.connection").client_for
 
     with Stack("production") as stack:
         stack.start_sandbox()
@@ -62,6 +66,11 @@ def main() -> None:
             client.current_user()
             store = type(client.tokens).__name__
             raw = requests.Session()
+            # The same request on the wire: the client's headers (Accept, User-Agent and
+            # X-USE-INCLUDED-RESPONSE, which changes how the sandbox renders the answer).
+            for name in ("Accept", "User-Agent", "X-USE-INCLUDED-RESPONSE"):
+                if name in client.session.headers:
+                    raw.headers[name] = client.session.headers[name]
             raw.headers["Authorization"] = "Bearer " + client.tokens.load().access_token
             url = stack.sandbox_url + "/api/v3/currentUser"
 
@@ -90,7 +99,7 @@ def main() -> None:
     print(f"requests: {per_round * args.rounds} per side in {args.rounds} alternating rounds; "
           f"token store: {store}")
     print(f"{'what':<58}{'req/s':>9}{'vs raw':>9}")
-    print(f"{'raw requests.Session GET (baseline)':<58}{raw_rate:>9.1f}{1:>9.2f}")
+    print(f"{'raw requests.Session GET, same headers (baseline)':<58}{raw_rate:>9.1f}{1:>9.2f}")
     print(f"{'client_for(credential).current_user()':<58}{client_rate:>9.1f}{raw_rate / client_rate:>9.2f}")
     print(f"{'  as a job: new session + credential read + client_for':<58}{job_rate:>9.1f}"
           f"{raw_rate / job_rate:>9.2f}")

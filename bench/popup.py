@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import os
 import secrets
 import sys
 import threading
@@ -35,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _procs import (DEMO_TOKEN, SANDBOX_LOGIN, SANDBOX_PASSWORD, CpuMeter, Pusher, Stack,  # noqa: E402
-                    code_line, event_fields, machine, percentiles, wait_until)
+                    code_line, event_fields, machine, percentiles, settings_store, wait_until)
 
 USERS = [("ivanov", "101"), ("petrova", "102"), ("sidorov", "103")]
 GOAL_P99_MS, GOAL_MAX_MS = 300, 1000
@@ -53,55 +54,50 @@ def add_accounts(stack: Stack, n: int) -> list[tuple[str, str, str]]:
     The first account's credentials are checked and stored by the plugin's own store
     (a real login to the sandbox, employees and internal numbers fetched); the others get a
     copy of that row (password and tokens encrypted with the same key) and of its employees,
-    as if each admin had typed the same login: one login instead of a hundred.
+    as if each admin had typed the same login: one login instead of a hundred. One commit.
     """
     from sqlalchemy import insert, select
     from host_stub.db import db
-    from host_stub.models import Account, PbxUserRow, VirtualNumber
-    from megaplan_plugin import account_settings
-    from megaplan_plugin.models import Credential, MegaplanEmployee
+    from host_stub.models import Account, EnabledPlugin, PbxUserRow, VirtualNumber
+    from megaplan_plugin.models import Credential, MegaplanEmployee, Settings
+    account_settings = settings_store()
     app = stack.app()
-    host = app.extensions["cabinet"]
-    made = []
+    made = [(f"bench{i:03d}", f"bench-crm-token-{i:03d}", f"7495{2000000 + i:07d}") for i in range(n)]
     with app.app_context():
-        template, employees = None, []
-        for i in range(n):
-            name, token, number = f"bench{i:03d}", f"bench-crm-token-{i:03d}", f"7495{2000000 + i:07d}"
+        result = account_settings.check_and_store_credential(
+            made[0][0], title="Песочница", login=SANDBOX_LOGIN, password=SANDBOX_PASSWORD,
+            domain=stack.sandbox_url)
+        if result.credential is None:
+            raise RuntimeError(f"credentials of {made[0][0]}: {result.error}")
+        template = result.credential
+        employees = [dict(megaplan_id=e.megaplan_id, name=e.name, position=e.position,
+                          internal_number=e.internal_number)
+                     for e in db.session.execute(select(MegaplanEmployee).where(
+                         MegaplanEmployee.credential_id == template.id)).scalars()]
+        accounts, credentials = [], [template]
+        for i, (name, token, number) in enumerate(made):
             account = Account(name=name, title=f"Бенчмарк {i}", crm_token=token)
             account.set_password(secrets.token_hex(8))
             account.users = [PbxUserRow(login=login, name=login, ext=ext, telnum=None) for login, ext in USERS]
             account.numbers = [VirtualNumber(number=number)]
-            db.session.add(account)
-            db.session.commit()
-            host.set_plugin_enabled(name, "megaplan", True)
-            if template is None:
-                result = account_settings.check_and_store_credential(
-                    name, title="Песочница", login=SANDBOX_LOGIN, password=SANDBOX_PASSWORD,
-                    domain=stack.sandbox_url)
-                if result.credential is None:
-                    raise RuntimeError(f"credentials of {name}: {result.error}")
-                template = result.credential
-                employees = [dict(megaplan_id=e.megaplan_id, name=e.name, position=e.position,
-                                  internal_number=e.internal_number)
-                             for e in db.session.execute(select(MegaplanEmployee).where(
-                                 MegaplanEmployee.credential_id == template.id)).scalars()]
-                credential = template
-            else:
-                credential = Credential(
+            accounts.append(account)
+            if i:
+                credentials.append(Credential(
                     account_id=name, title=template.title, login=template.login, base_url=template.base_url,
                     password_enc=template.password_enc, access_token_enc=template.access_token_enc,
                     refresh_token_enc=template.refresh_token_enc, token_expires_at=template.token_expires_at,
                     megaplan_user_name=template.megaplan_user_name,
-                    employees_fetched_at=template.employees_fetched_at)
-                db.session.add(credential)
-                db.session.flush()
-                db.session.execute(insert(MegaplanEmployee), [{**e, "credential_id": credential.id}
-                                                              for e in employees])
-            settings = account_settings.settings_for(name)
-            settings.credential_id, settings.active = credential.id, True
-            settings.default_responsible_id = "1000003"
-            db.session.commit()
-            made.append((name, token, number))
+                    employees_fetched_at=template.employees_fetched_at))
+        db.session.add_all(accounts + credentials[1:])
+        db.session.flush()
+        db.session.add_all(EnabledPlugin(account_id=a.id, plugin_key="megaplan") for a in accounts)
+        db.session.execute(insert(MegaplanEmployee), [{**e, "credential_id": c.id}
+                                                      for c in credentials[1:] for e in employees])
+        db.session.add_all(Settings(account_id=name, credential_id=c.id, active=True,
+                                    default_responsible_id="1000003", api_key=secrets.token_hex(16),
+                                    virtual_numbers=[], communication_types=["in", "out", "missed"])
+                           for (name, _, _), c in zip(made, credentials))
+        db.session.commit()
         db.session.remove()
     return made
 
@@ -320,8 +316,14 @@ def main() -> None:
                 baseline[key] = stats["p99"]
             if timeline.errors:
                 notes.append(f"{names[key]} {mode}: {len(timeline.errors)} pushes refused, e.g. {timeline.errors[0]}")
-            notes.append(f"{names[key]} {mode}: " + CpuMeter.describe(
-                out["usage"], group={"workers": "worker-"}))
+            usage = out["usage"]
+            cpu = {k: v * usage["wall"] * 1000 / max(1, len(wanted)) for k, v in usage["cores"].items()}
+            cabinet = sum(v for k, v in cpu.items() if k == "web" or k.startswith("worker-"))
+            ours = sum(v for k, v in cpu.items() if k != "bench")
+            notes.append(f"{names[key]} {mode}: " + CpuMeter.describe(usage, group={"workers": "worker-"})
+                         + f"; CPU per call: cabinet (web + workers) {cabinet:.0f} ms, with sandbox, "
+                         f"PostgreSQL, Redis {ours:.0f} ms = at most {1000 * os.cpu_count() / max(ours, 1e-9):.0f} "
+                         f"calls/s on {os.cpu_count()} free cores")
     print()
     print("p99 production / p99 embedded (same run): " + ", ".join(
         f"{key} {percentiles([v * 1000 for v in setups['production'][key][1]['latency'].values()])['p99'] / baseline[key]:.2f}x"

@@ -21,6 +21,7 @@ Goals: a production worker's rate within 1.25x of the embedded mode's; 4 workers
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 import uuid
@@ -336,6 +337,11 @@ def main() -> None:
     print(f"    CPU per synced call: embedded web process (its worker threads) {cpu_ms['embedded']:.1f} ms; "
           f"rq worker processes {cpu_ms['1 worker']:.1f} ms (1 worker), {cpu_ms['4 workers']:.1f} ms "
           f"(4 workers); production / embedded {cpu_ms['1 worker'] / cpu_ms['embedded']:.2f}x")
+    for label, f in (("embedded", embedded), ("1 worker", prod["one"]), ("4 workers", prod["four"])):
+        ours = 1000 * sum(v for k, v in f["usage"]["cores"].items() if k != "bench") * f["usage"]["wall"] \
+            / max(1, f["calls"])
+        print(f"    CPU per synced call, {label}, with the sandbox, PostgreSQL and Redis: {ours:.1f} ms = at most "
+              f"{1000 * os.cpu_count() / max(ours, 1e-9):.0f} calls/s on {os.cpu_count()} free cores")
     print()
     print("(b) Megaplan requests per call (production)           measured  minimum")
     for name, measured, minimum, why, routes in prod["requests"]:

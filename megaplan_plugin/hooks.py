@@ -17,13 +17,19 @@ from redis.exceptions import RedisError
 from sqlalchemy import update
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 
-from . import DESCRIPTION, KEY, TITLE
-from .cabinet import PluginInfo, hookimpl
-from .delivery import queues
-from .delivery.outbox import (DatabaseDown, as_dict, insert_call, insert_refused, insert_row,
-                              row_values)
-from .models import CallLog
-from .routing import route_for
+from megaplan_plugin import DESCRIPTION, KEY, TITLE
+from megaplan_plugin.cabinet import PluginInfo, hookimpl
+from megaplan_plugin.delivery import queues
+from megaplan_plugin.delivery.outbox import (
+    DatabaseDown,
+    as_dict,
+    insert_call,
+    insert_refused,
+    insert_row,
+    row_values,
+)
+from megaplan_plugin.models import CallLog
+from megaplan_plugin.calls.routing import route_for
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +53,7 @@ def cabinet_plugin_info():
 
 @hookimpl
 def cabinet_init_app(app, host):
-    from .setup import init_app  # wiring, not a dependency of the hooks themselves
+    from megaplan_plugin.wiring import init_app  # wiring, not a dependency of the hooks themselves
     init_app(app, host)
 
 

@@ -23,11 +23,21 @@ import pytest
 
 from host_stub.megaplan_sandbox import serve
 from host_stub.testing import SANDBOX_LOGIN, SANDBOX_PASSWORD
-from megaplan_plugin.megaplan import (InvalidDomain, MegaplanClient, MegaplanTransientError,
-                                      MemoryTokenStore, Tokens, transport)
+from megaplan_plugin.megaplan import (
+    InvalidDomain,
+    MegaplanClient,
+    MegaplanTransientError,
+    MemoryTokenStore,
+    Tokens,
+    transport,
+)
 from megaplan_plugin.megaplan.domain import check_domain_addresses
-from megaplan_plugin.megaplan.errors import (MegaplanDestinationRefused, MegaplanDomainNotFound,
-                                             MegaplanRedirectError, MegaplanUnreachable)
+from megaplan_plugin.megaplan.errors import (
+    MegaplanDestinationRefused,
+    MegaplanDomainNotFound,
+    MegaplanRedirectError,
+    MegaplanUnreachable,
+)
 from megaplan_plugin.megaplan.netguard import check_url, is_public_address
 from megaplan_plugin.megaplan.transport import megaplan_session
 

@@ -25,7 +25,7 @@ pytestmark = pytest.mark.usefixtures("integration")
 REFRESHER = r"""
 import json, sys, threading
 from host_stub import create_app
-from megaplan_plugin.connection import client_for
+from megaplan_plugin.calls.connection import client_for
 from megaplan_plugin.models import Credential
 app = create_app(json.loads(sys.argv[1]))
 threads_n = int(sys.argv[2])
@@ -72,7 +72,7 @@ def _in_threads(n, target):
 
 
 def test_an_expired_token_is_refreshed_once_by_two_processes_of_eight_threads(app, megaplan_sandbox):
-    from megaplan_plugin.connection import client_for
+    from megaplan_plugin.calls.connection import client_for
     from megaplan_plugin.models import Credential
     state = megaplan_sandbox.state
     state.set_latency(50)  # a slow token endpoint widens the window for a second refresh

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from host_stub.db import db
 from host_stub.testing import post_form
-from megaplan_plugin import web_input
+from megaplan_plugin.web import inputs as web_input
 from megaplan_plugin.delivery import queues
 from megaplan_plugin.models import CallLog, Credential, Settings
 
@@ -326,7 +326,7 @@ def test_control_characters_in_credentials_are_refused_beside_the_field(
 
 
 @pytest.mark.xfail(strict=True, raises=Exception,
-                   reason="blueprint.py's _credential_or_404 queries ids beyond the integer column: "
+                   reason="web/settings.py's _credential_or_404 queries ids beyond the integer column: "
                           "PostgreSQL 'integer out of range' from 2^31, SQLite OverflowError from 2^63 "
                           "→ 500; reported (not a file of this change)")
 def test_credential_ids_outside_the_integer_range_are_404(logged_in, enable_plugin):

@@ -7,9 +7,19 @@ import requests
 
 from host_stub.megaplan_sandbox import SandboxState, serve
 from host_stub.testing import SANDBOX_LOGIN, SANDBOX_PASSWORD
-from megaplan_plugin.megaplan import (InvalidDomain, MegaplanAuthError, MegaplanClient, MegaplanError,
-                                      MegaplanPermanentError, MegaplanTransientError, MemoryTokenStore,
-                                      Tokens, datetime_value, link, normalize_domain)
+from megaplan_plugin.megaplan import (
+    InvalidDomain,
+    MegaplanAuthError,
+    MegaplanClient,
+    MegaplanError,
+    MegaplanPermanentError,
+    MegaplanTransientError,
+    MemoryTokenStore,
+    Tokens,
+    datetime_value,
+    link,
+    normalize_domain,
+)
 
 
 @pytest.fixture

@@ -67,7 +67,7 @@ def test_routing_never_waits_on_megaplan_and_a_new_client_routes_from_the_next_c
     from datetime import datetime, timezone
 
     from host_stub.types import CallEvent
-    from megaplan_plugin.routing import route_for
+    from megaplan_plugin.calls.routing import route_for
     # A client added in Megaplan after the index was filled: nothing local knows the number.
     megaplan_sandbox.state.add_contractor("ContractorHuman", {"firstName": "Олег", "lastName": "Новиков"},
                                           phone="+7 (926) 555-44-33", responsible_id="1000002")

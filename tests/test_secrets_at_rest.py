@@ -232,7 +232,7 @@ def test_unknown_keys_cost_a_comparison_too(app, configured, monkeypatch):
     def spy(secret, stored_hash):
         compared.append(stored_hash)
         return real(secret, stored_hash)
-    monkeypatch.setattr("megaplan_plugin.api.api_secret_matches", spy)
+    monkeypatch.setattr("megaplan_plugin.web.telephony_api.api_secret_matches", spy)
     for key in ["0" * 32, "x\x00", "k" * 100]:
         response = configured.post(f"/plugins/megaplan/api/{key}/hangup", json={"call_id": "X"},
                                    headers={"Authorization": "Bearer guess"})

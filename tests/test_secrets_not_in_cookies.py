@@ -33,7 +33,7 @@ def test_the_new_secret_is_shown_once_and_never_travels_in_the_session_cookie(ap
 
 
 def test_a_ticket_of_another_account_shows_nothing(app, configured):
-    from megaplan_plugin import one_time
+    from megaplan_plugin.web import one_time
     with app.test_request_context():
         ticket = one_time.keep("other", "their-secret")
         assert one_time.take("demo", ticket) is None

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from rq import cron
 
-from . import jobs
-from .queues import SYNC_QUEUE
-from .reconcile import EVERY_SECONDS as RECONCILE_EVERY_SECONDS
+from megaplan_plugin.delivery import jobs
+from megaplan_plugin.delivery.queues import SYNC_QUEUE
+from megaplan_plugin.delivery.reconcile import EVERY_SECONDS as RECONCILE_EVERY_SECONDS
 
 SWEEP_EVERY_SECONDS = 60
 INDEX_EVERY_SECONDS = 3600

@@ -15,8 +15,8 @@ from flask import Flask
 from rq.cron import CronScheduler
 from rq.scheduler import RQScheduler
 
-from . import cron, queues
-from .worker import thread_worker
+from megaplan_plugin.delivery import cron, queues
+from megaplan_plugin.delivery.worker import thread_worker
 
 log = logging.getLogger(__name__)
 SCHEDULER_TICK_SECONDS = 1.0

@@ -13,16 +13,16 @@ from datetime import datetime, timezone
 from flask import current_app
 from sqlalchemy import select
 
-from .. import account_settings, callbacks, client_index, contractors, sync
-from ..routing import remember_route
-from ..appctx import with_app_context
-from ..connection import client_for
-from ..hook_settings import not_for_megaplan
-from ..mapping import employee_by_ext, owner_of
-from ..megaplan import MegaplanError
-from ..models import CallLog, Credential, Settings
-from . import locks, outbox, outcomes, queues
-from .reconcile import reconcile_all
+from megaplan_plugin.calls import callbacks, client_index, contractors, employees, sync
+from megaplan_plugin.calls.routing import remember_route
+from megaplan_plugin.delivery.app_context import with_app_context
+from megaplan_plugin.calls.connection import client_for
+from megaplan_plugin.calls.rules import not_for_megaplan
+from megaplan_plugin.calls.mapping import employee_by_ext, owner_of
+from megaplan_plugin.megaplan import MegaplanError
+from megaplan_plugin.models import CallLog, Credential, Settings
+from megaplan_plugin.delivery import locks, outbox, outcomes, queues
+from megaplan_plugin.delivery.reconcile import reconcile_all
 
 log = logging.getLogger(__name__)
 CALL_KEY_SECONDS = 4 * 3600
@@ -261,7 +261,7 @@ def write_call_user_configs(account_id: str) -> str:
     settings = db.session.get(Settings, account_id)
     if not_for_megaplan(settings, None) == "интеграция не активна":
         return "skipped"
-    created = account_settings.create_missing_configs(account_id, db.session.get(Credential, settings.credential_id))
+    created = employees.create_missing_configs(account_id, db.session.get(Credential, settings.credential_id))
     db.session.commit()
     current_app.extensions["megaplan"].routes.forget(account_id)
     return f"created {created}"

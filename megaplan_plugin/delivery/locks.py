@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import contextlib
 
-from .queues import connection
+from megaplan_plugin.delivery.queues import connection
 
 # Long enough for the slowest Megaplan round trips a holder makes (timeouts are 15 s);
 # a holder that dies frees the lock when it expires.

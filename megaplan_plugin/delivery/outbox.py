@@ -15,8 +15,8 @@ from rq.registry import StartedJobRegistry
 from sqlalchemy import insert, or_, select, update
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 
-from ..models import CallLog, utcnow
-from . import queues
+from megaplan_plugin.models import CallLog, utcnow
+from megaplan_plugin.delivery import queues
 
 log = logging.getLogger(__name__)
 

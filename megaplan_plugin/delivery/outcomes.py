@@ -5,8 +5,8 @@ from datetime import timedelta
 
 from rq import get_current_job
 
-from ..megaplan import MegaplanAuthError, MegaplanError, MegaplanTransientError
-from ..models import CallLog, utcnow
+from megaplan_plugin.megaplan import MegaplanAuthError, MegaplanError, MegaplanTransientError
+from megaplan_plugin.models import CallLog, utcnow
 
 STATUS_WORDS = {
     400: "Мегаплан отклонил запрос", 401: "Мегаплан не принял токен", 403: "нет прав в Мегаплане",

@@ -49,7 +49,7 @@ def connect(url: str | None) -> redis.Redis:
     try:
         import fakeredis  # the embedded mode only: a host with REDIS_URL never needs it
     except ImportError:
-        from ..config import ConfigError
+        from megaplan_plugin.config import ConfigError
         raise ConfigError(
             "Не задан REDIS_URL, а для встроенного режима нужен пакет fakeredis: задайте REDIS_URL "
             "(рабочий режим) или установите megafon-megaplan-plugin[embedded]. / REDIS_URL is not "

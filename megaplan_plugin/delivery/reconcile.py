@@ -13,9 +13,9 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
-from ..hook_settings import not_for_megaplan
-from ..models import CallLog, Settings, utcnow
-from . import outbox, queues
+from megaplan_plugin.calls.rules import not_for_megaplan
+from megaplan_plugin.models import CallLog, Settings, utcnow
+from megaplan_plugin.delivery import outbox, queues
 
 log = logging.getLogger(__name__)
 # The first run of an account looks this far back; later runs start where the last ended,

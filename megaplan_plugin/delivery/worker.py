@@ -9,7 +9,7 @@ from flask import Flask
 from rq import SimpleWorker
 from rq.timeouts import TimerDeathPenalty
 
-from ..appctx import process_app
+from megaplan_plugin.delivery.app_context import process_app
 
 
 class CabinetWorker(SimpleWorker):
@@ -40,6 +40,6 @@ class ThreadWorker(CabinetWorker):
 
 
 def thread_worker(app: Flask, connection, queue_names) -> ThreadWorker:
-    from .queues import queue
+    from megaplan_plugin.delivery.queues import queue
     return ThreadWorker([queue(name, connection) for name in queue_names], connection=connection,
                         flask_app=app)

@@ -11,8 +11,8 @@ from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from .megaplan import MegaplanClient
-from .models import KnownClient, utcnow
+from megaplan_plugin.megaplan import MegaplanClient
+from megaplan_plugin.models import KnownClient, utcnow
 
 log = logging.getLogger(__name__)
 

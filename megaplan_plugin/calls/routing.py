@@ -17,11 +17,11 @@ from flask import current_app
 from redis.exceptions import RedisError
 from sqlalchemy import select
 
-from . import client_index, contractors
-from .delivery import queues
-from .cabinet import Route
-from .megaplan import unconfirmed
-from .models import KnownClient, MegaplanEmployee
+from megaplan_plugin.calls import client_index, contractors
+from megaplan_plugin.delivery import queues
+from megaplan_plugin.cabinet import Route
+from megaplan_plugin.megaplan import unconfirmed
+from megaplan_plugin.models import KnownClient, MegaplanEmployee
 
 log = logging.getLogger(__name__)
 HIT_SECONDS = 300.0     # a client's manager rarely changes within minutes

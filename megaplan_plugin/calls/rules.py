@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from cachetools import TTLCache
 from sqlalchemy import select
 
-from .models import Settings
+from megaplan_plugin.models import Settings
 
 TTL_SECONDS = 5.0
 

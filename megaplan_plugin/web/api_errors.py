@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import jsonify
 
-from .api import bp
+from megaplan_plugin.web.telephony_api import bp
 
 ENDPOINTS = ("call", "hangup")  # each /<account_key>/<endpoint>, POST only
 

@@ -9,11 +9,11 @@ from flask import Blueprint, current_app, jsonify, request
 from redis.exceptions import RedisError
 from sqlalchemy import select
 
-from . import web_input
-from .crypto import api_secret_matches
-from .delivery.jobs import live_call_key
-from .models import CallLog, MegaplanEmployee, Settings
-from .phones import InvalidPhone, normalize
+from megaplan_plugin.web import inputs as web_input
+from megaplan_plugin.crypto import api_secret_matches
+from megaplan_plugin.delivery.jobs import live_call_key
+from megaplan_plugin.models import CallLog, MegaplanEmployee, Settings
+from megaplan_plugin.phones import InvalidPhone, normalize
 
 bp = Blueprint("megaplan_api", __name__, url_prefix="/plugins/megaplan/api")
 

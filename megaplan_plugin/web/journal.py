@@ -8,10 +8,10 @@ from urllib.parse import urlsplit
 from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, url_for
 from sqlalchemy import select
 
-from . import web_input
-from .delivery import queues
-from .forms import ActionForm
-from .models import CallLog
+from megaplan_plugin.web import inputs as web_input
+from megaplan_plugin.delivery import queues
+from megaplan_plugin.web.forms import ActionForm
+from megaplan_plugin.models import CallLog
 
 bp = Blueprint("megaplan_journal", __name__, url_prefix="/plugins/megaplan/journal")
 PAGE_SIZE = 100
@@ -29,7 +29,7 @@ def _db():
 
 @bp.before_request
 def require_account():
-    from .blueprint import require_account as settings_guard
+    from megaplan_plugin.web.settings import require_account as settings_guard
     return settings_guard()
 
 

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta, timezone
 from flask import current_app
 from sqlalchemy import func, select
 
-from .models import CallLog, Credential, MegaplanEmployee, Settings, utcnow
+from megaplan_plugin.models import CallLog, Credential, MegaplanEmployee, Settings, utcnow
 
 
 def _db():
@@ -71,8 +71,8 @@ def waiting_words(seconds: int | None) -> str:
 
 def check_connection(credential: Credential) -> list[tuple[bool, str]]:
     """Ask Megaplan what the panel cannot know: token, current user, employees, telephony."""
-    from .connection import client_for
-    from .megaplan import MegaplanError
+    from megaplan_plugin.calls.connection import client_for
+    from megaplan_plugin.megaplan import MegaplanError
     client = client_for(credential, timeout=(3.05, 10))
     results = []
     try:
@@ -86,6 +86,6 @@ def check_connection(credential: Credential) -> list[tuple[bool, str]]:
                         "В Мегаплан нет внутренних номеров телефонии: установите приложение "
                         "«Телефония МегаФон 2.0» и укажите номера сотрудников"))
     except MegaplanError as exc:
-        from .delivery.outcomes import describe
+        from megaplan_plugin.delivery.outcomes import describe
         results.append((False, f"Мегаплан не ответил как ожидалось: {describe(exc)}"))
     return results

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from flask import current_app
 from sqlalchemy import select
 
-from .models import MegaplanEmployee, Settings
+from megaplan_plugin.models import MegaplanEmployee, Settings
 
 
 @dataclass(frozen=True)

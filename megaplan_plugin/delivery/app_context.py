@@ -8,7 +8,7 @@ import os
 
 from flask import Flask, has_app_context
 
-from .config import ConfigError
+from megaplan_plugin.config import ConfigError
 
 _process_app: Flask | None = None
 

@@ -11,8 +11,8 @@ from datetime import datetime
 from flask import current_app
 from sqlalchemy import select
 
-from .megaplan import MegaplanClient
-from .models import CallLog
+from megaplan_plugin.megaplan import MegaplanClient
+from megaplan_plugin.models import CallLog
 
 
 def _db():

@@ -9,10 +9,10 @@ from flask import current_app
 from sqlalchemy import create_engine, select
 from sqlalchemy.pool import NullPool
 
-from .crypto import decrypt, encrypt
-from .delivery.locks import token_lock
-from .megaplan import MegaplanClient, Tokens
-from .models import Credential
+from megaplan_plugin.crypto import decrypt, encrypt
+from megaplan_plugin.delivery.locks import token_lock
+from megaplan_plugin.megaplan import MegaplanClient, Tokens
+from megaplan_plugin.models import Credential
 
 
 def _db():

@@ -7,7 +7,7 @@ from wtforms import BooleanField, HiddenField, PasswordField, SelectField, Selec
 from wtforms.validators import DataRequired, Length, Optional, ValidationError
 from wtforms.widgets import CheckboxInput, ListWidget
 
-from .web_input import Printable
+from megaplan_plugin.web.inputs import Printable
 
 
 class RussianForm(FlaskForm):

@@ -9,9 +9,9 @@ import logging
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
-from . import contractors
-from .mapping import CallOwner
-from .megaplan import MegaplanClient, datetime_value, link, unconfirmed
+from megaplan_plugin.calls import contractors
+from megaplan_plugin.calls.mapping import CallOwner
+from megaplan_plugin.megaplan import MegaplanClient, datetime_value, link, unconfirmed
 
 log = logging.getLogger(__name__)
 

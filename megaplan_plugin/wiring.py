@@ -10,11 +10,11 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
 
-from . import migrations
-from .config import init_config
-from .delivery import queues
-from .hook_settings import HookSettingsCache
-from .routing import RouteCache
+from megaplan_plugin import migrations
+from megaplan_plugin.config import init_config
+from megaplan_plugin.delivery import queues
+from megaplan_plugin.calls.rules import HookSettingsCache
+from megaplan_plugin.calls.routing import RouteCache
 
 log = logging.getLogger(__name__)
 
@@ -40,10 +40,10 @@ def init_app(app: Flask, host) -> None:
         with app.app_context():
             migrations.upgrade(host.db.engine)
 
-    from . import api_errors  # noqa: F401  (the API's catch-all for unknown addresses)
-    from .api import bp as api_bp
-    from .blueprint import bp
-    from .journal import bp as journal_bp
+    from megaplan_plugin.web import api_errors  # noqa: F401  (the API's catch-all for unknown addresses)
+    from megaplan_plugin.web.telephony_api import bp as api_bp
+    from megaplan_plugin.web.settings import bp
+    from megaplan_plugin.web.journal import bp as journal_bp
     app.register_blueprint(bp)
     app.register_blueprint(api_bp)
     app.register_blueprint(journal_bp)
@@ -53,7 +53,7 @@ def init_app(app: Flask, host) -> None:
     app.cli.add_command(megaplan_cli)
 
     if embedded and app.config["MEGAPLAN_EMBEDDED_WORKER"]:
-        from .delivery.embedded import Embedded
+        from megaplan_plugin.delivery.embedded import Embedded
         state.runner = Embedded(app, state.redis)
         state.runner.start()
 
@@ -66,7 +66,7 @@ def megaplan_cli():
 @megaplan_cli.command("resend")
 def resend_command():
     """Queue again what the database holds and Redis lost (the periodic sweep, once)."""
-    from .delivery.outbox import sweep
+    from megaplan_plugin.delivery.outbox import sweep
     counts = sweep(current_app.extensions["cabinet"].db)
     click.echo(json.dumps(counts, ensure_ascii=False))
 
@@ -76,7 +76,7 @@ def resend_command():
 @click.option("--until", help="ISO date-time; default: now")
 def reconcile_command(since, until):
     """Find calls in the PBX history that never reached the plugin and send them."""
-    from .delivery.reconcile import reconcile_all
+    from megaplan_plugin.delivery.reconcile import reconcile_all
     found = reconcile_all(current_app.extensions["cabinet"], since=_utc(since), until=_utc(until))
     click.echo(json.dumps({"found": found}, ensure_ascii=False))
 

@@ -3,19 +3,26 @@ from __future__ import annotations
 
 from redis.exceptions import RedisError
 from werkzeug.routing import BuildError
-from flask import (Blueprint, current_app, flash, g, jsonify, redirect, render_template, request,
+from flask import (Blueprint, abort, current_app, flash, g, jsonify, redirect, render_template, request,
                    session, url_for)
 
-from . import account_settings as store
-from . import one_time
-from . import status as panel
-from .delivery import queues
-from .forms import ActionForm, CredentialEditForm, CredentialForm, DeleteCredentialForm, SettingsForm
-from .megaplan import MegaplanError
+from megaplan_plugin.calls import employees as employees_cache
+from megaplan_plugin.web import settings_store as store
+from megaplan_plugin.web import one_time
+from megaplan_plugin.web import status as panel
+from megaplan_plugin.delivery import queues
+from megaplan_plugin.web.forms import (
+    ActionForm,
+    CredentialEditForm,
+    CredentialForm,
+    DeleteCredentialForm,
+    SettingsForm,
+)
+from megaplan_plugin.megaplan import MegaplanError
 
 SECRET_TICKET = "megaplan_secret_ticket"
 bp = Blueprint("megaplan", __name__, url_prefix="/plugins/megaplan",
-               template_folder="templates", static_folder="static",
+               template_folder="../templates", static_folder="../static",
                static_url_path="/static")
 NOBODY = ("", "— не выбран —")
 
@@ -48,7 +55,7 @@ def settings():
         selected = settings.credential_id or (credentials[0].id if credentials else None)
         form.credential_id.data = selected
     # Choices come from the chosen credential's Megaplan, and only from this account's.
-    employees = store.employees_of(selected if any(c.id == selected for c in credentials) else None)
+    employees = employees_cache.employees_of(selected if any(c.id == selected for c in credentials) else None)
     _fill_choices(form, credentials, employees)
     if request.method == "POST":
         if form.validate_on_submit():
@@ -58,7 +65,7 @@ def settings():
             settings.communication_types = list(form.communication_types.data)
             settings.default_responsible_id = form.default_responsible_id.data or None
             settings.unknown_employee_user_id = form.unknown_employee_user_id.data or None
-            pending = store.save_links(g.account_id, _host().pbx.users(g.account_id), employees, {
+            pending = employees_cache.save_links(g.account_id, _host().pbx.users(g.account_id), employees, {
                 key[len("link-"):]: value for key, value in request.form.items() if key.startswith("link-")})
             _host().db.session.commit()
             _forget_cached(g.account_id)
@@ -140,7 +147,7 @@ def refresh_employees():
         flash("Сначала добавьте учетные данные.", "warning")
     else:
         try:
-            store.refresh_employees(credential)
+            employees_cache.refresh_employees(credential)
             _forget_cached(g.account_id)
             flash("Список сотрудников Мегаплан обновлён.", "success")
         except MegaplanError as exc:
@@ -213,7 +220,7 @@ def _fill_choices(form: SettingsForm, credentials, employees) -> None:
 
 def _render(*, form, settings, credentials, employees, status=200):
     host = _host()
-    mapping = store.employee_mapping(g.account_id, host.pbx.users(g.account_id), employees)
+    mapping = employees_cache.employee_mapping(g.account_id, host.pbx.users(g.account_id), employees)
     return render_template(
         "megaplan/settings.html", form=form, settings=settings, credentials=credentials,
         employees=employees, mapping=mapping, action_form=ActionForm(),
@@ -229,7 +236,6 @@ def _render(*, form, settings, credentials, employees, status=200):
 def _credential_or_404(credential_id: int):
     credential = store.credential_for(g.account_id, credential_id)
     if credential is None:
-        from flask import abort
         abort(404)
     return credential
 

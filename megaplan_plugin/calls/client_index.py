@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from flask import current_app
 from sqlalchemy import delete, select
 
-from .contractors import display_name, responsible_of
-from .megaplan import MegaplanClient, contractor_phones, national_number
-from .models import ClientPhone, utcnow
+from megaplan_plugin.calls.contractors import display_name, responsible_of
+from megaplan_plugin.megaplan import MegaplanClient, contractor_phones, national_number
+from megaplan_plugin.models import ClientPhone, utcnow
 
 KINDS = ("contractorHuman", "contractorCompany")
 

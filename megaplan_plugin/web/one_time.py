@@ -10,7 +10,7 @@ import secrets
 from flask import current_app
 from redis.exceptions import RedisError
 
-from .crypto import decrypt, encrypt
+from megaplan_plugin.crypto import decrypt, encrypt
 
 KEEP_SECONDS = 300
 

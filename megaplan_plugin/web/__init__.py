@@ -1,0 +1,7 @@
+"""The plugin's faces in the cabinet and towards Megaplan's telephony app.
+
+The settings page (``settings``, ``settings_store``, ``forms``), the sync journal
+(``journal``), the status panel and its JSON (``status``), the one-time secret (``one_time``),
+the JSON API for click-to-call and «Завершить» (``telephony_api``, ``api_errors``), and the one
+place that makes outside input safe (``inputs``). Nothing else in the plugin imports ``web``.
+"""

@@ -130,6 +130,14 @@ def simulate_action():
     if call is None:
         flash("Этот звонок уже завершён.", "warning")
         return redirect(url_for("pbx.simulator"))
+    try:
+        _act(host, call, form)
+    except PushError as exc:  # the form's values go into a PBX push; the parser has the last word
+        flash(f"АТС не приняла действие: {exc}", "danger")
+    return redirect(url_for("pbx.simulator"))
+
+
+def _act(host, call, form) -> None:
     action = form.action.data
     if action == "answer":
         login = form.user.data or next(iter(call.rung), "")
@@ -151,7 +159,6 @@ def simulate_action():
                         source="simulator")
     else:
         flash("Неизвестное действие.", "warning")
-    return redirect(url_for("pbx.simulator"))
 
 
 class PushLossForm(FlaskForm):

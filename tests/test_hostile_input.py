@@ -325,10 +325,6 @@ def test_control_characters_in_credentials_are_refused_beside_the_field(
     assert after == before
 
 
-@pytest.mark.xfail(strict=True, raises=Exception,
-                   reason="web/settings.py's _credential_or_404 queries ids beyond the integer column: "
-                          "PostgreSQL 'integer out of range' from 2^31, SQLite OverflowError from 2^63 "
-                          "→ 500; reported (not a file of this change)")
 def test_credential_ids_outside_the_integer_range_are_404(logged_in, enable_plugin):
     enable_plugin()
     configured = logged_in
@@ -443,9 +439,6 @@ def test_simulator_forms_never_answer_500(configured, pbx, app, path, data):
     app.extensions["cabinet"].pbx.push_loss.clear()
 
 
-@pytest.mark.xfail(strict=True, raises=Exception,
-                   reason="host_stub/pbx_views.simulate_action hands the form's user to the push parser "
-                          "unchecked; PushError (too long / control character) escapes as a 500. Reported.")
 def test_simulator_answer_with_a_user_the_push_parser_refuses(logged_in, pbx):
     configured = logged_in
     for user in ["a" * 201, "iva\x00nov", "iva\x1bnov"]:

@@ -8,6 +8,7 @@ from flask import (Blueprint, abort, current_app, flash, g, jsonify, redirect, r
 
 from megaplan_plugin.calls import employees as employees_cache
 from megaplan_plugin.web import settings_store as store
+from megaplan_plugin.web.inputs import db_int
 from megaplan_plugin.web import one_time
 from megaplan_plugin.web import status as panel
 from megaplan_plugin.delivery import queues
@@ -234,7 +235,8 @@ def _render(*, form, settings, credentials, employees, status=200):
 
 
 def _credential_or_404(credential_id: int):
-    credential = store.credential_for(g.account_id, credential_id)
+    # An id no integer column can hold is simply not there (and never reaches the database).
+    credential = store.credential_for(g.account_id, credential_id) if db_int(credential_id) else None
     if credential is None:
         abort(404)
     return credential

@@ -12,6 +12,9 @@ from host_stub import create_app  # noqa: E402
 from host_stub.config import _database_url  # noqa: E402
 from host_stub.db import db  # noqa: E402
 from host_stub.seed import seed_demo_data  # noqa: E402
+from megaplan_plugin import migrations  # noqa: E402
+from megaplan_plugin.models import Base  # noqa: E402
+from sqlalchemy import text  # noqa: E402
 
 
 def fresh_app(**config):
@@ -20,13 +23,13 @@ def fresh_app(**config):
     app = create_app({"SQLALCHEMY_DATABASE_URI": uri, "REDIS_URL": os.environ.get("REDIS_URL"),
                       "MEGAPLAN_EMBEDDED_WORKER": False, "MEGAPLAN_ALLOW_HTTP": True, **config})
     with app.app_context():
-        tables = app.extensions["cabinet"].plugin_tables
-        for metadata in tables:
-            metadata.drop_all(db.engine)
+        # Clean tables: the plugin's (and its migration history), then the host's.
+        Base.metadata.drop_all(db.engine)
+        with db.engine.begin() as conn:
+            conn.execute(text(f"DROP TABLE IF EXISTS {migrations.VERSION_TABLE}"))
         db.drop_all()
         db.create_all()
-        for metadata in tables:
-            metadata.create_all(db.engine)
+        migrations.upgrade(db.engine)
         seed_demo_data()
         app.extensions["cabinet"].set_plugin_enabled("demo", "megaplan", True)
     app.extensions["megaplan"].redis.flushdb()

@@ -1,39 +1,23 @@
 """The operator's pages in real headless Chromium, by their Russian labels; full-page
 screenshots land in instance/screenshots/ (not committed) for a person to look at."""
-import shutil
-import threading
 from pathlib import Path
 
 import pytest
-from werkzeug.serving import make_server
 
-from host_stub.testing import SANDBOX_LOGIN, SANDBOX_PASSWORD
+from host_stub.testing import SANDBOX_LOGIN, SANDBOX_PASSWORD, needs_chromium
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SHOTS = Path(__file__).resolve().parent.parent / "instance" / "screenshots"
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(),
-                                reason="Debian's chromium is missing (./dev test installs it)")
+pytestmark = needs_chromium
 
 
 @pytest.fixture
-def served(make_app):
-    app = make_app({"WTF_CSRF_ENABLED": True, "MEGAPLAN_ALLOW_HTTP": True})
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield app, f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
+def app_config():
+    return {"WTF_CSRF_ENABLED": True}
 
 
 @pytest.fixture
-def browser_page():
-    from playwright.sync_api import sync_playwright
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync"])
-        context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="ru-RU")
-        yield context.new_page()
-        browser.close()
+def served(app, live_server):
+    return app, live_server
 
 
 def _shot(page, name):

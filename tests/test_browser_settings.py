@@ -1,38 +1,27 @@
 """The settings page in real headless Chromium (Playwright, Debian's /usr/bin/chromium)."""
-import shutil
-import threading
 from pathlib import Path
 
 import pytest
-from werkzeug.serving import make_server
 
-from host_stub.testing import SANDBOX_LOGIN, SANDBOX_PASSWORD
+from host_stub.testing import SANDBOX_LOGIN, SANDBOX_PASSWORD, needs_chromium
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(),
-                                reason="Debian's chromium is missing (./dev test installs it)")
+pytestmark = needs_chromium
 
 
 @pytest.fixture
-def served(make_app):
-    app = make_app({"WTF_CSRF_ENABLED": True, "MEGAPLAN_ALLOW_HTTP": True})
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
+def app_config():
+    return {"WTF_CSRF_ENABLED": True}
 
 
 @pytest.fixture
-def page():
-    from playwright.sync_api import sync_playwright
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync"])
-        context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="ru-RU")
-        yield context.new_page()
-        browser.close()
+def served(live_server):
+    return live_server
+
+
+@pytest.fixture
+def page(browser_page):
+    return browser_page
 
 
 def test_configure_the_integration_end_to_end(served, page, megaplan_sandbox):

@@ -1,10 +1,8 @@
 """The whole loop a demo shows: click in the sandbox → the PBX rings → popup → «Завершить» → history."""
 import re
-import threading
 
 import pytest
 import requests
-from werkzeug.serving import make_server
 
 from host_stub.db import db
 from host_stub.testing import post_form
@@ -14,12 +12,8 @@ pytestmark = pytest.mark.usefixtures("integration")
 
 
 @pytest.fixture
-def served_app(app):
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
+def served_app(live_server):
+    return live_server
 
 
 def test_click_in_the_sandbox_rings_pops_up_and_hangs_up(

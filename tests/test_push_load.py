@@ -6,7 +6,6 @@ from datetime import datetime, timezone
 
 import pytest
 import requests
-from werkzeug.serving import make_server
 
 from host_stub.db import db
 from host_stub.types import CallRecord
@@ -14,12 +13,8 @@ from megaplan_plugin.models import CallLog
 
 
 @pytest.fixture
-def served(app):
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
+def served(live_server):
+    return live_server
 
 
 def test_200_concurrent_history_pushes_are_all_recorded(app, integration, served):

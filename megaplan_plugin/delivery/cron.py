@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from rq import cron
 
-from megaplan_plugin.delivery import jobs
+from megaplan_plugin.delivery import periodic
 from megaplan_plugin.delivery.queues import SYNC_QUEUE
 from megaplan_plugin.delivery.reconcile import EVERY_SECONDS as RECONCILE_EVERY_SECONDS
 
@@ -15,11 +15,11 @@ SWEEP_EVERY_SECONDS = 60
 INDEX_EVERY_SECONDS = 3600
 
 SCHEDULE = [
-    dict(func=jobs.sweep, queue_name=SYNC_QUEUE, interval=SWEEP_EVERY_SECONDS, result_ttl=600,
+    dict(func=periodic.sweep, queue_name=SYNC_QUEUE, interval=SWEEP_EVERY_SECONDS, result_ttl=600,
          failure_ttl=24 * 3600),
-    dict(func=jobs.reconcile, queue_name=SYNC_QUEUE, interval=RECONCILE_EVERY_SECONDS,
+    dict(func=periodic.reconcile, queue_name=SYNC_QUEUE, interval=RECONCILE_EVERY_SECONDS,
          result_ttl=600, failure_ttl=24 * 3600),
-    dict(func=jobs.index_all, queue_name=SYNC_QUEUE, interval=INDEX_EVERY_SECONDS,
+    dict(func=periodic.index_all, queue_name=SYNC_QUEUE, interval=INDEX_EVERY_SECONDS,
          result_ttl=600, failure_ttl=24 * 3600),
 ]
 

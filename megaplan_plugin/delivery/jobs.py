@@ -13,8 +13,7 @@ from datetime import datetime, timezone
 from flask import current_app
 from sqlalchemy import select
 
-from megaplan_plugin.calls import callbacks, client_index, contractors, employees, sync
-from megaplan_plugin.calls.routing import remember_route
+from megaplan_plugin.calls import callbacks, client_index, contractors, sync
 from megaplan_plugin.delivery.app_context import with_app_context
 from megaplan_plugin.calls.connection import client_for
 from megaplan_plugin.calls.rules import not_for_megaplan
@@ -22,7 +21,6 @@ from megaplan_plugin.calls.mapping import employee_by_ext, owner_of
 from megaplan_plugin.megaplan import MegaplanError
 from megaplan_plugin.models import CallLog, Credential, Settings
 from megaplan_plugin.delivery import locks, outbox, outcomes, queues
-from megaplan_plugin.delivery.reconcile import reconcile_all
 
 log = logging.getLogger(__name__)
 CALL_KEY_SECONDS = 4 * 3600
@@ -222,74 +220,3 @@ def _own_number(account_id: str, phone: str) -> bool:
     pbx = current_app.extensions["cabinet"].pbx
     own = {u.telnum for u in pbx.users(account_id) if u.telnum} | set(pbx.virtual_numbers(account_id))
     return phone in own
-
-
-@with_app_context
-def refresh_route(account_id: str, phone: str) -> str:
-    """Ask Megaplan whose client a number is, without the PBX waiting (after a slow route)."""
-    db = _db()
-    settings = db.session.get(Settings, account_id)
-    if settings is None or not settings.active or settings.credential_id is None:
-        return "skipped"
-    client = client_for(db.session.get(Credential, settings.credential_id))
-    remember_route(current_app.extensions["cabinet"], settings.credential_id, account_id, phone,
-                   client.call_route(phone))
-    db.session.commit()
-    current_app.extensions["megaplan"].routes.forget(account_id)
-    return "remembered"
-
-
-@with_app_context
-def index_clients(credential_id: int) -> str:
-    """Read the credential's Megaplan clients into the local index (activation, periodically)."""
-    db = _db()
-    credential = db.session.get(Credential, credential_id)
-    if credential is None:
-        return "gone"
-    with locks.once(_redis(), f"index:{credential_id}", 3600) as mine:
-        if not mine:
-            return "another run is indexing"
-        count = client_index.rebuild(client_for(credential), credential_id)
-        db.session.commit()
-    return f"indexed {count} clients"
-
-
-@with_app_context
-def write_call_user_configs(account_id: str) -> str:
-    """Create in Megaplan the callUserConfig records of the account's hand-made links."""
-    db = _db()
-    settings = db.session.get(Settings, account_id)
-    if not_for_megaplan(settings, None) == "интеграция не активна":
-        return "skipped"
-    created = employees.create_missing_configs(account_id, db.session.get(Credential, settings.credential_id))
-    db.session.commit()
-    current_app.extensions["megaplan"].routes.forget(account_id)
-    return f"created {created}"
-
-
-@with_app_context
-def index_all() -> int:
-    """Periodic: refresh the index of every credential an active integration uses."""
-    credential_ids = set(_db().session.execute(select(Settings.credential_id).where(
-        Settings.active.is_(True), Settings.credential_id.is_not(None))).scalars())
-    for credential_id in credential_ids:
-        queues.enqueue_index(credential_id)
-    return len(credential_ids)
-
-
-@with_app_context
-def sweep() -> dict:
-    """Periodic: queue again what Redis lost (see ``outbox.sweep``)."""
-    with locks.once(_redis(), "sweep", 600) as mine:
-        return outbox.sweep(_db()) if mine else {"skipped": "another sweep is running"}
-
-
-@with_app_context
-def reconcile(since: str | None = None, until: str | None = None) -> dict:
-    """Periodic: put calls the PBX history has and the plugin never received into the outbox."""
-    with locks.once(_redis(), "reconcile", 600) as mine:
-        if not mine:
-            return {"skipped": "another reconciliation is running"}
-        return reconcile_all(
-            current_app.extensions["cabinet"], since=since and datetime.fromisoformat(since),
-            until=until and datetime.fromisoformat(until))

@@ -20,11 +20,12 @@ SYNC_QUEUE = "megaplan"
 QUEUES = (LIVE_QUEUE, SYNC_QUEUE)
 
 JOBS = "megaplan_plugin.delivery.jobs."
+PERIODIC = "megaplan_plugin.delivery.periodic."
 LIVE_EVENT = JOBS + "live_event"
 SYNC_CALL = JOBS + "sync_call"
-REFRESH_ROUTE = JOBS + "refresh_route"
-INDEX_CLIENTS = JOBS + "index_clients"
-WRITE_CALL_USER_CONFIGS = JOBS + "write_call_user_configs"
+REFRESH_ROUTE = PERIODIC + "refresh_route"
+INDEX_CLIENTS = PERIODIC + "index_clients"
+WRITE_CALL_USER_CONFIGS = PERIODIC + "write_call_user_configs"
 
 # A popup a minute late is noise: live jobs expire in the queue and are dropped when stale.
 POPUP_MAX_AGE = timedelta(seconds=60)

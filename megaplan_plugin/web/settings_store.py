@@ -25,7 +25,7 @@ from megaplan_plugin.megaplan.errors import (
     NotMegaplanError,
 )
 from megaplan_plugin.calls.employees import fetch_employees, person_name, store_employees
-from megaplan_plugin.models import Credential, EmployeeLink, MegaplanEmployee, Settings, utcnow
+from megaplan_plugin.models import Credential, MegaplanEmployee, Settings
 
 log = logging.getLogger(__name__)
 

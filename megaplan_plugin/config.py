@@ -36,6 +36,8 @@ def init_config(app: Flask) -> None:
     # The embedded mode is one command on a fresh machine: it brings its tables up itself.
     # In production the operator runs `flask megaplan db upgrade` with each release.
     app.config["MEGAPLAN_AUTO_MIGRATE"] = _flag(app, "MEGAPLAN_AUTO_MIGRATE", embedded)
+    app.config.setdefault("MEGAPLAN_CALL_LOCK_SECONDS",
+                          int(os.environ.get("MEGAPLAN_CALL_LOCK_SECONDS") or 60))
     app.config["MEGAPLAN_ENCRYPTION_KEY"] = (app.config.get("MEGAPLAN_ENCRYPTION_KEY")
                                              or os.environ.get("MEGAPLAN_ENCRYPTION_KEY")
                                              or _instance_key(Path(app.instance_path)))

@@ -30,6 +30,9 @@ def _worker_env(app) -> dict:
         "SECRET_KEY": app.config["SECRET_KEY"],
         "MEGAPLAN_ENCRYPTION_KEY": app.config["MEGAPLAN_ENCRYPTION_KEY"],
         "MEGAPLAN_ALLOW_HTTP": "1",
+        # The killed worker's call lock must expire before the retry can take it; the test's
+        # Megaplan answers in 1.5 s, so 5 s is still longer than any hold.
+        "MEGAPLAN_CALL_LOCK_SECONDS": "5",
         "PYTHONPATH": str(ROOT),
     })
     return env

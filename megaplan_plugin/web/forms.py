@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from flask_wtf import FlaskForm
 from wtforms.i18n import get_translations as wtforms_translations
-from wtforms import BooleanField, HiddenField, PasswordField, SelectField, SelectMultipleField, StringField
+from wtforms import BooleanField, PasswordField, SelectField, SelectMultipleField, StringField
 from wtforms.validators import DataRequired, Length, Optional, ValidationError
 from wtforms.widgets import CheckboxInput, ListWidget
 
@@ -75,26 +75,24 @@ class SettingsForm(RussianForm):
         "от имени выбранного пользователя")
     unknown_employee_user_id = SelectField("Пользователь Мегаплан", default="")
 
+    # An option that needs a choice: (the option, the field to fill, what to say beside it).
+    REQUIRES = (
+        ("filter_by_numbers", "virtual_numbers", "Выберите хотя бы один виртуальный номер"),
+        ("active", "default_responsible_id",
+         "Выберите ответственного: ему достанутся звонки, в которых не было сотрудника"),
+        ("create_communication", "communication_types", "Выберите типы звонков для коммуникаций"),
+        ("save_unknown_employees", "unknown_employee_user_id",
+         "Выберите пользователя, от имени которого сохранять звонки"),
+    )
+
     def validate(self, extra_validators=None) -> bool:
         ok = super().validate(extra_validators)
-        if self.filter_by_numbers.data and not self.virtual_numbers.data:
-            self.virtual_numbers.errors.append("Выберите хотя бы один виртуальный номер")
-            ok = False
-        if self.active.data and not self.default_responsible_id.data:
-            self.default_responsible_id.errors.append(
-                "Выберите ответственного: ему достанутся звонки, в которых не было сотрудника")
-            ok = False
-        if self.create_communication.data and not self.communication_types.data:
-            self.communication_types.errors.append("Выберите типы звонков для коммуникаций")
-            ok = False
-        if self.save_unknown_employees.data and not self.unknown_employee_user_id.data:
-            self.unknown_employee_user_id.errors.append(
-                "Выберите пользователя, от имени которого сохранять звонки")
-            ok = False
+        for option, needed, message in self.REQUIRES:
+            if getattr(self, option).data and not getattr(self, needed).data:
+                getattr(self, needed).errors.append(message)
+                ok = False
         return ok
 
 
 class ActionForm(RussianForm):
     """A bare POST with CSRF (refresh employees, rotate the secret)."""
-
-    next = HiddenField()

@@ -95,3 +95,32 @@ def test_the_sandbox_neither_logs_the_cabinet_out_nor_loses_what_is_typed(served
     page.goto(url + "/plugins/megaplan/")
     assert page.get_by_role("heading", name="Интеграция с Мегаплан").is_visible()  # still logged in
     assert megaplan_sandbox.state.request_count() >= before
+
+
+def test_rotating_the_secret_and_disabling_the_integration_ask_first(served, browser_page,
+                                                                     megaplan_sandbox):
+    app, url = served
+    page = browser_page
+    _configure(page, url, megaplan_sandbox)
+    page.get_by_role("button", name="Создать").click()  # the first secret: nothing to lose
+    first = page.locator("#new-secret").inner_text()
+    asked = []
+
+    def answer(dialog, accept):
+        asked.append(dialog.message)
+        dialog.accept() if accept else dialog.dismiss()
+
+    page.once("dialog", lambda d: answer(d, False))
+    page.get_by_role("button", name="Выпустить новый").click()
+    assert "Прежний перестанет действовать" in asked[-1]
+    page.goto(url + "/plugins/megaplan/")
+    assert "••••••••" + first[-4:] in page.content()  # dismissed: the secret stayed as it was
+
+    page.goto(url + "/plugins/")
+    page.once("dialog", lambda d: answer(d, False))
+    page.locator("[data-plugin=megaplan]").get_by_role("button", name="Отключить").click()
+    assert "Звонки перестанут передаваться" in asked[-1]
+    assert page.locator("[data-plugin=megaplan]").get_by_role("button", name="Отключить").is_visible()
+    page.once("dialog", lambda d: answer(d, True))
+    page.locator("[data-plugin=megaplan]").get_by_role("button", name="Отключить").click()
+    page.locator("[data-plugin=megaplan]").get_by_role("button", name="Подключить").wait_for()

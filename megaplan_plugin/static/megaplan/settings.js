@@ -17,3 +17,10 @@ document.querySelectorAll("[data-copy]").forEach(function (button) {
     });
   });
 });
+
+// Rotating the secret breaks the telephony app until it gets the new one: ask first.
+document.querySelectorAll("form[data-megaplan-confirm]").forEach(function (form) {
+  form.addEventListener("submit", function (event) {
+    if (!window.confirm(form.getAttribute("data-megaplan-confirm"))) event.preventDefault();
+  });
+});

@@ -85,3 +85,10 @@ def test_forms_require_a_csrf_token(client, app_config):
     response = client.post("/login", data={"login": "demo", "password": "demo", "csrf_token": token})
     assert response.status_code == 302
     assert client.post("/plugins/", data={"key": "megaplan", "enable": "y"}).status_code == 400
+
+
+def test_every_page_has_the_cabinets_favicon(client):
+    page = client.get("/login").get_data(as_text=True)
+    assert 'rel="icon"' in page and "favicon.svg" in page
+    icon = client.get("/static/favicon.svg")
+    assert icon.status_code == 200 and icon.content_type.startswith("image/svg+xml")

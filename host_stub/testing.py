@@ -136,7 +136,7 @@ def enable_plugin(app):
     return enable
 
 
-def run_jobs(app, *, scheduled: bool = True, rounds: int = 20) -> int:
+def run_jobs(app, *, scheduled: bool = True, rounds: int = 20, logging_level: str = "WARNING") -> int:
     """Run every queued job with a real RQ worker in burst mode; scheduled retries are made due.
 
     Returns how many jobs were started. Like production, each job gets its own app context.
@@ -151,7 +151,7 @@ def run_jobs(app, *, scheduled: bool = True, rounds: int = 20) -> int:
         pending = sum(queues.queue(name, conn).count for name in queues.QUEUES)
         if not pending:
             break
-        thread_worker(app, conn, queues.QUEUES).work(burst=True, logging_level="WARNING")
+        thread_worker(app, conn, queues.QUEUES).work(burst=True, logging_level=logging_level)
         done += pending
     return done
 

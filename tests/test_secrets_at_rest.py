@@ -10,10 +10,8 @@ import pytest
 import sqlalchemy as sa
 
 from host_stub.db import db
-from host_stub.testing import SANDBOX_PASSWORD, _make_scheduled_due, post_form
+from host_stub.testing import SANDBOX_PASSWORD, post_form, run_jobs
 from megaplan_plugin import crypto
-from megaplan_plugin.delivery import queues
-from megaplan_plugin.delivery.worker import thread_worker
 from megaplan_plugin.models import Settings
 
 
@@ -35,16 +33,7 @@ def issued_tokens(megaplan_sandbox):
 
 def run_jobs_logged(app) -> int:
     """Like the ``rq_worker`` fixture, but the worker logs at DEBUG too."""
-    conn = app.extensions["megaplan"].redis
-    done = 0
-    for _ in range(20):
-        _make_scheduled_due(conn, queues)
-        pending = sum(queues.queue(name, conn).count for name in queues.QUEUES)
-        if not pending:
-            break
-        thread_worker(app, conn, queues.QUEUES).work(burst=True, logging_level="DEBUG")
-        done += pending
-    return done
+    return run_jobs(app, logging_level="DEBUG")
 
 
 def forms_of(secret: str) -> set[bytes]:

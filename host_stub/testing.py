@@ -144,6 +144,7 @@ def run_jobs(app, *, scheduled: bool = True, rounds: int = 20, logging_level: st
     from megaplan_plugin.delivery import queues
     from megaplan_plugin.delivery.worker import thread_worker
     conn = app.extensions["megaplan"].redis
+    app.extensions["megaplan"].route_refresher.drain()  # numbers routing handed over
     done = 0
     for _ in range(rounds):
         if scheduled:

@@ -14,7 +14,7 @@ from megaplan_plugin import migrations
 from megaplan_plugin.config import init_config
 from megaplan_plugin.delivery import queues
 from megaplan_plugin.calls.rules import HookSettingsCache
-from megaplan_plugin.calls.routing import RouteCache
+from megaplan_plugin.calls.routing import RouteCache, RouteRefresher
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +27,7 @@ class PluginState:
     embedded: bool
     hook_settings: HookSettingsCache = field(default_factory=HookSettingsCache)
     routes: RouteCache = field(default_factory=RouteCache)
+    route_refresher: RouteRefresher = field(default_factory=RouteRefresher)
     runner: object = None
     side_engine: object = None  # see connection._side_engine
 

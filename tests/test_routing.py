@@ -117,3 +117,36 @@ def test_one_accounts_routing_never_answers_anothers_calls(client, pbx):
     from host_stub.testing import PbxScript
     other = PbxScript(client, "other", "other-crm-token")
     assert other.new_call(phone="79161234567").contact() == {}
+
+
+@pytest.mark.usefixtures("routing_on")
+def test_a_first_ask_is_one_statement_outside_any_transaction_and_a_miss_is_queued_off_thread(app):
+    from datetime import datetime, timezone
+
+    from sqlalchemy import event
+
+    from host_stub.types import CallEvent
+    from megaplan_plugin.calls.routing import route_for
+    from megaplan_plugin.delivery import queues
+    host = app.extensions["cabinet"]
+    statements = []
+
+    def seen(conn, _cursor, statement, *_):
+        statements.append((statement.split()[0].upper(), getattr(conn.connection.dbapi_connection, "autocommit", None)))
+
+    with app.app_context():
+        ask = lambda phone: route_for(host, CallEvent(  # noqa: E731
+            "demo", "R-" + phone, "in", phone, "74950000001", None, datetime.now(timezone.utc)))
+        ask("79161234567")  # warm the settings and the PBX users: the question is the lookup
+        event.listen(db.engine, "before_cursor_execute", seen)
+        try:
+            assert ask("84951234567").user_login == "petrova"   # from the index
+            assert ask("79990001122") is None                    # nobody knows it
+        finally:
+            event.remove(db.engine, "before_cursor_execute", seen)
+        assert [kind for kind, _ in statements] == ["SELECT", "SELECT"]
+        if db.engine.dialect.name != "sqlite":
+            assert all(autocommit for _, autocommit in statements)  # no BEGIN, no ROLLBACK
+        app.extensions["megaplan"].route_refresher.drain()
+        job = queues.queue(queues.SYNC_QUEUE).fetch_job(queues.route_job_id("demo", "79990001122"))
+        assert job is not None and job.args == ("demo", "79990001122")

@@ -39,6 +39,15 @@ def lookup(credential_id: int, phone: str, session=None) -> Match | None:
     rows = (session or _db().session).execute(
         select(ClientPhone).where(ClientPhone.credential_id == credential_id,
                                   ClientPhone.national == national)).scalars().all()
+    return choose(rows)
+
+
+def choose(rows) -> Match | None:
+    """The documented choice among the index rows of one number (see the module docstring).
+
+    ``rows`` need ``contractor_type``, ``contractor_id``, ``name``, ``responsible_id`` and
+    ``megaplan_updated_at``: index rows, or result rows labelled alike (routing's one query).
+    """
     if not rows:
         return None
     best = sorted(rows, key=lambda r: (r.responsible_id is None, _desc(r.megaplan_updated_at),

@@ -8,20 +8,23 @@ so that the next call from it routes.
 """
 from __future__ import annotations
 
+import functools
 import logging
+import queue
 import threading
 import time
 
 from cachetools import TLRUCache, TTLCache
 from flask import current_app
 from redis.exceptions import RedisError
-from sqlalchemy import select
+from sqlalchemy import bindparam, literal, null, select, union_all
 
 from megaplan_plugin.calls import client_index, contractors
 from megaplan_plugin.delivery import queues
 from megaplan_plugin.cabinet import Route
 from megaplan_plugin.megaplan import unconfirmed
-from megaplan_plugin.models import KnownClient, MegaplanEmployee
+from megaplan_plugin.megaplan import national_number
+from megaplan_plugin.models import ClientPhone, KnownClient, MegaplanEmployee
 
 log = logging.getLogger(__name__)
 HIT_SECONDS = 300.0     # a client's manager rarely changes within minutes
@@ -43,6 +46,7 @@ class RouteCache:
                                                                      else HIT_SECONDS))
         self._logins = TTLCache(maxsize=MAX_ENTRIES, ttl=USERS_SECONDS, timer=time.monotonic)
         self._lock = threading.Lock()
+        self._readers: dict = {}
 
     def get(self, account_id: str, phone: str):
         with self._lock:
@@ -57,6 +61,16 @@ class RouteCache:
             for key in [k for k in self._routes if k[0] == account_id]:
                 self._routes.pop(key, None)
             self._logins.pop(account_id, None)
+
+    def reader(self, engine):
+        """``engine`` for routing's reads: autocommit where the driver begins transactions
+        (PostgreSQL: no BEGIN/ROLLBACK round trips); SQLite begins none for a SELECT."""
+        reader = self._readers.get(engine)
+        if reader is None:
+            reader = engine if engine.dialect.name == "sqlite" \
+                else engine.execution_options(isolation_level="AUTOCOMMIT")
+            self._readers[engine] = reader
+        return reader
 
     def logins(self, host, account_id: str) -> dict[str, str]:
         with self._lock:
@@ -77,41 +91,61 @@ def route_for(host, event) -> Route | None:
     cached = state.routes.get(event.account_id, event.client_phone)
     if cached is not None:
         return None if cached is _NOBODY else cached
-    route, known = _from_table(host, settings.credential_id, event.account_id, event.client_phone)
-    if not known:
-        route, known = _from_index(host, settings.credential_id, event.account_id, event.client_phone)
-    if known:
-        state.routes.put(event.account_id, event.client_phone, route)
-    else:
-        _refresh_later(event.account_id, event.client_phone)
+    found = _lookup(state.routes.reader(host.db.engine), settings.credential_id,
+                    event.account_id, event.client_phone)
+    if found is None:
+        state.route_refresher.add(event.account_id, event.client_phone)
+        return None
+    internal_number, name = found
+    login = state.routes.logins(host, event.account_id).get(internal_number or "")
+    route = Route(login, name) if login else None
+    state.routes.put(event.account_id, event.client_phone, route)
     return route
 
 
-def _from_table(host, credential_id: int, account_id: str, phone: str) -> tuple[Route | None, bool]:
-    row = host.db.session.execute(
-        select(KnownClient.contractor_id, KnownClient.name, MegaplanEmployee.internal_number)
-        .outerjoin(MegaplanEmployee, (MegaplanEmployee.credential_id == credential_id)
-                   & (MegaplanEmployee.megaplan_id == KnownClient.responsible_id))
-        .where(KnownClient.account_id == account_id, KnownClient.phone == phone)).one_or_none()
-    if row is None:
-        return None, False
-    return _route(host, account_id, row.internal_number, row.name if row.contractor_id else None), True
+def _lookup(engine, credential_id: int, account_id: str, phone: str):
+    """(internal number of the manager, client name) from the known-clients table, else from
+    the index; None when neither knows the number.
 
-
-def _route(host, account_id: str, internal_number: str | None, name: str | None) -> Route | None:
-    login = current_app.extensions["megaplan"].routes.logins(host, account_id).get(internal_number or "")
-    return Route(login, name) if login else None
-
-
-def _from_index(host, credential_id: int, account_id: str, phone: str) -> tuple[Route | None, bool]:
-    match = client_index.lookup(credential_id, phone, session=host.db.session)
+    One statement on an autocommit connection: a single round trip to the database, no
+    transaction begun or rolled back on the host's thread.
+    """
+    national = national_number(phone)
+    params = {"credential_id": credential_id, "account_id": account_id, "phone": phone}
+    if national:
+        params["national"] = national
+    with engine.connect() as conn:
+        rows = conn.execute(_statements()[bool(national)], params).all()
+    table = [r for r in rows if r.src == 0]
+    if table:  # a row of the table wins; no contractor there means "known: nobody's client"
+        row = table[0]
+        return row.internal_number, (row.name if row.contractor_id else None)
+    match = client_index.choose(rows)
     if match is None:
-        return None, False
-    internal_number = host.db.session.execute(select(MegaplanEmployee.internal_number).where(
-        MegaplanEmployee.credential_id == credential_id,
-        MegaplanEmployee.megaplan_id == match.responsible_id)).scalar_one_or_none() \
-        if match.responsible_id else None
-    return _route(host, account_id, internal_number, match.name or None), True
+        return None
+    best = next(r for r in rows if r.contractor_id == match.contractor["id"])
+    return best.internal_number, match.name or None
+
+
+@functools.cache
+def _statements() -> tuple:
+    """(table only, table + index): built once, since building a statement costs as much as
+    running it."""
+    def manager_of(responsible):
+        return (MegaplanEmployee.credential_id == bindparam("credential_id")) \
+            & (MegaplanEmployee.megaplan_id == responsible)
+    table = select(literal(0).label("src"), KnownClient.contractor_type, KnownClient.contractor_id,
+                   KnownClient.name, KnownClient.responsible_id,
+                   null().label("megaplan_updated_at"), MegaplanEmployee.internal_number) \
+        .outerjoin(MegaplanEmployee, manager_of(KnownClient.responsible_id)) \
+        .where(KnownClient.account_id == bindparam("account_id"), KnownClient.phone == bindparam("phone"))
+    index = select(literal(1), ClientPhone.contractor_type, ClientPhone.contractor_id,
+                   ClientPhone.name, ClientPhone.responsible_id, ClientPhone.megaplan_updated_at,
+                   MegaplanEmployee.internal_number) \
+        .outerjoin(MegaplanEmployee, manager_of(ClientPhone.responsible_id)) \
+        .where(ClientPhone.credential_id == bindparam("credential_id"),
+               ClientPhone.national == bindparam("national"))
+    return table, union_all(table, index)
 
 
 def remember_route(host, credential_id: int, account_id: str, phone: str, answer: dict):
@@ -132,8 +166,47 @@ def remember_route(host, credential_id: int, account_id: str, phone: str, answer
     return (str(internal_number) if internal_number else None), contractor
 
 
-def _refresh_later(account_id: str, phone: str) -> None:
-    try:
-        queues.enqueue_route_refresh(account_id, phone)
-    except RedisError:
-        pass  # the next synced call of this number fills the table
+class RouteRefresher:
+    """Numbers nothing local knows, handed to the queue by a thread of their own: Redis is
+    network too, and the PBX holds the caller while routing runs. When Redis is down or the
+    backlog is full the number is dropped; the next synced call of it fills the table."""
+
+    BACKLOG = 10_000
+
+    def __init__(self):
+        self._pending: queue.Queue = queue.Queue(self.BACKLOG)
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._app = None
+
+    def add(self, account_id: str, phone: str) -> None:
+        try:
+            self._pending.put_nowait((account_id, phone))
+        except queue.Full:
+            return
+        if self._thread is None:
+            with self._lock:
+                if self._thread is None:
+                    self._app = current_app._get_current_object()
+                    self._thread = threading.Thread(target=self._run, name="megaplan-route-refresh",
+                                                    daemon=True)
+                    self._thread.start()
+
+    def drain(self, timeout: float = 10.0) -> None:
+        """Wait until every number handed in so far is on the queue (tests, shutdown)."""
+        deadline = time.monotonic() + timeout
+        while self._pending.unfinished_tasks and time.monotonic() < deadline:
+            time.sleep(0.005)
+
+    def _run(self) -> None:
+        while True:
+            account_id, phone = self._pending.get()
+            try:
+                with self._app.app_context():
+                    queues.enqueue_route_refresh(account_id, phone)
+            except RedisError:
+                pass
+            except Exception:  # noqa: BLE001 - the thread must outlive one bad number
+                log.exception("could not queue the route refresh of %s", phone)
+            finally:
+                self._pending.task_done()

@@ -9,6 +9,8 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
+from megaplan_plugin import phones
+
 COMMANDS = ("event", "history", "contact", "rating")
 EVENT_TYPES = ("INCOMING", "OUTGOING", "ACCEPTED", "COMPLETED", "CANCELLED", "TRANSFERRED")
 
@@ -57,12 +59,8 @@ class Push:
 
 
 def normalize_phone(value: str) -> str:
-    """Digits only, Russian numbers as 7XXXXXXXXXX (the PBX may send 8… or 10 digits)."""
-    digits = re.sub(r"\D", "", value or "")
-    if len(digits) == 11 and digits.startswith("8"):
-        digits = "7" + digits[1:]
-    elif len(digits) == 10:
-        digits = "7" + digits
+    """The PBX's number as the plugin and the sandbox read it (``megaplan_plugin.phones``)."""
+    digits = phones.digits(value)
     if not 3 <= len(digits) <= 15:
         raise PushError(f"invalid phone number: {value!r}")
     return digits

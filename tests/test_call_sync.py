@@ -93,7 +93,7 @@ def test_unknown_incoming_number_creates_a_client_only_with_the_option(
     assert len(created) == expected
     if expected:
         client = created[0]
-        assert client["name"].startswith("Новый клиент +7 999")
+        assert client["name"].startswith("Новый клиент +7 (999) ")
         assert client["responsibles"][0]["id"] == "1000002"
         assert calls(megaplan_sandbox)[0]["fromUser"]["id"] == client["id"]
 
@@ -109,7 +109,7 @@ def test_unknown_outgoing_number_creates_a_contact_only_with_the_option(
     created = clients_with(megaplan_sandbox, "79997776655")
     assert len(created) == expected
     if expected:
-        assert created[0]["name"].startswith("Новый контакт +7 999")
+        assert created[0]["name"].startswith("Новый контакт +7 (999) ")
         mp_call = calls(megaplan_sandbox)[0]
         assert mp_call["type"] == "out" and mp_call["toUser"]["id"] == created[0]["id"]
         assert mp_call["fromUser"]["id"] == "1000004"

@@ -5,7 +5,9 @@ import time
 
 from flask import Blueprint, current_app, g, jsonify, request
 
-from .decisions import BAD_PASSWORD_STATUS, ROUTE_INTERNAL_NUMBER_FIELD, phone_key
+from megaplan_plugin import phones
+
+from .decisions import BAD_PASSWORD_STATUS, ROUTE_INTERNAL_NUMBER_FIELD
 from .envelope import ApiError, envelope, error_envelope, paginate, query_params, render
 from .state import FIELDS
 
@@ -145,12 +147,12 @@ def call_user_config_of(employee_id):
 def call_route():
     state = _state()
     phone = str(query_params().get("phone") or "")
-    if not phone_key(phone):
+    if not phones.digits(phone):
         raise ApiError(422, "phone is required")
     with state.lock:
         clients = state.contractors_with_phone(phone)
         staff = [e for e in state.employees.values()
-                 if any(phone_key(i.get("value", "")) == phone_key(phone) for i in e.get("contactInfo") or [])]
+                 if any(phones.digits(i.get("value", "")) == phones.digits(phone) for i in e.get("contactInfo") or [])]
         responsible_ids = []
         for client in clients:
             for ref in client.get("responsibles") or []:
@@ -172,7 +174,7 @@ def call_route():
 def contractor_search():
     state = _state()
     q = str(query_params().get("q") or "").strip()
-    digits = phone_key(q)
+    digits = phones.digits(q)
     with state.lock:
         if len(digits) >= 5:
             found = state.contractors_with_phone(q)

@@ -8,7 +8,7 @@ import time
 from collections import deque
 
 from . import seed
-from .decisions import phone_key
+from megaplan_plugin import phones
 
 FIELDS = {
     "ContractorHuman": {"firstName", "lastName", "middleName", "company", "gender", "position",
@@ -128,9 +128,9 @@ class SandboxState:
         return entity if entity and entity["contentType"] == content_type else None
 
     def contractors_with_phone(self, phone: str) -> list[dict]:
-        key = phone_key(phone)
+        key = phones.digits(phone)
         return [c for c in self.contractors.values() if key and any(
-            i.get("type") == "phone" and phone_key(i.get("value", "")) == key
+            i.get("type") == "phone" and phones.digits(i.get("value", "")) == key
             for i in c.get("contactInfo") or [])]
 
     def internal_number_of(self, employee_id: str) -> str | None:

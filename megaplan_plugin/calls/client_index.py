@@ -14,7 +14,8 @@ from flask import current_app
 from sqlalchemy import delete, select
 
 from megaplan_plugin.calls.contractors import display_name, responsible_of
-from megaplan_plugin.megaplan import MegaplanClient, contractor_phones, national_number
+from megaplan_plugin import phones
+from megaplan_plugin.megaplan import MegaplanClient, contractor_phones
 from megaplan_plugin.models import ClientPhone, utcnow
 
 KINDS = ("contractorHuman", "contractorCompany")
@@ -33,7 +34,7 @@ def _db():
 
 
 def lookup(credential_id: int, phone: str, session=None) -> Match | None:
-    national = national_number(phone)
+    national = phones.national(phone)
     if not national:
         return None
     rows = (session or _db().session).execute(
@@ -67,13 +68,13 @@ def remember(credential_id: int, contractor: dict) -> None:
     """Index (or re-index) one client's numbers, e.g. after a call found or created it."""
     db = _db()
     contractor_id = str(contractor["id"])
-    phones = contractor_phones(contractor)
+    numbers = contractor_phones(contractor)
     db.session.execute(delete(ClientPhone).where(
         ClientPhone.credential_id == credential_id, ClientPhone.contractor_id == contractor_id,
-        ClientPhone.national.not_in(phones) if phones else True))
+        ClientPhone.national.not_in(numbers) if numbers else True))
     existing = {r.national: r for r in db.session.execute(select(ClientPhone).where(
         ClientPhone.credential_id == credential_id, ClientPhone.contractor_id == contractor_id)).scalars()}
-    for national in phones:
+    for national in numbers:
         row = existing.get(national) or ClientPhone(credential_id=credential_id, national=national,
                                                     contractor_id=contractor_id)
         row.contractor_type = contractor.get("contentType") or "ContractorHuman"

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import logging
 
-import phonenumbers
 from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from megaplan_plugin import phones
 from megaplan_plugin.megaplan import MegaplanClient
 from megaplan_plugin.models import KnownClient, utcnow
 
@@ -59,19 +59,11 @@ def find_or_create(client: MegaplanClient, phone: str, *, create: str | None,
 
 def _create(client: MegaplanClient, phone: str, kind: str, responsible_id: str | None) -> dict:
     # Named by what happened, with the number written the way a manager would dial it;
-    # Megaplan lists people surname first, so the list reads «Новый клиент +7 916 …».
+    # Megaplan lists people surname first, so the list reads «Новый клиент +7 (916) …».
     label = "Новый клиент" if kind == "client" else "Новый контакт"
     log.info("megaplan: creating %s for %s", kind, phone)
-    return client.create_contractor_human(first_name=pretty_phone(phone), last_name=label,
+    return client.create_contractor_human(first_name=phones.display(phone), last_name=label,
                                           phone="+" + phone, responsible_id=responsible_id)
-
-
-def pretty_phone(phone: str) -> str:
-    try:
-        number = phonenumbers.parse("+" + phone)
-        return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
-    except phonenumbers.NumberParseException:
-        return "+" + phone
 
 
 def display_name(contractor: dict) -> str:

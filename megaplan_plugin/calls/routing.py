@@ -23,7 +23,7 @@ from megaplan_plugin.calls import client_index, contractors
 from megaplan_plugin.delivery import queues
 from megaplan_plugin.cabinet import Route
 from megaplan_plugin.megaplan import unconfirmed
-from megaplan_plugin.megaplan import national_number
+from megaplan_plugin import phones
 from megaplan_plugin.models import ClientPhone, KnownClient, MegaplanEmployee
 
 log = logging.getLogger(__name__)
@@ -110,7 +110,7 @@ def _lookup(engine, credential_id: int, account_id: str, phone: str):
     One statement on an autocommit connection: a single round trip to the database, no
     transaction begun or rolled back on the host's thread.
     """
-    national = national_number(phone)
+    national = phones.national(phone)
     params = {"credential_id": credential_id, "account_id": account_id, "phone": phone}
     if national:
         params["national"] = national

@@ -9,7 +9,7 @@ import logging
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
-from megaplan_plugin.calls import contractors
+from megaplan_plugin import phones
 from megaplan_plugin.calls.mapping import CallOwner
 from megaplan_plugin.megaplan import MegaplanClient, datetime_value, link, unconfirmed
 
@@ -121,7 +121,7 @@ def ensure_communication(client: MegaplanClient, call: dict, record: dict, owner
     for todo in client.call_todos(call["id"]):
         return todo
     kind = communication_kind(record)
-    pretty = contractors.pretty_phone(record["client_phone"])
+    pretty = phones.display(record["client_phone"])
     name = {"in": f"Входящий звонок {pretty}", "out": f"Исходящий звонок {pretty}",
             "missed": f"Перезвонить: пропущенный звонок {pretty}"}[kind]
     fields = {"contentType": "Todo", "name": name}

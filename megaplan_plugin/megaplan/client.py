@@ -8,61 +8,20 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterator
-from datetime import datetime
 
-import phonenumbers
 import requests
+
+from megaplan_plugin import phones
 
 from . import unconfirmed
 from .auth import MemoryTokenStore, Tokens, TokenStore
 from .errors import MegaplanAuthError, MegaplanError, MegaplanTransientError, NotMegaplanError
 from .transport import build_url, megaplan_session, unwrap
+from .values import contact_phone, contractor_phones, link
 
 log = logging.getLogger(__name__)
 TOKEN_PATH = "/api/v3/auth/access_token"
 EMPLOYEE_FIELDS = ["firstName", "lastName", "middleName", "name", "position", "isWorking", "contactInfo"]
-
-
-def link(content_type: str, entity_id) -> dict:
-    return {"contentType": content_type, "id": str(entity_id)}
-
-
-def datetime_value(value: datetime) -> dict:
-    return {"contentType": "DateTime", "value": value.isoformat(timespec="seconds")}
-
-
-def contact_phone(digits: str) -> dict:
-    return {"contentType": "ContactInfo", "type": "phone",
-            "value": unconfirmed.contact_phone_value(digits), "isMain": True}
-
-
-def phone_digits(value: str) -> str:
-    digits = "".join(ch for ch in str(value) if ch.isdigit())
-    if len(digits) == 11 and digits[0] == "8":
-        digits = "7" + digits[1:]
-    elif len(digits) == 10:
-        digits = "7" + digits
-    return digits
-
-
-def national_number(value) -> str | None:
-    """The national significant number ("9161234567"): one key for 8…, +7 (…)… and 7…."""
-    text = str(value or "").strip()
-    digits = "".join(ch for ch in text if ch.isdigit())
-    if not digits:
-        return None
-    if not text.startswith("+") and len(digits) == 11 and digits[0] in "78":
-        text = "+7" + digits[1:]
-    try:
-        parsed = phonenumbers.parse(text, "RU")
-    except phonenumbers.NumberParseException:
-        return None
-    return str(parsed.national_number)
-
-
-def contractor_phones(contractor: dict) -> set[str]:
-    return {n for n in (national_number(info.get("value")) for info in contractor.get("contactInfo") or []
-                        if isinstance(info, dict) and info.get("type") == "phone") if n}
 
 
 class MegaplanClient:
@@ -223,9 +182,9 @@ class MegaplanClient:
     def find_contractors_by_phone(self, phone: str) -> list[dict]:
         """Clients with this number, however it is written in Megaplan (matched on the national
         number); the server's search is fuzzy and its cards short, so ask and filter here."""
-        wanted = national_number(phone)
+        wanted = phones.national(phone)
         found = self.get(unconfirmed.CONTRACTOR_SEARCH_PATH, {
-            "q": phone_digits(phone), "limit": 10, "fields": unconfirmed.CONTRACTOR_FIELDS}) or []
+            "q": phones.digits(phone), "limit": 10, "fields": unconfirmed.CONTRACTOR_FIELDS}) or []
         return [c for c in found if wanted and wanted in contractor_phones(c)]
 
     def contractors(self, kind: str) -> Iterator[dict]:
@@ -235,14 +194,14 @@ class MegaplanClient:
     def create_contractor_human(self, first_name: str, last_name: str, phone: str,
                                 responsible_id=None, **extra) -> dict:
         body = {"contentType": "ContractorHuman", "firstName": first_name, "lastName": last_name,
-                "contactInfo": [contact_phone(phone_digits(phone))], **extra}
+                "contactInfo": [contact_phone(phones.digits(phone))], **extra}
         if responsible_id:
             body["responsibles"] = [link("Employee", responsible_id)]
         return self.post("/api/v3/contractorHuman", body)
 
     def create_contractor_company(self, name: str, phone: str, responsible_id=None, **extra) -> dict:
         body = {"contentType": "ContractorCompany", "name": name,
-                "contactInfo": [contact_phone(phone_digits(phone))], **extra}
+                "contactInfo": [contact_phone(phones.digits(phone))], **extra}
         if responsible_id:
             body["responsibles"] = [link("Employee", responsible_id)]
         return self.post("/api/v3/contractorCompany", body)

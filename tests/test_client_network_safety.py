@@ -3,7 +3,7 @@
 Everything here talks to real servers on 127.0.0.1 started by the test. Names such as
 ``acme.megaplan.ru`` are answered by a fake ``socket.getaddrinfo``; a connection the client
 opens to a "public" address is diverted to a local server at the lowest level
-(``transport._open_socket``), so no packet ever leaves this machine.
+(``session._open_socket``), so no packet ever leaves this machine.
 """
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ from megaplan_plugin.megaplan import (
     MegaplanTransientError,
     MemoryTokenStore,
     Tokens,
-    transport,
+    session,
 )
 from megaplan_plugin.megaplan.domain import check_domain_addresses
 from megaplan_plugin.megaplan.errors import (
@@ -39,7 +39,7 @@ from megaplan_plugin.megaplan.errors import (
     MegaplanUnreachable,
 )
 from megaplan_plugin.megaplan.netguard import check_url, is_public_address
-from megaplan_plugin.megaplan.transport import megaplan_session
+from megaplan_plugin.megaplan.session import megaplan_session
 
 PASSWORD = "pa55-secret-word"
 ACCESS = "access-secret-token"
@@ -195,7 +195,7 @@ def diverted(monkeypatch):
         port: int | None = None
         opened: list[tuple] = []
 
-    real = transport._open_socket
+    real = session._open_socket
 
     def open_socket(info, timeout, source_address, socket_options):
         Divert.opened.append(info[4][:2])
@@ -205,7 +205,7 @@ def diverted(monkeypatch):
         return real(local, timeout, source_address, socket_options)
 
     Divert.opened = []
-    monkeypatch.setattr(transport, "_open_socket", open_socket)
+    monkeypatch.setattr(session, "_open_socket", open_socket)
     return Divert
 
 

@@ -16,7 +16,8 @@ from megaplan_plugin import phones
 from . import unconfirmed
 from .auth import MemoryTokenStore, Tokens, TokenStore
 from .errors import MegaplanAuthError, MegaplanError, MegaplanTransientError, NotMegaplanError
-from .transport import build_url, megaplan_session, unwrap
+from .session import megaplan_session
+from .transport import build_url, unwrap
 from .values import contact_phone, contractor_phones, link
 
 log = logging.getLogger(__name__)

@@ -44,7 +44,7 @@ def check_domain_addresses(base_url: str, allow_http: bool = False) -> None:
     """Save-time check of a normalised base URL: https, and a name resolving to public
     addresses only («Домен указывает на внутренний адрес», «Домен не найден»).
 
-    Not a substitute for the same check the transport makes on every request (DNS changes);
+    Not a substitute for the same check the session makes on every request (DNS changes);
     it lets the settings form show the reason beside «Домен». No-op when ``allow_http``.
     """
     try:

@@ -4,7 +4,7 @@ The admin types the Megaplan domain, so a hostile or mistaken value could point 
 the host's own services, the internal network or a cloud metadata endpoint (SSRF). In
 production (``MEGAPLAN_ALLOW_HTTP`` off) every request the client makes is checked here, right
 before it goes out: the scheme must be https and EVERY address the domain resolves to must be a
-public one. The transport (``transport.py``) then connects to one of exactly these vetted
+public one. The session (``session.py``) then connects to one of exactly these vetted
 addresses, so DNS cannot swap in an internal address between the check and the connect.
 
 With ``MEGAPLAN_ALLOW_HTTP`` on (tests, the sandbox on 127.0.0.1) nothing here is applied.

@@ -388,11 +388,11 @@ class Stack:
             return conn.execute(sa.text(sql), params).scalar()
 
     def outbox_counts(self) -> dict:
-        """{state: rows} of finished calls in the outbox (megaplan_call, kind 'call')."""
+        """{state: rows} of finished calls in the outbox (megaplan_outbox, kind 'call')."""
         import sqlalchemy as sa
         with self.engine().connect() as conn:
             rows = conn.execute(sa.text(
-                "SELECT state, count(*) FROM megaplan_call WHERE kind = 'call' GROUP BY state")).all()
+                "SELECT state, count(*) FROM megaplan_outbox WHERE kind = 'call' GROUP BY state")).all()
         return {state: n for state, n in rows}
 
     def app(self):

@@ -102,7 +102,7 @@ def drop_backlog(stack: Stack) -> int:
     Queue("megaplan", connection=stack.redis()).empty()
     with stack.engine().begin() as conn:
         dropped = conn.exec_driver_sql(
-            "UPDATE megaplan_call SET state = 'skipped', reason = 'bench: backlog dropped' "
+            "UPDATE megaplan_outbox SET state = 'skipped', reason = 'bench: backlog dropped' "
             "WHERE kind = 'call' AND state = 'pending'").rowcount
     wait_until(stack.queues_idle, 120, "the running jobs to finish", interval=0.05, check=stack.check)
     return dropped
@@ -183,7 +183,7 @@ def production(args) -> dict:
 # -- (b) ----------------------------------------------------------------------------------------
 
 def _state_of(stack: Stack, call_id: str) -> str | None:
-    return stack.scalar("SELECT state FROM megaplan_call WHERE kind = 'call' AND call_id = :c", c=call_id)
+    return stack.scalar("SELECT state FROM megaplan_outbox WHERE kind = 'call' AND call_id = :c", c=call_id)
 
 
 def _synced(stack: Stack, call_id: str) -> None:
@@ -274,7 +274,7 @@ def outage(stack: Stack, pusher: Pusher, n: int, seconds: float) -> dict:
     def states():
         with stack.engine().connect() as conn:
             return {state: count for state, count in conn.exec_driver_sql(
-                f"SELECT state, count(*) FROM megaplan_call WHERE call_id IN ({placeholders}) "
+                f"SELECT state, count(*) FROM megaplan_outbox WHERE call_id IN ({placeholders}) "
                 "GROUP BY state").all()}
 
     try:

@@ -28,7 +28,7 @@ from megaplan_plugin.delivery.outbox import (
     insert_row,
     row_values,
 )
-from megaplan_plugin.models import CallLog
+from megaplan_plugin.models import OutboxEntry
 from megaplan_plugin.calls.routing import route_for
 
 log = logging.getLogger(__name__)
@@ -96,7 +96,7 @@ def call_ended(host, record):
     if reason:
         # Nothing to send, but «почему звонок не попал в Мегаплан?» has an answer in the journal.
         with contextlib.suppress(DatabaseDown):
-            insert_row(host.db.engine, row_values(data, state=CallLog.SKIPPED, reason=reason))
+            insert_row(host.db.engine, row_values(data, state=OutboxEntry.SKIPPED, reason=reason))
         return
     try:
         row_id = insert_call(host.db.engine, data)
@@ -118,7 +118,7 @@ def call_ended(host, record):
         log.warning("megaplan: Redis unavailable, call %s stays in the outbox", record.call_id)
         # Stored as enqueued to save a statement on the usual path; undo that for the sweep.
         with host.db.engine.begin() as conn:
-            conn.execute(update(CallLog).where(CallLog.id == row_id).values(enqueued_at=None))
+            conn.execute(update(OutboxEntry).where(OutboxEntry.id == row_id).values(enqueued_at=None))
 
 
 @hookimpl
@@ -136,6 +136,6 @@ def _live(host, hook: str, event) -> None:
         queues.enqueue_live(payload, hook)
     except RedisError:
         log.warning("megaplan: Redis unavailable, %s of call %s kept in the outbox", hook, event.call_id)
-        insert_row(host.db.engine, row_values(payload, CallLog.POPUP, status=hook,
+        insert_row(host.db.engine, row_values(payload, OutboxEntry.POPUP, status=hook,
                                               record={"hook": hook, "event": payload}))
 

@@ -21,7 +21,7 @@ class Base(DeclarativeBase):
     type_annotation_map = {datetime: DateTime(timezone=True)}
 
 
-class CallLog(Base):
+class OutboxEntry(Base):
     """The outbox: one row per piece of work for Megaplan that must survive Redis and restarts.
 
     ``kind`` "call" is a finished PBX call (the history, kept until Megaplan confirmed it; the
@@ -29,11 +29,11 @@ class CallLog(Base):
     and is replayed while it is still worth showing. Keyed by the PBX call id.
     """
 
-    __tablename__ = "megaplan_call"
+    __tablename__ = "megaplan_outbox"
     __table_args__ = (
-        UniqueConstraint("account_id", "call_id", "kind", name="uq_megaplan_call_key"),
-        Index("ix_megaplan_call_state", "state", "updated_at"),
-        Index("ix_megaplan_call_account_started", "account_id", "started_at"),
+        UniqueConstraint("account_id", "call_id", "kind", name="uq_megaplan_outbox_key"),
+        Index("ix_megaplan_outbox_state", "state", "updated_at"),
+        Index("ix_megaplan_outbox_account_started", "account_id", "started_at"),
     )
 
     CALL, POPUP = "call", "popup"

@@ -2,7 +2,7 @@
 import pytest
 
 from host_stub.db import db
-from megaplan_plugin.models import CallLog
+from megaplan_plugin.models import OutboxEntry
 
 pytestmark = pytest.mark.usefixtures("integration")
 
@@ -17,7 +17,7 @@ def clients_with(sandbox, phone_digits):
 
 def rows(app):
     with app.app_context():
-        return db.session.execute(db.select(CallLog).order_by(CallLog.id)).scalars().all()
+        return db.session.execute(db.select(OutboxEntry).order_by(OutboxEntry.id)).scalars().all()
 
 
 def test_incoming_call_opens_moves_and_finishes_one_popup(pbx, rq_worker, megaplan_sandbox, app):

@@ -14,7 +14,7 @@ import pytest
 
 from host_stub.db import db
 from host_stub.types import CallRecord, PbxUser
-from megaplan_plugin.models import CallLog
+from megaplan_plugin.models import OutboxEntry
 
 pytestmark = pytest.mark.skipif(not (os.environ.get("DATABASE_URL") or "").startswith("postgres"),
                                 reason="needs PostgreSQL (DATABASE_URL): SQLite has no server to lose")
@@ -110,7 +110,7 @@ def test_calls_ended_while_postgresql_is_down_all_reach_megaplan_once_it_is_back
     proxy.restore()
     rq_worker()
     with app.app_context():
-        rows = db.session.execute(db.select(CallLog).filter_by(kind=CallLog.CALL)).scalars().all()
+        rows = db.session.execute(db.select(OutboxEntry).filter_by(kind=OutboxEntry.CALL)).scalars().all()
     assert sorted(r.call_id for r in rows) == sorted(r.call_id for r in records)
     assert {r.state for r in rows} == {"sent"}
     assert sorted(c["providerId"] for c in megaplan_sandbox.state.calls.values()) == \

@@ -16,7 +16,7 @@ import pytest
 from host_stub.db import db
 from megaplan_plugin.delivery import queues
 from megaplan_plugin.delivery.worker import thread_worker
-from megaplan_plugin.models import CallLog
+from megaplan_plugin.models import OutboxEntry
 
 ROUNDS = int(os.environ.get("RACE_ROUNDS", "3"))
 ROOT = Path(__file__).resolve().parents[1]
@@ -131,5 +131,5 @@ def test_popups_racing_their_history_jobs_never_make_two_calls(app, pbx, megapla
     assert sorted(c["providerId"] for c in calls) == sorted(ids)  # each once
     assert [c for c in calls if c.get("state") != "finished"] == []  # no popup left open
     with app.app_context():
-        states = db.session.execute(db.select(CallLog.state).filter_by(kind=CallLog.CALL)).scalars()
+        states = db.session.execute(db.select(OutboxEntry.state).filter_by(kind=OutboxEntry.CALL)).scalars()
         assert set(states) == {"sent"}

@@ -6,7 +6,7 @@ import requests
 
 from host_stub.db import db
 from host_stub.testing import post_form
-from megaplan_plugin.models import CallLog, Settings
+from megaplan_plugin.models import OutboxEntry, Settings
 
 pytestmark = pytest.mark.usefixtures("integration")
 
@@ -43,4 +43,4 @@ def test_click_in_the_sandbox_rings_pops_up_and_hangs_up(
     rq_worker()
     assert mp_call["state"] == "finished"
     with app.app_context():
-        assert db.session.execute(db.select(CallLog.state)).scalar_one() == "sent"
+        assert db.session.execute(db.select(OutboxEntry.state)).scalar_one() == "sent"

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from host_stub.db import db
-from megaplan_plugin.models import CallLog
+from megaplan_plugin.models import OutboxEntry
 
 ROOT = Path(__file__).resolve().parents[1]
 FLASK = Path(sys.executable).with_name("flask")
@@ -46,7 +46,7 @@ def test_megaplan_down_for_20_seconds_during_10_calls_all_arrive_once_without_he
 
     def all_sent():
         with app.app_context():
-            states = db.session.execute(db.select(CallLog.state).filter_by(kind=CallLog.CALL)).scalars()
+            states = db.session.execute(db.select(OutboxEntry.state).filter_by(kind=OutboxEntry.CALL)).scalars()
             return set(states) == {"sent"}
     assert _wait_for(all_sent, timeout=recovered_at - time.monotonic() + 60), "not all calls arrived"
     assert time.monotonic() - recovered_at < 60

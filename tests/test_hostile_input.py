@@ -23,7 +23,7 @@ from host_stub.db import db
 from host_stub.testing import post_form
 from megaplan_plugin.web import inputs as web_input
 from megaplan_plugin.delivery import queues
-from megaplan_plugin.models import CallLog, Credential, Settings
+from megaplan_plugin.models import OutboxEntry, Credential, Settings
 
 EXAMPLES = int(os.environ.get("HYPOTHESIS_EXAMPLES", "15"))
 HOSTILE = settings(max_examples=EXAMPLES, deadline=None,
@@ -148,7 +148,7 @@ def failed_row(configured, pbx, rq_worker, megaplan_sandbox, app):
     pbx.new_call().history(status="missed", user="pbx", duration=0)
     rq_worker()
     with app.app_context():
-        return db.session.execute(db.select(CallLog.id)).scalar_one()
+        return db.session.execute(db.select(OutboxEntry.id)).scalar_one()
 
 
 def _queued(app) -> int:
@@ -354,18 +354,18 @@ def test_journal_never_answers_500(configured, app, failed_row, action):
         assert response.status_code == 200
         return
     with app.app_context():
-        before = db.session.execute(db.select(CallLog.state, CallLog.attempts, CallLog.updated_at)).one()
+        before = db.session.execute(db.select(OutboxEntry.state, OutboxEntry.attempts, OutboxEntry.updated_at)).one()
     response = not_500(configured.post(f"/plugins/megaplan/journal/{value}/retry"), value)
     if value.isdigit() and int(value) != failed_row:
         assert response.status_code == 404
         with app.app_context():
-            assert db.session.execute(db.select(CallLog.state, CallLog.attempts, CallLog.updated_at)).one() == before
+            assert db.session.execute(db.select(OutboxEntry.state, OutboxEntry.attempts, OutboxEntry.updated_at)).one() == before
 
 
 @USES_APP
 def test_journal_input_out_of_range_is_a_message_or_404(configured, app, failed_row):
     with app.app_context():
-        call_id = db.session.execute(db.select(CallLog.call_id)).scalar_one()
+        call_id = db.session.execute(db.select(OutboxEntry.call_id)).scalar_one()
     for date, message in [("9999-12-31", "Дата должна быть между"), ("0001-01-01", "Дата должна быть между"),
                           ("2026-02-30", "Такой даты нет в календаре"), ("tomorrow", "Дата не распознана"),
                           ("%00", "Дата не распознана"), ("%ED%A0%80", "Дата не распознана")]:

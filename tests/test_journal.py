@@ -6,7 +6,7 @@ import pytest
 from host_stub.db import db
 from host_stub.testing import post_form
 from megaplan_plugin.delivery import queues
-from megaplan_plugin.models import CallLog
+from megaplan_plugin.models import OutboxEntry
 
 pytestmark = pytest.mark.usefixtures("integration")
 
@@ -38,7 +38,7 @@ def test_only_failed_calls_can_be_retried(configured, pbx, rq_worker, app):
     pbx.new_call().history(status="Success", user="ivanov")
     rq_worker()
     with app.app_context():
-        row_id = db.session.execute(db.select(CallLog.id)).scalar_one()
+        row_id = db.session.execute(db.select(OutboxEntry.id)).scalar_one()
     response = post_form(configured, f"/plugins/megaplan/journal/{row_id}/retry", {},
                          page="/plugins/megaplan/journal/")
     assert response.status_code == 302
@@ -52,7 +52,7 @@ def test_other_account_sees_none_of_demos_calls(configured, pbx, rq_worker, app,
     call.history(status="Success", user="ivanov")
     rq_worker()
     with app.app_context():
-        row_id = db.session.execute(db.select(CallLog.id)).scalar_one()
+        row_id = db.session.execute(db.select(OutboxEntry.id)).scalar_one()
     auth.logout()
     auth.login("other")
     enable_plugin("other")

@@ -5,7 +5,7 @@ import pytest
 
 from host_stub.db import db
 from host_stub.testing import post_form
-from megaplan_plugin.models import CallLog, Settings
+from megaplan_plugin.models import OutboxEntry, Settings
 
 pytestmark = pytest.mark.usefixtures("integration")
 
@@ -47,7 +47,7 @@ def test_click_to_call_rings_the_employee_and_flows_through_the_sync(
     rq_worker()
     assert mp_call["state"] == "finished"
     with app.app_context():
-        row = db.session.execute(db.select(CallLog)).scalar_one()
+        row = db.session.execute(db.select(OutboxEntry)).scalar_one()
         assert row.call_id == body["call_id"] and row.state == "sent"
     again = post(client, key, secret, "hangup", {"call_id": body["call_id"]})
     assert again.status_code == 409 and again.get_json()["error"] == "already_finished"
@@ -126,7 +126,7 @@ def test_hangup_of_a_ringing_incoming_call(client, api, pbx, app):
     response = post(client, key, secret, "hangup", {"call_id": call.call_id})
     assert response.status_code == 200
     with app.app_context():
-        assert db.session.execute(db.select(CallLog.status)).scalar_one() == "missed"
+        assert db.session.execute(db.select(OutboxEntry.status)).scalar_one() == "missed"
 
 
 def test_one_accounts_secret_never_reaches_anothers_calls(client, api, app, auth, enable_plugin, megaplan_sandbox):

@@ -6,10 +6,13 @@ import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 
 from host_stub.db import db
 from megaplan_plugin import migrations
-from megaplan_plugin.models import Base, CallLog
+from megaplan_plugin.models import Base, OutboxEntry
+
+HEAD = ScriptDirectory.from_config(migrations.config()).get_current_head()
 
 
 def _engines(tmp_path):
@@ -32,7 +35,7 @@ def test_the_models_and_the_revisions_agree(app):
     with app.app_context():
         assert _diff(db.engine) == []  # autogenerate would find nothing to write
         with db.engine.connect() as conn:
-            assert migrations.current(conn) == "0002"
+            assert migrations.current(conn) == HEAD
             tables = set(sa.inspect(conn).get_table_names())
     assert "megaplan_alembic_version" in tables and "alembic_version" not in tables  # its own table
 
@@ -68,12 +71,12 @@ def test_a_database_of_the_previous_release_with_rows_upgrades(tmp_path, made_by
                 conn.execute(sa.text(f"DROP TABLE {migrations.VERSION_TABLE}"))  # no history at all
         migrations.upgrade(engine)
         with engine.begin() as conn:
-            assert migrations.current(conn) == "0002"
-            row = conn.execute(sa.text("SELECT call_id, kind, source, state FROM megaplan_call")).one()
+            assert migrations.current(conn) == HEAD
+            row = conn.execute(sa.text("SELECT call_id, kind, source, state FROM megaplan_outbox")).one()
             assert tuple(row) == ("C-1", "call", "push", "sent")
             assert conn.execute(sa.text("SELECT api_key, reconciled_at FROM megaplan_settings")).one() == ("k1", None)
             # The new key lets a popup of the same call have its own row.
-            conn.execute(sa.insert(CallLog.__table__).values(
+            conn.execute(sa.insert(OutboxEntry.__table__).values(
                 kind="popup", account_id="demo", call_id="C-1", direction="in", client_phone="79161234567",
                 status="call_started", started_at=datetime.now(timezone.utc), record={}, state="pending",
                 attempts=0, source="push", created_at=datetime.now(timezone.utc),
@@ -85,5 +88,33 @@ def test_a_database_of_the_previous_release_with_rows_upgrades(tmp_path, made_by
 
 def test_the_db_upgrade_command_reports_the_revision(app):
     result = app.test_cli_runner().invoke(args=["megaplan", "db", "upgrade"])
-    assert result.exit_code == 0 and "revision 0002" in result.output
-    assert app.test_cli_runner().invoke(args=["megaplan", "db", "current"]).output.strip() == "0002"
+    assert result.exit_code == 0 and f"revision {HEAD}" in result.output
+    assert app.test_cli_runner().invoke(args=["megaplan", "db", "current"]).output.strip() == HEAD
+
+
+def test_the_outbox_renamed_keeps_its_rows_its_key_and_its_ids_and_goes_back(tmp_path):
+    for engine in _engines(tmp_path):
+        migrations.upgrade(engine, "0001")
+        with engine.begin() as conn:
+            _seed_0001(conn)
+        migrations.upgrade(engine, "0002")
+        migrations.upgrade(engine, "0003")
+        now = datetime.now(timezone.utc)
+        row = dict(kind="call", account_id="demo", call_id="C-2", direction="in", client_phone="79161234567",
+                   status="answered", started_at=now, record={}, state="pending", attempts=0, source="push",
+                   created_at=now, updated_at=now)
+        with engine.begin() as conn:
+            assert conn.execute(sa.text("SELECT call_id FROM megaplan_outbox")).scalars().all() == ["C-1"]
+            new_id = conn.execute(sa.insert(OutboxEntry.__table__).values(**row)).inserted_primary_key[0]
+            assert new_id > 1  # the id sequence came along
+            with pytest.raises(sa.exc.IntegrityError), conn.begin_nested():
+                conn.execute(sa.insert(OutboxEntry.__table__).values(**row))  # the key came along
+            names = {ix["name"] for ix in sa.inspect(conn).get_indexes("megaplan_outbox")}
+            assert {"ix_megaplan_outbox_state", "ix_megaplan_outbox_account_started"} <= names
+        with engine.begin() as conn:
+            cfg = migrations.config(conn)
+            from alembic import command
+            command.downgrade(cfg, "0002")
+        with engine.begin() as conn:
+            assert sorted(conn.execute(sa.text("SELECT call_id FROM megaplan_call")).scalars()) == ["C-1", "C-2"]
+        engine.dispose()

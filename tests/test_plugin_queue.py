@@ -4,7 +4,7 @@ from rq import Queue
 from host_stub.db import db
 from megaplan_plugin.delivery import queues
 from megaplan_plugin.delivery.outbox import sweep
-from megaplan_plugin.models import CallLog
+from megaplan_plugin.models import OutboxEntry
 
 
 def _counts(app):
@@ -12,7 +12,7 @@ def _counts(app):
     return {name: Queue(name, connection=conn).count for name in queues.QUEUES}
 
 
-def _rows(app, model, kind=CallLog.CALL):
+def _rows(app, model, kind=OutboxEntry.CALL):
     with app.app_context():
         return db.session.execute(db.select(model).filter_by(kind=kind)).scalars().all()
 
@@ -23,13 +23,13 @@ def test_a_call_reaches_the_plugins_queues(app, pbx, integration, rq_worker):
     assert _counts(app) == {"megaplan-live": 3, "megaplan": 0}
     call.history(status="Success", user="ivanov")
     assert _counts(app) == {"megaplan-live": 3, "megaplan": 1}
-    (row,) = _rows(app, CallLog)
+    (row,) = _rows(app, OutboxEntry)
     assert (row.call_id, row.status, row.state) == (call.call_id, "answered", "pending")
     assert row.record["user"]["login"] == "ivanov"
 
     assert rq_worker() == 4
     assert _counts(app) == {"megaplan-live": 0, "megaplan": 0}
-    (row,) = _rows(app, CallLog)
+    (row,) = _rows(app, OutboxEntry)
     assert row.state == "sent" and row.megaplan_call_id
 
 
@@ -38,7 +38,7 @@ def test_a_repeated_push_is_one_row_and_one_job(app, pbx, integration):
     for _ in range(3):
         call.ring("ivanov")
         call.history(status="missed", user="pbx", duration=0)
-    assert len(_rows(app, CallLog)) == 1
+    assert len(_rows(app, OutboxEntry)) == 1
     assert _counts(app) == {"megaplan-live": 1, "megaplan": 1}
 
 
@@ -46,7 +46,7 @@ def test_plugin_disabled_means_nothing_recorded_or_queued(app, pbx):
     call = pbx.new_call()
     call.ring("ivanov")
     call.history()
-    assert _rows(app, CallLog) == []
+    assert _rows(app, OutboxEntry) == []
     assert _counts(app) == {"megaplan-live": 0, "megaplan": 0}
 
 
@@ -55,7 +55,7 @@ def test_integration_inactive_means_nothing_queued_and_the_journal_says_why(app,
     call = pbx.new_call()
     call.ring("ivanov")
     call.history()
-    (row,) = _rows(app, CallLog)
+    (row,) = _rows(app, OutboxEntry)
     assert (row.state, row.reason) == ("skipped", "интеграция не активна")
     assert _counts(app) == {"megaplan-live": 0, "megaplan": 0}
 
@@ -67,9 +67,9 @@ def test_redis_down_during_hooks_loses_nothing_once_it_is_back(app, pbx, integra
     call = pbx.new_call()
     call.ring("ivanov")                       # the PBX still gets its 200
     call.history(status="Success", user="ivanov")
-    (row,) = _rows(app, CallLog)
+    (row,) = _rows(app, OutboxEntry)
     assert row.state == "pending" and row.enqueued_at is None
-    (deferred,) = _rows(app, CallLog, kind=CallLog.POPUP)  # the one outbox keeps the popup too
+    (deferred,) = _rows(app, OutboxEntry, kind=OutboxEntry.POPUP)  # the one outbox keeps the popup too
     assert deferred.record["hook"] == "call_started" and deferred.call_id == call.call_id
     assert deferred.state == "pending"
 
@@ -77,10 +77,10 @@ def test_redis_down_during_hooks_loses_nothing_once_it_is_back(app, pbx, integra
     with app.app_context():
         counts = sweep(db)
     assert counts == {"calls": 1, "popups": 1, "stale_popups": 0, "abandoned": 0}
-    assert _rows(app, CallLog, kind=CallLog.POPUP)[0].state == "sent"
+    assert _rows(app, OutboxEntry, kind=OutboxEntry.POPUP)[0].state == "sent"
     assert _counts(app) == {"megaplan-live": 1, "megaplan": 1}
     rq_worker()
-    (row,) = _rows(app, CallLog)
+    (row,) = _rows(app, OutboxEntry)
     assert row.state == "sent"
     with app.app_context():
         assert sweep(db) == {"calls": 0, "popups": 0, "stale_popups": 0, "abandoned": 0}
@@ -91,12 +91,12 @@ def test_sweeper_requeues_a_call_whose_job_vanished_from_redis(app, pbx, integra
     conn = app.extensions["megaplan"].redis
     conn.flushdb()  # Redis restarted without persistence
     with app.app_context():
-        row = db.session.execute(db.select(CallLog)).scalar_one()
+        row = db.session.execute(db.select(OutboxEntry)).scalar_one()
         row.enqueued_at = row.enqueued_at.replace(year=2000)
         db.session.commit()
         assert sweep(db)["calls"] == 1
     rq_worker()
-    assert _rows(app, CallLog)[0].state == "sent"
+    assert _rows(app, OutboxEntry)[0].state == "sent"
 
 
 def test_resend_command_reports_what_it_queued(app, pbx, integration):

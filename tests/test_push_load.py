@@ -9,7 +9,7 @@ import requests
 
 from host_stub.db import db
 from host_stub.types import CallRecord
-from megaplan_plugin.models import CallLog
+from megaplan_plugin.models import OutboxEntry
 
 
 @pytest.fixture
@@ -33,7 +33,7 @@ def test_200_concurrent_history_pushes_are_all_recorded(app, integration, served
         codes = list(pool.map(push, ids))
     assert codes == [200] * 200
     with app.app_context():
-        stored = db.session.execute(db.select(CallLog.call_id).filter_by(kind=CallLog.CALL)).scalars().all()
+        stored = db.session.execute(db.select(OutboxEntry.call_id).filter_by(kind=OutboxEntry.CALL)).scalars().all()
     assert sorted(stored) == sorted(ids)
 
 
@@ -44,7 +44,7 @@ def test_a_record_the_database_refuses_is_a_journal_error_not_a_silent_drop(app,
     with app.test_request_context():
         app.extensions["cabinet"].call_hook("demo", "call_ended", record=record)
     with app.app_context():
-        (row,) = db.session.execute(db.select(CallLog).filter_by(kind=CallLog.CALL)).scalars().all()
+        (row,) = db.session.execute(db.select(OutboxEntry).filter_by(kind=OutboxEntry.CALL)).scalars().all()
         dialect = db.engine.dialect.name
     assert row.call_id.startswith("ZZZ")
     if dialect == "postgresql":  # SQLite stores any length: nothing refused there

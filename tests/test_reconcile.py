@@ -6,14 +6,14 @@ import pytest
 
 from host_stub.db import db
 from host_stub.testing import post_form
-from megaplan_plugin.models import CallLog
+from megaplan_plugin.models import OutboxEntry
 
 pytestmark = pytest.mark.usefixtures("integration")
 
 
 def _rows(app):
     with app.app_context():
-        return db.session.execute(db.select(CallLog).filter_by(kind=CallLog.CALL)).scalars().all()
+        return db.session.execute(db.select(OutboxEntry).filter_by(kind=OutboxEntry.CALL)).scalars().all()
 
 
 def _provider_ids(sandbox):

@@ -8,14 +8,14 @@ from host_stub.testing import post_form
 from megaplan_plugin.delivery import queues
 from megaplan_plugin.delivery.outbox import sweep
 from megaplan_plugin.delivery.worker import thread_worker
-from megaplan_plugin.models import CallLog
+from megaplan_plugin.models import OutboxEntry
 
 pytestmark = pytest.mark.usefixtures("integration")
 
 
 def rows(app):
     with app.app_context():
-        return db.session.execute(db.select(CallLog).order_by(CallLog.id)).scalars().all()
+        return db.session.execute(db.select(OutboxEntry).order_by(OutboxEntry.id)).scalars().all()
 
 
 def test_megaplan_failing_the_first_writes_is_retried_to_exactly_one_call(
@@ -118,7 +118,7 @@ def test_redis_flushed_before_the_worker_ran_loses_nothing(pbx, rq_worker, megap
     app.extensions["megaplan"].redis.flushall()  # Redis restarted with its data gone
     assert rq_worker() == 0
     with app.app_context():
-        for row in db.session.execute(db.select(CallLog)).scalars():
+        for row in db.session.execute(db.select(OutboxEntry)).scalars():
             row.enqueued_at = row.enqueued_at.replace(year=2000)  # long enough ago
         db.session.commit()
         assert sweep(db)["calls"] == 3
@@ -132,7 +132,7 @@ def test_a_sync_job_run_twice_writes_once(pbx, rq_worker, megaplan_sandbox, app,
     rq_worker()
     (row,) = rows(app)
     with app.app_context():
-        db.session.get(CallLog, row.id).state = CallLog.PENDING  # as if the worker died before recording
+        db.session.get(OutboxEntry, row.id).state = OutboxEntry.PENDING  # as if the worker died before recording
         db.session.commit()
         queues.enqueue_call(row.account_id, row.call_id, replace=True)
     rq_worker()
@@ -144,7 +144,7 @@ def test_database_down_during_the_hook_hands_the_call_to_redis(pbx, rq_worker, m
         if db.engine.dialect.name != "sqlite":
             pytest.skip("a dropped table is an outage only to SQLite; PostgreSQL's outage test "
                         "cuts the connection (test_database_outage.py)")
-        CallLog.__table__.drop(db.engine)  # the outbox table is gone: every insert fails
+        OutboxEntry.__table__.drop(db.engine)  # the outbox table is gone: every insert fails
     call = pbx.new_call()
     call.history(status="Success", user="ivanov")
     call.history(status="Success", user="ivanov")  # the PBX repeats the push
@@ -152,7 +152,7 @@ def test_database_down_during_the_hook_hands_the_call_to_redis(pbx, rq_worker, m
     assert sync_queue.count == 1  # one job carrying the record, the repeat deduplicated
     rq_worker(scheduled=False)  # still down: the job fails and waits for its retry
     with app.app_context():
-        CallLog.__table__.create(db.engine)  # the database is back
+        OutboxEntry.__table__.create(db.engine)  # the database is back
     rq_worker()
     (row,) = rows(app)
     assert row.call_id == call.call_id and row.state == "sent"

@@ -17,13 +17,13 @@ from host_stub.db import db
 from host_stub.testing import OTHER, SANDBOX_LOGIN, SANDBOX_PASSWORD, post_form
 from megaplan_plugin.delivery import queues
 from megaplan_plugin.delivery.jobs import live_call_key
-from megaplan_plugin.models import CallLog, Settings
+from megaplan_plugin.models import OutboxEntry, Settings
 
 DEMO_TABLES = {  # demo's rows in every plugin table, read with plain SQL
     "megaplan_settings": "account_id = 'demo'",
     "megaplan_credential": "account_id = 'demo'",
     "megaplan_employee": "credential_id IN (SELECT id FROM megaplan_credential WHERE account_id = 'demo')",
-    "megaplan_call": "account_id = 'demo'",
+    "megaplan_outbox": "account_id = 'demo'",
     "megaplan_client": "account_id = 'demo'",
 }
 
@@ -50,8 +50,8 @@ def tenants(app, client, auth, integration, enable_plugin, pbx, rq_worker, megap
     rq_worker()
     (popup,) = [c for c in megaplan_sandbox.state.calls.values() if c["providerId"] == live.call_id]
     with app.app_context():
-        failed = db.session.execute(db.select(CallLog).where(CallLog.account_id == "demo",
-                                                             CallLog.state == CallLog.FAILED)).scalar_one()
+        failed = db.session.execute(db.select(OutboxEntry).where(OutboxEntry.account_id == "demo",
+                                                             OutboxEntry.state == OutboxEntry.FAILED)).scalar_one()
         failed_id, failed_call = failed.id, failed.call_id
         assert app.extensions["megaplan"].redis.get(live_call_key("demo", popup["id"]))
         demo_credential = db.session.execute(sa.text(
@@ -167,8 +167,8 @@ def test_the_journal_shows_and_retries_none_of_demos_calls(app, tenants):
     assert retry.status_code == 404
     assert demo_state(app) == before
     with app.app_context():
-        row = db.session.get(CallLog, tenants.failed_id)
-        assert row.state == CallLog.FAILED and row.account_id == "demo"
+        row = db.session.get(OutboxEntry, tenants.failed_id)
+        assert row.state == OutboxEntry.FAILED and row.account_id == "demo"
 
 
 def test_status_json_is_the_logged_in_accounts_own(app, tenants):
@@ -267,4 +267,4 @@ def test_one_accounts_crm_token_cannot_push_into_another(app, tenants, client):
     for fields in pushes[1:3]:
         assert client.post("/pbx/other/crm", data={**fields, "crm_token": OTHER["crm_token"]}).status_code < 500
     assert still_live(app, t.live)
-    assert demo_state(app)["rows"]["megaplan_call"] == before["rows"]["megaplan_call"]
+    assert demo_state(app)["rows"]["megaplan_outbox"] == before["rows"]["megaplan_outbox"]

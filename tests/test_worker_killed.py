@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from host_stub.db import db
-from megaplan_plugin.models import CallLog
+from megaplan_plugin.models import OutboxEntry
 from rq.registry import StartedJobRegistry
 
 from megaplan_plugin.delivery import queues
@@ -80,7 +80,7 @@ def test_sigkilled_worker_mid_job_loses_and_duplicates_nothing(pbx, rq_worker, m
     time.sleep(1.6)  # let the request the horse left behind finish on the sandbox side
 
     with app.app_context():
-        row = db.session.execute(db.select(CallLog)).scalar_one()
+        row = db.session.execute(db.select(OutboxEntry)).scalar_one()
         assert row.state == "pending"
     # RQ's own cleanup retries the abandoned job once its execution's lease ran out (an hour
     # from now stands in for the wait); the sweep runs this cleanup on its schedule.
@@ -89,7 +89,7 @@ def test_sigkilled_worker_mid_job_loses_and_duplicates_nothing(pbx, rq_worker, m
     registry.cleanup(time.time() + 3600)
     rq_worker()
     with app.app_context():
-        row = db.session.execute(db.select(CallLog)).scalar_one()
+        row = db.session.execute(db.select(OutboxEntry)).scalar_one()
         assert row.state == "sent"
     assert [c["providerId"] for c in megaplan_sandbox.state.calls.values()] == [call.call_id]
 
@@ -107,4 +107,4 @@ def test_a_plain_rq_worker_refuses_the_plugins_jobs_naming_the_right_command(pbx
     assert "WrongWorker" in output and "megaplan_plugin.delivery.worker.CabinetWorker" in output
     assert megaplan_sandbox.state.calls == {}  # nothing half-done; a retry waits for the right worker
     with app.app_context():
-        assert db.session.execute(db.select(CallLog)).scalar_one().state == "pending"
+        assert db.session.execute(db.select(OutboxEntry)).scalar_one().state == "pending"

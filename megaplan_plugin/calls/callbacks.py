@@ -12,19 +12,19 @@ from flask import current_app
 from sqlalchemy import select
 
 from megaplan_plugin.megaplan import MegaplanClient
-from megaplan_plugin.models import CallLog
+from megaplan_plugin.models import OutboxEntry
 
 
 def _db():
     return current_app.extensions["cabinet"].db
 
 
-def close_reached(client: MegaplanClient, row: CallLog) -> list[int]:
+def close_reached(client: MegaplanClient, row: OutboxEntry) -> list[int]:
     """Finish the open callback todos of ``row``'s number; returns the outbox rows closed."""
-    open_rows = _db().session.execute(select(CallLog).where(
-        CallLog.kind == CallLog.CALL, CallLog.account_id == row.account_id,
-        CallLog.client_phone == row.client_phone, CallLog.callback_todo_id.is_not(None),
-        CallLog.callback_closed_by.is_(None), CallLog.id != row.id)).scalars().all()
+    open_rows = _db().session.execute(select(OutboxEntry).where(
+        OutboxEntry.kind == OutboxEntry.CALL, OutboxEntry.account_id == row.account_id,
+        OutboxEntry.client_phone == row.client_phone, OutboxEntry.callback_todo_id.is_not(None),
+        OutboxEntry.callback_closed_by.is_(None), OutboxEntry.id != row.id)).scalars().all()
     started = datetime.fromisoformat(row.record["started_at"]).strftime("%d.%m.%Y %H:%M")
     direction = "входящим" if row.direction == "in" else "исходящим"
     for missed in open_rows:
@@ -37,4 +37,4 @@ def close_reached(client: MegaplanClient, row: CallLog) -> list[int]:
 
 def mark_closed(row_ids: list[int], call_id: str) -> None:
     for row_id in row_ids:
-        _db().session.get(CallLog, row_id).callback_closed_by = call_id
+        _db().session.get(OutboxEntry, row_id).callback_closed_by = call_id

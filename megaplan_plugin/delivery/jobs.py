@@ -19,7 +19,7 @@ from megaplan_plugin.calls.connection import client_for
 from megaplan_plugin.calls.rules import not_for_megaplan
 from megaplan_plugin.calls.mapping import employee_by_ext, owner_of
 from megaplan_plugin.megaplan import MegaplanError
-from megaplan_plugin.models import CallLog, Credential, Settings
+from megaplan_plugin.models import OutboxEntry, Credential, Settings
 from megaplan_plugin.delivery import locks, outbox, outcomes, queues
 
 log = logging.getLogger(__name__)
@@ -103,10 +103,10 @@ def live_event(account_id: str, hook: str, payload: dict) -> str:
     return hook
 
 
-def _outbox_row(account_id: str, call_id: str) -> CallLog | None:
-    return _db().session.execute(select(CallLog).where(
-        CallLog.kind == CallLog.CALL, CallLog.account_id == account_id,
-        CallLog.call_id == call_id)).scalar_one_or_none()
+def _outbox_row(account_id: str, call_id: str) -> OutboxEntry | None:
+    return _db().session.execute(select(OutboxEntry).where(
+        OutboxEntry.kind == OutboxEntry.CALL, OutboxEntry.account_id == account_id,
+        OutboxEntry.call_id == call_id)).scalar_one_or_none()
 
 
 @with_app_context
@@ -123,7 +123,7 @@ def sync_call(account_id: str, call_id: str, record: dict | None = None) -> str:
             return "gone"
         outbox.insert_row(db.engine, outbox.row_values(record))
         row = _outbox_row(account_id, call_id)
-    if row.state in (CallLog.SENT, CallLog.SKIPPED):
+    if row.state in (OutboxEntry.SENT, OutboxEntry.SKIPPED):
         return row.state
     try:
         return _sync(row)
@@ -131,12 +131,12 @@ def sync_call(account_id: str, call_id: str, record: dict | None = None) -> str:
         db.session.commit()
 
 
-def _sync(row: CallLog) -> str:
+def _sync(row: OutboxEntry) -> str:
     db = _db()
     settings = db.session.get(Settings, row.account_id)
     reason = not_for_megaplan(settings, row.virtual_number)
     if reason:
-        return outcomes.record(row, CallLog.SKIPPED, reason=reason)
+        return outcomes.record(row, OutboxEntry.SKIPPED, reason=reason)
     record = row.record
     owner = owner_of(settings, record.get("user"))
     # Nothing is written before the Megaplan requests are done: on SQLite a write would hold
@@ -181,7 +181,7 @@ def _sync(row: CallLog) -> str:
     except MegaplanError as exc:
         retry, retry_in = outcomes.will_retry() if exc.transient else (False, None)
         row.attempts = attempts
-        outcomes.record(row, CallLog.PENDING if retry else CallLog.FAILED,
+        outcomes.record(row, OutboxEntry.PENDING if retry else OutboxEntry.FAILED,
                         error=outcomes.describe(exc), retry_in=retry_in)
         if exc.transient:
             raise
@@ -191,7 +191,7 @@ def _sync(row: CallLog) -> str:
         log.exception("megaplan: sync of call %s failed", row.call_id)
         retry, retry_in = outcomes.will_retry()
         row.attempts = attempts
-        outcomes.record(row, CallLog.PENDING if retry else CallLog.FAILED,
+        outcomes.record(row, OutboxEntry.PENDING if retry else OutboxEntry.FAILED,
                         error=outcomes.describe(exc), retry_in=retry_in)
         raise
     if known_client:
@@ -202,7 +202,7 @@ def _sync(row: CallLog) -> str:
     row.callback_todo_id = callback_todo or row.callback_todo_id
     callbacks.mark_closed(closed, row.call_id)
     notes.append(sync.dropped_recording(record))
-    return outcomes.record(row, CallLog.SENT, reason="; ".join(n for n in notes if n) or None)
+    return outcomes.record(row, OutboxEntry.SENT, reason="; ".join(n for n in notes if n) or None)
 
 
 def _missed_by(settings: Settings, record: dict) -> list[str]:

@@ -1,6 +1,6 @@
 """The outbox table's writes: store first, send later, and the sweep that closes the gaps.
 
-Every durable piece of work for Megaplan is a row of ``megaplan_call`` (``CallLog``) before
+Every durable piece of work for Megaplan is a row of ``megaplan_outbox`` (``OutboxEntry``) before
 anything is queued; a row whose job Redis lost (flush, restart without persistence, a popup
 that could not be queued) is queued again by :func:`sweep`, which the cron schedule runs.
 Abandoned jobs (their worker died) are RQ's business: its registry cleanup retries them.
@@ -15,7 +15,7 @@ from rq.registry import StartedJobRegistry
 from sqlalchemy import insert, or_, select, update
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 
-from megaplan_plugin.models import CallLog, utcnow
+from megaplan_plugin.models import OutboxEntry, utcnow
 from megaplan_plugin.delivery import queues
 
 log = logging.getLogger(__name__)
@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 LOST_JOB_AFTER = timedelta(minutes=2)
 SWEEP_BATCH = 1000
 
-_INSERT = insert(CallLog).returning(CallLog.id)
+_INSERT = insert(OutboxEntry).returning(OutboxEntry.id)
 
 
 class DatabaseDown(Exception):
@@ -38,7 +38,7 @@ def as_dict(value) -> dict:
             for key, item in dataclasses.asdict(value).items()}
 
 
-def row_values(value: dict, kind: str = CallLog.CALL, **overrides) -> dict:
+def row_values(value: dict, kind: str = OutboxEntry.CALL, **overrides) -> dict:
     """Outbox columns of a hook value given as a dict (a CallRecord or a CallEvent)."""
     values = dict(kind=kind, account_id=value["account_id"], call_id=value["call_id"],
                   direction=value["direction"], client_phone=value["client_phone"],
@@ -73,7 +73,7 @@ def insert_refused(engine, record: dict, exc: Exception) -> None:
     """A journal row («ошибка») for a call the database would not store as it came."""
     def clean(value, size):
         return "".join(ch for ch in str(value or "") if ch.isprintable())[:size]
-    values = row_values(record, state=CallLog.FAILED, record={},
+    values = row_values(record, state=OutboxEntry.FAILED, record={},
                         last_error=f"звонок не удалось сохранить ({type(exc).__name__}): данные АТС вне допустимого")
     for column, size in (("account_id", 64), ("call_id", 128), ("direction", 3),
                          ("client_phone", 32), ("virtual_number", 32), ("status", 16)):
@@ -97,14 +97,14 @@ def sweep(db) -> dict:
     last_id = 0
     while True:
         rows = db.session.execute(
-            select(CallLog.id, CallLog.kind, CallLog.account_id, CallLog.call_id, CallLog.created_at)
-            .where(CallLog.state == CallLog.PENDING, CallLog.id > last_id,
-                   or_(CallLog.enqueued_at.is_(None), CallLog.enqueued_at < cutoff))
-            .order_by(CallLog.id).limit(SWEEP_BATCH)).all()
+            select(OutboxEntry.id, OutboxEntry.kind, OutboxEntry.account_id, OutboxEntry.call_id, OutboxEntry.created_at)
+            .where(OutboxEntry.state == OutboxEntry.PENDING, OutboxEntry.id > last_id,
+                   or_(OutboxEntry.enqueued_at.is_(None), OutboxEntry.enqueued_at < cutoff))
+            .order_by(OutboxEntry.id).limit(SWEEP_BATCH)).all()
         if not rows:
             break
         last_id = rows[-1].id
-        calls = [r for r in rows if r.kind == CallLog.CALL]
+        calls = [r for r in rows if r.kind == OutboxEntry.CALL]
         with conn.pipeline(transaction=False) as pipe:
             for row in calls:
                 pipe.exists(f"rq:job:{queues.call_job_id(row.account_id, row.call_id)}")
@@ -114,22 +114,22 @@ def sweep(db) -> dict:
                 queues.enqueue_call(row.account_id, row.call_id, replace=True)
                 counts["calls"] += 1
         if calls:  # looked at now: not again before LOST_JOB_AFTER
-            db.session.execute(update(CallLog).where(CallLog.id.in_([r.id for r in calls]))
+            db.session.execute(update(OutboxEntry).where(OutboxEntry.id.in_([r.id for r in calls]))
                                .values(enqueued_at=now))
         for row in rows:
-            if row.kind == CallLog.POPUP:
+            if row.kind == OutboxEntry.POPUP:
                 counts[_replay_popup(db, row.id, now)] += 1
         db.session.commit()
     return counts
 
 
 def _replay_popup(db, row_id: int, now: datetime) -> str:
-    row = db.session.get(CallLog, row_id)
+    row = db.session.get(OutboxEntry, row_id)
     if now - aware(row.created_at) > queues.POPUP_MAX_AGE:
-        row.state, row.reason = CallLog.SKIPPED, "всплывающее окно устарело, пока Redis был недоступен"
+        row.state, row.reason = OutboxEntry.SKIPPED, "всплывающее окно устарело, пока Redis был недоступен"
         return "stale_popups"
     queues.enqueue_live(row.record["event"], row.record["hook"])
-    row.state, row.enqueued_at = CallLog.SENT, now
+    row.state, row.enqueued_at = OutboxEntry.SENT, now
     return "popups"
 
 

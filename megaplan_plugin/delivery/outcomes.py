@@ -6,7 +6,7 @@ from datetime import timedelta
 from rq import get_current_job
 
 from megaplan_plugin.megaplan import MegaplanAuthError, MegaplanError, MegaplanTransientError
-from megaplan_plugin.models import CallLog, utcnow
+from megaplan_plugin.models import OutboxEntry, utcnow
 
 STATUS_WORDS = {
     400: "Мегаплан отклонил запрос", 401: "Мегаплан не принял токен", 403: "нет прав в Мегаплане",
@@ -38,11 +38,11 @@ def will_retry() -> tuple[bool, int | None]:
     return True, job.get_retry_interval()
 
 
-def record(row: CallLog, state: str, *, reason: str | None = None, error: str | None = None,
+def record(row: OutboxEntry, state: str, *, reason: str | None = None, error: str | None = None,
            retry_in: int | None = None) -> str:
     """Set the row's outcome; the job's one commit follows."""
     row.state, row.reason = state, reason
     row.next_retry_at = utcnow() + timedelta(seconds=retry_in) if retry_in is not None else None
-    if error is not None or state == CallLog.SENT:
+    if error is not None or state == OutboxEntry.SENT:
         row.last_error = error
     return state

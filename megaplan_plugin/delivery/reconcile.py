@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 
 from megaplan_plugin.calls.rules import not_for_megaplan
-from megaplan_plugin.models import CallLog, Settings, utcnow
+from megaplan_plugin.models import OutboxEntry, Settings, utcnow
 from megaplan_plugin.delivery import outbox, queues
 
 log = logging.getLogger(__name__)
@@ -44,9 +44,9 @@ def reconcile_all(host, *, since: datetime | None = None, until: datetime | None
 def reconcile_account(host, settings: Settings, since: datetime, until: datetime) -> int:
     db = host.db
     records = host.pbx.history(settings.account_id, since, until)
-    have = set(db.session.execute(select(CallLog.call_id).where(
-        CallLog.kind == CallLog.CALL, CallLog.account_id == settings.account_id,
-        CallLog.call_id.in_([r.call_id for r in records]))).scalars()) if records else set()
+    have = set(db.session.execute(select(OutboxEntry.call_id).where(
+        OutboxEntry.kind == OutboxEntry.CALL, OutboxEntry.account_id == settings.account_id,
+        OutboxEntry.call_id.in_([r.call_id for r in records]))).scalars()) if records else set()
     added = 0
     for record in records:
         if record.call_id in have or not_for_megaplan(settings, record.virtual_number):

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from megaplan_plugin.web import inputs as web_input
 from megaplan_plugin.delivery import queues
 from megaplan_plugin.web.forms import ActionForm
-from megaplan_plugin.models import CallLog
+from megaplan_plugin.models import OutboxEntry
 
 bp = Blueprint("megaplan_journal", __name__, url_prefix="/plugins/megaplan/journal")
 PAGE_SIZE = 100
@@ -36,7 +36,7 @@ def require_account():
 @bp.route("/")
 def journal():
     state = request.args.get("state", "")
-    if state and state not in CallLog.STATE_TITLES:
+    if state and state not in OutboxEntry.STATE_TITLES:
         flash("Неизвестное состояние: фильтр по состоянию не применён.", "warning")
         state = ""
     try:
@@ -44,15 +44,15 @@ def journal():
     except web_input.InvalidInput as exc:
         flash(f"{exc.message}. Фильтр по дате не применён.", "warning")
         day = None
-    query = select(CallLog).where(CallLog.account_id == g.account_id, CallLog.kind == CallLog.CALL)
+    query = select(OutboxEntry).where(OutboxEntry.account_id == g.account_id, OutboxEntry.kind == OutboxEntry.CALL)
     if state:
-        query = query.where(CallLog.state == state)
+        query = query.where(OutboxEntry.state == state)
     if day is not None:
         start = datetime.combine(day, time.min, tzinfo=timezone.utc)
-        query = query.where(CallLog.started_at >= start, CallLog.started_at < start + timedelta(days=1))
-    rows = _db().session.execute(query.order_by(CallLog.started_at.desc()).limit(PAGE_SIZE)).scalars().all()
+        query = query.where(OutboxEntry.started_at >= start, OutboxEntry.started_at < start + timedelta(days=1))
+    rows = _db().session.execute(query.order_by(OutboxEntry.started_at.desc()).limit(PAGE_SIZE)).scalars().all()
     return render_template("megaplan/journal.html", rows=rows, state=state,
-                           day=day.isoformat() if day else "", states=CallLog.STATE_TITLES,
+                           day=day.isoformat() if day else "", states=OutboxEntry.STATE_TITLES,
                            statuses=STATUS_TITLES, action_form=ActionForm())
 
 
@@ -63,14 +63,14 @@ def retry(row_id: int):
     if not ActionForm().validate_on_submit():
         abort(400)
     db = _db()
-    row = db.session.get(CallLog, row_id)
+    row = db.session.get(OutboxEntry, row_id)
     if row is None or row.account_id != g.account_id:
         abort(404)
-    if row.kind != CallLog.CALL or row.state not in (CallLog.FAILED, CallLog.PENDING):
+    if row.kind != OutboxEntry.CALL or row.state not in (OutboxEntry.FAILED, OutboxEntry.PENDING):
         flash("Повторить можно только звонок с ошибкой или ожидающий отправки.", "warning")
     else:
         # A waiting call's next try may be an hour away: «Повторить» sends it now.
-        row.state, row.reason, row.next_retry_at = CallLog.PENDING, None, None
+        row.state, row.reason, row.next_retry_at = OutboxEntry.PENDING, None, None
         db.session.commit()
         queues.enqueue_call(row.account_id, row.call_id, replace=True)
         flash("Звонок снова поставлен в очередь на отправку.", "success")

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta, timezone
 from flask import current_app
 from sqlalchemy import func, select
 
-from megaplan_plugin.models import CallLog, Credential, MegaplanEmployee, Settings, utcnow
+from megaplan_plugin.models import OutboxEntry, Credential, MegaplanEmployee, Settings, utcnow
 
 
 def _db():
@@ -27,19 +27,19 @@ def account_status(account_id: str) -> dict:
     db = _db()
     settings = db.session.get(Settings, account_id)
     credential = db.session.get(Credential, settings.credential_id) if settings and settings.credential_id else None
-    calls = select(CallLog).where(CallLog.account_id == account_id, CallLog.kind == CallLog.CALL)
+    calls = select(OutboxEntry).where(OutboxEntry.account_id == account_id, OutboxEntry.kind == OutboxEntry.CALL)
     day_start = utcnow().replace(hour=0, minute=0, second=0, microsecond=0)
     today = dict(db.session.execute(
-        select(CallLog.state, func.count()).where(
-            CallLog.account_id == account_id, CallLog.kind == CallLog.CALL,
-            CallLog.started_at >= day_start).group_by(CallLog.state)).all())
-    last_sent = db.session.execute(select(func.max(CallLog.updated_at)).where(
-        CallLog.account_id == account_id, CallLog.state == CallLog.SENT)).scalar()
-    last_error = db.session.execute(calls.where(CallLog.last_error.is_not(None))
-                                    .order_by(CallLog.updated_at.desc()).limit(1)).scalar()
-    oldest_waiting = db.session.execute(select(func.min(CallLog.created_at)).where(
-        CallLog.account_id == account_id, CallLog.kind == CallLog.CALL,
-        CallLog.state == CallLog.PENDING)).scalar()
+        select(OutboxEntry.state, func.count()).where(
+            OutboxEntry.account_id == account_id, OutboxEntry.kind == OutboxEntry.CALL,
+            OutboxEntry.started_at >= day_start).group_by(OutboxEntry.state)).all())
+    last_sent = db.session.execute(select(func.max(OutboxEntry.updated_at)).where(
+        OutboxEntry.account_id == account_id, OutboxEntry.state == OutboxEntry.SENT)).scalar()
+    last_error = db.session.execute(calls.where(OutboxEntry.last_error.is_not(None))
+                                    .order_by(OutboxEntry.updated_at.desc()).limit(1)).scalar()
+    oldest_waiting = db.session.execute(select(func.min(OutboxEntry.created_at)).where(
+        OutboxEntry.account_id == account_id, OutboxEntry.kind == OutboxEntry.CALL,
+        OutboxEntry.state == OutboxEntry.PENDING)).scalar()
     employees = db.session.execute(select(func.count()).select_from(MegaplanEmployee).where(
         MegaplanEmployee.credential_id == credential.id)).scalar() if credential else 0
     waiting_for = utcnow() - _aware(oldest_waiting) if oldest_waiting else None
@@ -52,7 +52,7 @@ def account_status(account_id: str) -> dict:
         "last_sent_at": _iso(last_sent),
         "last_error": last_error.last_error if last_error else None,
         "last_error_at": _iso(last_error.updated_at if last_error else None),
-        "today": {state: today.get(state, 0) for state in CallLog.STATE_TITLES},
+        "today": {state: today.get(state, 0) for state in OutboxEntry.STATE_TITLES},
         "oldest_waiting_seconds": int(waiting_for.total_seconds()) if waiting_for else None,
         "reconciled_at": _iso(settings.reconciled_at if settings else None),
         "reconcile_found": settings.reconcile_found if settings else None,

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from megaplan_plugin.web import inputs as web_input
 from megaplan_plugin.crypto import api_secret_matches
 from megaplan_plugin.delivery.jobs import live_call_key
-from megaplan_plugin.models import CallLog, MegaplanEmployee, Settings
+from megaplan_plugin.models import OutboxEntry, MegaplanEmployee, Settings
 from megaplan_plugin.phones import InvalidPhone, normalize
 
 bp = Blueprint("megaplan_api", __name__, url_prefix="/plugins/megaplan/api")
@@ -20,7 +20,7 @@ bp = Blueprint("megaplan_api", __name__, url_prefix="/plugins/megaplan/api")
 # Click-to-call rings a real phone: a runaway script in Megaplan must not ring it endlessly.
 CALLS_PER_EMPLOYEE = 5
 CALL_WINDOW_SECONDS = 60
-# Longest values the tables hold (Settings.api_key, CallLog.call_id / megaplan_call_id,
+# Longest values the tables hold (Settings.api_key, OutboxEntry.call_id / megaplan_call_id,
 # MegaplanEmployee.megaplan_id / internal_number); a phone longer than this is no phone.
 KEY_MAX, CALL_ID_MAX, MEGAPLAN_CALL_ID_MAX, EMPLOYEE_MAX, PHONE_MAX = 64, 128, 64, 32, 64
 # Compared against when the key is unknown, so both answers take the same work.
@@ -156,9 +156,9 @@ def _pbx_call_of(account_id: str, megaplan_call_id: str) -> str:
         live = None
     if live:
         return live.decode() if isinstance(live, bytes) else str(live)
-    return _host().db.session.execute(select(CallLog.call_id).where(
-        CallLog.account_id == account_id,
-        CallLog.megaplan_call_id == megaplan_call_id)).scalar_one_or_none() or ""
+    return _host().db.session.execute(select(OutboxEntry.call_id).where(
+        OutboxEntry.account_id == account_id,
+        OutboxEntry.megaplan_call_id == megaplan_call_id)).scalar_one_or_none() or ""
 
 
 @bp.post("/<account_key>/hangup")
@@ -177,8 +177,8 @@ def hangup(account_key: str):
         raise ApiError(400, "bad_request", "Укажите call_id или megaplan_call_id")
     if _host().pbx.hangup(settings.account_id, call_id):
         return jsonify(call_id=call_id, status="ended")
-    finished = db.session.execute(select(CallLog.id).where(
-        CallLog.account_id == settings.account_id, CallLog.call_id == call_id)).first()
+    finished = db.session.execute(select(OutboxEntry.id).where(
+        OutboxEntry.account_id == settings.account_id, OutboxEntry.call_id == call_id)).first()
     if finished:
         raise ApiError(409, "already_finished", "Звонок уже завершён")
     raise ApiError(404, "unknown_call", "Звонок не найден")

@@ -11,6 +11,8 @@ from datetime import datetime, timezone
 
 from megaplan_plugin import phones
 
+from .types import CALL_STATUSES, DIRECTIONS
+
 COMMANDS = ("event", "history", "contact", "rating")
 EVENT_TYPES = ("INCOMING", "OUTGOING", "ACCEPTED", "COMPLETED", "CANCELLED", "TRANSFERRED")
 
@@ -25,6 +27,7 @@ HISTORY_STATUSES = {
     "notfound": "not_found",
     "callaerror": "failed",
 }
+assert set(HISTORY_STATUSES.values()) == set(CALL_STATUSES)  # every status of the contract, no other
 
 _REQUIRED = {
     "event": ("type", "phone", "callid"),
@@ -134,7 +137,7 @@ def _optional_phone(fields: dict, name: str) -> str | None:
 
 def _direction(value: str, *, required: bool) -> str | None:
     value = value.lower()
-    if value in ("in", "out"):
+    if value in DIRECTIONS:
         return value
     if value or required:
         raise PushError(f"invalid direction: {value!r}")

@@ -49,7 +49,3 @@ def api_secret_matches(secret: str, stored_hash: str | None) -> bool:
     if not stored_hash:
         return False
     return hmac.compare_digest(hash_api_secret(secret), stored_hash)
-
-
-def mask(secret: str, visible: int = 4) -> str:
-    return "•" * 8 + secret[-visible:] if len(secret) > visible * 2 else "•" * 8

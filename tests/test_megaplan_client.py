@@ -68,7 +68,7 @@ def test_create_clients_and_calls_with_history_contractor_and_todos(client, sand
     human = client.create_contractor_human("Новый клиент", "+7 999 111-22-33", "79991112233",
                                            responsible_id="1000002")
     assert human["contentType"] == "ContractorHuman" and human["id"]
-    company = client.create_contractor_company("ООО Тест", "79991112244")
+    company = client.post("/api/v3/contractorCompany", {"contentType": "ContractorCompany", "name": "ООО Тест"})
     assert company["name"] == "ООО Тест"
     now = datetime.now(timezone.utc)
     call = client.create_call({"providerId": "pbx-1", "type": "in", "state": "calling",
@@ -77,13 +77,13 @@ def test_create_clients_and_calls_with_history_contractor_and_todos(client, sand
     assert call["state"] == "calling" and sandbox.state.widget_events[-1]["employees"] == ["1000002"]
     assert client.get_call_by_provider("pbx-1")["id"] == call["id"]
     assert client.get_call_by_provider("nope") is None
-    client.update_call_by_provider("pbx-1", {"state": "talking"})
+    client.post("/api/v3/callInfo/provider", {"contentType": "CallInfo", "state": "talking", "providerId": "pbx-1"})
     assert client.update_call(call["id"], {"state": "finished", "recordLinks": ["https://r/1.mp3"]})["state"] == "finished"
-    client.set_call_contractor(call["id"], "ContractorHuman", human["id"])
+    client.post(f"/api/v3/callInfo/{call['id']}/setContractor", link("ContractorHuman", human["id"]))
     assert sandbox.state.calls[call["id"]]["fromUser"]["id"] == human["id"]
     todo = client.create_call_todo(call["id"], {"name": "Перезвонить"})
     assert [t["id"] for t in client.call_todos(call["id"])] == [todo["id"]]
-    assert client.create_todo({"name": "Отдельное дело"})["name"] == "Отдельное дело"
+    assert client.post("/api/v3/todo", {"contentType": "Todo", "name": "Отдельное дело"})["name"] == "Отдельное дело"
     (saved,) = client.save_call_history([{"providerId": "pbx-2", "type": "miss", "fromPhone": "79991112233",
                                           "timeFrom": datetime_value(now - timedelta(minutes=1)),
                                           "timeTo": datetime_value(now)}])
@@ -118,7 +118,7 @@ def test_500_is_transient(client, sandbox):
 
 def test_422_is_permanent_with_the_servers_message(client):
     with pytest.raises(MegaplanPermanentError) as info:
-        client.create_todo({"name": "x", "when": "tomorrow"})
+        client.post("/api/v3/todo", {"contentType": "Todo", "name": "x", "when": "tomorrow"})
     assert info.value.status == 422 and "when" in info.value.message
 
 
@@ -282,7 +282,7 @@ def test_sandbox_reproduces_the_references_pitfalls(client, sandbox):
     with pytest.raises(MegaplanError) as info:
         client.get("/api/v3/employee/me")
     assert info.value.status == 405
-    todo = client.create_todo({"name": "Дело"})
+    todo = client.post("/api/v3/todo", {"contentType": "Todo", "name": "Дело"})
     copy = client.post(f"/api/v3/todo/{todo['id']}", {"contentType": "Todo", "name": "Дело 2"})
     assert copy["id"] != todo["id"]  # no id in the body: a new todo (pitfall 9)
     same = client.post(f"/api/v3/todo/{todo['id']}", {"contentType": "Todo", "id": todo["id"], "name": "Дело 3"})

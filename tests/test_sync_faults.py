@@ -66,6 +66,30 @@ def test_retries_exhausted_mark_the_call_failed_and_retry_from_the_journal_sends
     assert "отправлен" in configured.get("/plugins/megaplan/journal/").text
 
 
+def test_megaplans_retry_after_stretches_the_next_attempt_and_the_call_still_arrives_once(
+        pbx, rq_worker, megaplan_sandbox, app):
+    from datetime import timedelta, timezone
+
+    from megaplan_plugin.models import utcnow
+
+    def aware(moment):  # SQLite and RQ give naive UTC
+        return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    megaplan_sandbox.state.fail_next(1, status=429, path_prefix="/api/v3/callInfo", retry_after=900)
+    pbx.new_call().history(status="Success", user="ivanov")
+    rq_worker(scheduled=False)
+    (row,) = rows(app)
+    assert row.state == "pending" and "429" in row.last_error
+    # The job's own first interval is seconds; Megaplan asked for 15 minutes and gets them.
+    assert aware(row.next_retry_at) - utcnow() > timedelta(minutes=14)
+    with app.app_context():
+        from rq.registry import ScheduledJobRegistry
+        registry = ScheduledJobRegistry(queue=queues.queue(queues.SYNC_QUEUE))
+        (job_id,) = registry.get_job_ids()
+        assert aware(registry.get_scheduled_time(job_id)) - utcnow() > timedelta(minutes=14)
+    rq_worker()  # made due
+    assert rows(app)[0].state == "sent" and len(megaplan_sandbox.state.calls) == 1
+
+
 def test_a_permanent_error_stops_at_once_with_megaplans_message(pbx, rq_worker, megaplan_sandbox, app):
     megaplan_sandbox.state.fail_next(1, status=422, path_prefix="/api/v3/callInfo/history")
     pbx.new_call().history(status="Success", user="ivanov")

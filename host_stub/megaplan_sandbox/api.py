@@ -34,7 +34,10 @@ def _gate():
         return error_envelope(503, "Service temporarily unavailable")
     fault = state.take_fault(request.path)
     if fault and not fault["in_body"]:
-        return error_envelope(fault["status"], "Injected failure")
+        body, status = error_envelope(fault["status"], "Injected failure")
+        if fault.get("retry_after") is not None:
+            body.headers["Retry-After"] = str(fault["retry_after"])
+        return body, status
     if fault:
         return jsonify({"meta": {"status": fault["status"], "errors": [{"message": "Internal error"}]},
                         "data": None}), 200

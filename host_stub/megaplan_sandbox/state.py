@@ -166,9 +166,11 @@ class SandboxState:
             self.access_tokens = {t: (e, 0.0) for t, (e, _) in self.access_tokens.items()}
 
     # -- faults ---------------------------------------------------------------------------------
-    def fail_next(self, n: int, status: int = 500, path_prefix: str | None = None) -> None:
+    def fail_next(self, n: int, status: int = 500, path_prefix: str | None = None,
+                  retry_after: int | None = None) -> None:
         with self.lock:
-            self._faults.append({"left": n, "status": status, "prefix": path_prefix, "in_body": False})
+            self._faults.append({"left": n, "status": status, "prefix": path_prefix, "in_body": False,
+                                 "retry_after": retry_after})
 
     def ok_with_error_next(self, n: int, status: int = 500) -> None:
         with self.lock:

@@ -33,11 +33,11 @@ def _db():
     return current_app.extensions["cabinet"].db
 
 
-def lookup(credential_id: int, phone: str, session=None) -> Match | None:
+def lookup(credential_id: int, phone: str) -> Match | None:
     national = phones.national(phone)
     if not national:
         return None
-    rows = (session or _db().session).execute(
+    rows = _db().session.execute(
         select(ClientPhone).where(ClientPhone.credential_id == credential_id,
                                   ClientPhone.national == national)).scalars().all()
     return choose(rows)

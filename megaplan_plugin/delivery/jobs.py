@@ -179,7 +179,8 @@ def _sync(row: OutboxEntry) -> str:
         if record["status"] == sync.ANSWERED:
             closed = callbacks.close_reached(client, row)
     except MegaplanError as exc:
-        retry, retry_in = outcomes.will_retry() if exc.transient else (False, None)
+        retry, retry_in = outcomes.will_retry(getattr(exc, "retry_after", None)) \
+            if exc.transient else (False, None)
         row.attempts = attempts
         outcomes.record(row, OutboxEntry.PENDING if retry else OutboxEntry.FAILED,
                         error=outcomes.describe(exc), retry_in=retry_in)

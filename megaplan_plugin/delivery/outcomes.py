@@ -30,12 +30,28 @@ def describe(exc: BaseException) -> str:
     return f"внутренняя ошибка интеграции: {type(exc).__name__}"
 
 
-def will_retry() -> tuple[bool, int | None]:
-    """Whether RQ will run the current job again after it raises, and in how many seconds."""
+MAX_RETRY_AFTER = 3600  # a Retry-After beyond an hour is a misconfigured server, not advice
+
+
+def will_retry(not_before: float | None = None) -> tuple[bool, int | None]:
+    """Whether RQ will run the current job again after it raises, and in how many seconds.
+
+    ``not_before``: Megaplan's ``Retry-After`` (429/503). When it asks for longer than the
+    job's own schedule, this attempt's interval is stretched to it: RQ schedules the retry in
+    the same process right after the job raises, from the job's ``retry_intervals``.
+    """
     job = get_current_job()
     if job is None or not job.retries_left:
         return False, None
-    return True, job.get_retry_interval()
+    interval = job.get_retry_interval()
+    if not_before and not_before > interval:
+        intervals = list(job.retry_intervals or [0])
+        index = max(len(intervals) - job.retries_left, 0)
+        while len(intervals) <= index:
+            intervals.append(intervals[-1])
+        intervals[index] = interval = int(min(not_before, MAX_RETRY_AFTER) + 0.999)
+        job.retry_intervals = intervals
+    return True, interval
 
 
 def record(row: OutboxEntry, state: str, *, reason: str | None = None, error: str | None = None,

@@ -6,7 +6,6 @@ guards against overlapping runs where two could collide; each commits once.
 """
 from __future__ import annotations
 
-from datetime import datetime
 
 from flask import current_app
 from sqlalchemy import select
@@ -90,11 +89,10 @@ def sweep() -> dict:
 
 
 @with_app_context
-def reconcile(since: str | None = None, until: str | None = None) -> dict:
-    """Periodic: put calls the PBX history has and the plugin never received into the outbox."""
+def reconcile() -> dict:
+    """Periodic: put calls the PBX history has and the plugin never received into the outbox
+    (``flask megaplan reconcile --since`` runs ``reconcile_all`` for a chosen window)."""
     with locks.once(_redis(), "reconcile", 600) as mine:
         if not mine:
             return {"skipped": "another reconciliation is running"}
-        return reconcile_all(
-            current_app.extensions["cabinet"], since=since and datetime.fromisoformat(since),
-            until=until and datetime.fromisoformat(until))
+        return reconcile_all(current_app.extensions["cabinet"])

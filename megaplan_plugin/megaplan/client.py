@@ -22,6 +22,7 @@ from .values import contact_phone, contractor_phones, link
 
 log = logging.getLogger(__name__)
 TOKEN_PATH = "/api/v3/auth/access_token"
+PAGE_SIZE = 100
 EMPLOYEE_FIELDS = ["firstName", "lastName", "middleName", "name", "position", "isWorking", "contactInfo"]
 
 
@@ -138,16 +139,16 @@ class MegaplanClient:
     def post(self, path: str, body):
         return self.request("POST", path, json_body=body)
 
-    def iterate(self, path: str, params: dict | None = None, *, page_size: int = 100,
-                sort_by: list | None = None) -> Iterator[dict]:
-        """Every item of a list, page by page (``limit`` + ``pageAfter``; sorted only if asked)."""
-        query = dict(params or {}, limit=page_size)
-        if sort_by or unconfirmed.LIST_SORT:
-            query["sortBy"] = sort_by or unconfirmed.LIST_SORT
+    def iterate(self, path: str, params: dict | None = None) -> Iterator[dict]:
+        """Every item of a list, page by page (``limit`` + ``pageAfter``; sorted only where
+        ``unconfirmed.LIST_SORT`` says so)."""
+        query = dict(params or {}, limit=PAGE_SIZE)
+        if unconfirmed.LIST_SORT:
+            query["sortBy"] = unconfirmed.LIST_SORT
         while True:
             page = self.get(path, query) or []
             yield from page
-            if len(page) < page_size:
+            if len(page) < PAGE_SIZE:
                 return
             last = page[-1]
             query["pageAfter"] = link(last["contentType"], last["id"])
@@ -200,13 +201,6 @@ class MegaplanClient:
             body["responsibles"] = [link("Employee", responsible_id)]
         return self.post("/api/v3/contractorHuman", body)
 
-    def create_contractor_company(self, name: str, phone: str, responsible_id=None, **extra) -> dict:
-        body = {"contentType": "ContractorCompany", "name": name,
-                "contactInfo": [contact_phone(phones.digits(phone))], **extra}
-        if responsible_id:
-            body["responsibles"] = [link("Employee", responsible_id)]
-        return self.post("/api/v3/contractorCompany", body)
-
     def create_call(self, fields: dict) -> dict:
         return self.post("/api/v3/callInfo", {"contentType": "CallInfo", **fields})
 
@@ -221,15 +215,8 @@ class MegaplanClient:
                 return None
             raise
 
-    def update_call_by_provider(self, provider_id: str, fields: dict) -> dict:
-        return self.post("/api/v3/callInfo/provider",
-                         {"contentType": "CallInfo", **fields, "providerId": provider_id})
-
     def save_call_history(self, calls: list[dict]) -> list[dict]:
         return self.post("/api/v3/callInfo/history", [{"contentType": "CallInfo", **c} for c in calls])
-
-    def set_call_contractor(self, call_id, contractor_type: str, contractor_id) -> dict:
-        return self.post(f"/api/v3/callInfo/{call_id}/setContractor", link(contractor_type, contractor_id))
 
     def call_todos(self, call_id) -> list[dict]:
         return self.get(f"/api/v3/callInfo/{call_id}/todos") or []
@@ -242,9 +229,6 @@ class MegaplanClient:
 
     def comment_todo(self, todo_id, text: str) -> dict:
         return self.post(f"/api/v3/todo/{todo_id}/comments", {"contentType": "Comment", "content": text})
-
-    def create_todo(self, fields: dict) -> dict:
-        return self.post("/api/v3/todo", {"contentType": "Todo", **fields})
 
 
 def _bare_number(value: str) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pluggy
+from flask import current_app
 
 hookimpl = pluggy.HookimplMarker("cabinet")
 
@@ -25,3 +26,13 @@ class PluginInfo:
 class Route:
     user_login: str
     contact_name: str | None = None
+
+
+def host():
+    """The cabinet's host services object of the current app (CONTRACT §3)."""
+    return current_app.extensions["cabinet"]
+
+
+def db():
+    """The cabinet's flask-sqlalchemy ``db``: the plugin's tables live in the host's database."""
+    return current_app.extensions["cabinet"].db

@@ -7,9 +7,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 import click
-from flask import Flask, current_app
+from flask import Flask
 from flask.cli import AppGroup
 
+from megaplan_plugin import cabinet
 from megaplan_plugin import migrations
 from megaplan_plugin.config import init_config
 from megaplan_plugin.delivery import queues
@@ -68,7 +69,7 @@ def megaplan_cli():
 def resend_command():
     """Queue again what the database holds and Redis lost (the periodic sweep, once)."""
     from megaplan_plugin.delivery.outbox import sweep
-    counts = sweep(current_app.extensions["cabinet"].db)
+    counts = sweep(cabinet.db())
     click.echo(json.dumps(counts, ensure_ascii=False))
 
 
@@ -78,7 +79,7 @@ def resend_command():
 def reconcile_command(since, until):
     """Find calls in the PBX history that never reached the plugin and send them."""
     from megaplan_plugin.delivery.reconcile import reconcile_all
-    found = reconcile_all(current_app.extensions["cabinet"], since=_utc(since), until=_utc(until))
+    found = reconcile_all(cabinet.host(), since=_utc(since), until=_utc(until))
     click.echo(json.dumps({"found": found}, ensure_ascii=False))
 
 
@@ -101,13 +102,13 @@ def db_cli():
 @click.argument("revision", default="head")
 def db_upgrade(revision):
     """Bring the plugin's tables to REVISION (default: the newest)."""
-    migrations.upgrade(current_app.extensions["cabinet"].db.engine, revision)
-    with current_app.extensions["cabinet"].db.engine.connect() as conn:
+    migrations.upgrade(cabinet.db().engine, revision)
+    with cabinet.db().engine.connect() as conn:
         click.echo(f"megaplan schema at revision {migrations.current(conn)}")
 
 
 @db_cli.command("current")
 def db_current():
     """Show the revision the plugin's tables are at."""
-    with current_app.extensions["cabinet"].db.engine.connect() as conn:
+    with cabinet.db().engine.connect() as conn:
         click.echo(migrations.current(conn) or "none")

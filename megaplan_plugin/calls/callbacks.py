@@ -8,20 +8,16 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from flask import current_app
 from sqlalchemy import select
 
+from megaplan_plugin import cabinet
 from megaplan_plugin.megaplan import MegaplanClient
 from megaplan_plugin.models import OutboxEntry
 
 
-def _db():
-    return current_app.extensions["cabinet"].db
-
-
 def close_reached(client: MegaplanClient, row: OutboxEntry) -> list[int]:
     """Finish the open callback todos of ``row``'s number; returns the outbox rows closed."""
-    open_rows = _db().session.execute(select(OutboxEntry).where(
+    open_rows = cabinet.db().session.execute(select(OutboxEntry).where(
         OutboxEntry.kind == OutboxEntry.CALL, OutboxEntry.account_id == row.account_id,
         OutboxEntry.client_phone == row.client_phone, OutboxEntry.callback_todo_id.is_not(None),
         OutboxEntry.callback_closed_by.is_(None), OutboxEntry.id != row.id)).scalars().all()
@@ -37,4 +33,4 @@ def close_reached(client: MegaplanClient, row: OutboxEntry) -> list[int]:
 
 def mark_closed(row_ids: list[int], call_id: str) -> None:
     for row_id in row_ids:
-        _db().session.get(OutboxEntry, row_id).callback_closed_by = call_id
+        cabinet.db().session.get(OutboxEntry, row_id).callback_closed_by = call_id

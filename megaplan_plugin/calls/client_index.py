@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from flask import current_app
 from sqlalchemy import delete, select
 
+from megaplan_plugin import cabinet
 from megaplan_plugin.calls.contractors import display_name, responsible_of
 from megaplan_plugin import phones
 from megaplan_plugin.megaplan import MegaplanClient, contractor_phones
@@ -29,15 +29,11 @@ class Match:
     candidates: int         # how many clients carry this number
 
 
-def _db():
-    return current_app.extensions["cabinet"].db
-
-
 def lookup(credential_id: int, phone: str) -> Match | None:
     national = phones.national(phone)
     if not national:
         return None
-    rows = _db().session.execute(
+    rows = cabinet.db().session.execute(
         select(ClientPhone).where(ClientPhone.credential_id == credential_id,
                                   ClientPhone.national == national)).scalars().all()
     return choose(rows)
@@ -66,7 +62,7 @@ def _desc(value: str | None) -> tuple:
 
 def remember(credential_id: int, contractor: dict) -> None:
     """Index (or re-index) one client's numbers, e.g. after a call found or created it."""
-    db = _db()
+    db = cabinet.db()
     contractor_id = str(contractor["id"])
     numbers = contractor_phones(contractor)
     db.session.execute(delete(ClientPhone).where(
@@ -88,7 +84,7 @@ def remember(credential_id: int, contractor: dict) -> None:
 
 def rebuild(client: MegaplanClient, credential_id: int) -> int:
     """Read every client of the credential's Megaplan (paginated) into the index."""
-    db = _db()
+    db = cabinet.db()
     seen = set()
     for kind in KINDS:
         for contractor in client.contractors(kind):

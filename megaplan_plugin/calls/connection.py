@@ -9,14 +9,11 @@ from flask import current_app
 from sqlalchemy import create_engine, select
 from sqlalchemy.pool import NullPool
 
+from megaplan_plugin import cabinet
 from megaplan_plugin.crypto import decrypt, encrypt
 from megaplan_plugin.delivery.locks import token_lock
 from megaplan_plugin.megaplan import MegaplanClient, Tokens
 from megaplan_plugin.models import Credential
-
-
-def _db():
-    return current_app.extensions["cabinet"].db
 
 
 def _side_engine():
@@ -29,7 +26,7 @@ def _side_engine():
     """
     state = current_app.extensions["megaplan"]
     if state.side_engine is None:
-        state.side_engine = create_engine(_db().engine.url, poolclass=NullPool)
+        state.side_engine = create_engine(cabinet.db().engine.url, poolclass=NullPool)
     return state.side_engine
 
 

@@ -6,28 +6,23 @@ from __future__ import annotations
 
 import logging
 
-from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from megaplan_plugin import phones
+from megaplan_plugin import cabinet, phones
 from megaplan_plugin.megaplan import MegaplanClient
 from megaplan_plugin.models import KnownClient, utcnow
 
 log = logging.getLogger(__name__)
 
 
-def _db():
-    return current_app.extensions["cabinet"].db
-
-
 def cached(account_id: str, phone: str) -> KnownClient | None:
-    return _db().session.execute(select(KnownClient).where(
+    return cabinet.db().session.execute(select(KnownClient).where(
         KnownClient.account_id == account_id, KnownClient.phone == phone)).scalar_one_or_none()
 
 
 def remember(account_id: str, phone: str, contractor: dict | None) -> KnownClient:
-    db = _db()
+    db = cabinet.db()
     row = cached(account_id, phone) or KnownClient(account_id=account_id, phone=phone)
     row.contractor_type = contractor.get("contentType") if contractor else None
     row.contractor_id = str(contractor["id"]) if contractor else None

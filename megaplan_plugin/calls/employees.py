@@ -8,16 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from flask import current_app
 from sqlalchemy import delete, select
 
+from megaplan_plugin import cabinet
 from megaplan_plugin.calls.connection import client_for
 from megaplan_plugin.megaplan import MegaplanClient
 from megaplan_plugin.models import Credential, EmployeeLink, MegaplanEmployee, utcnow
-
-
-def _db():
-    return current_app.extensions["cabinet"].db
 
 
 def create_missing_configs(account_id: str, credential: Credential) -> int:
@@ -26,7 +22,7 @@ def create_missing_configs(account_id: str, credential: Credential) -> int:
     client = client_for(credential)
     numbers = client.internal_numbers()
     taken = set(numbers.values())
-    users = {u.login: u for u in current_app.extensions["cabinet"].pbx.users(account_id)}
+    users = {u.login: u for u in cabinet.host().pbx.users(account_id)}
     created = 0
     for link in links_of(account_id).values():
         user = users.get(link.pbx_login)
@@ -45,7 +41,7 @@ def refresh_employees(credential: Credential) -> None:
     """Reload Megaplan employees and their internal numbers (raises MegaplanError)."""
     employees = fetch_employees(client_for(credential))
     store_employees(credential, employees)
-    _db().session.commit()
+    cabinet.db().session.commit()
 
 
 def fetch_employees(client: MegaplanClient) -> list[dict]:
@@ -55,7 +51,7 @@ def fetch_employees(client: MegaplanClient) -> list[dict]:
 
 
 def store_employees(credential: Credential, employees: list[dict]) -> None:
-    db = _db()
+    db = cabinet.db()
     db.session.execute(delete(MegaplanEmployee).where(MegaplanEmployee.credential_id == credential.id))
     db.session.add_all(MegaplanEmployee(credential_id=credential.id, **e) for e in employees)
     credential.employees_fetched_at = utcnow()
@@ -64,7 +60,7 @@ def store_employees(credential: Credential, employees: list[dict]) -> None:
 def employees_of(credential_id: int | None) -> list[MegaplanEmployee]:
     if credential_id is None:
         return []
-    return list(_db().session.execute(select(MegaplanEmployee).where(
+    return list(cabinet.db().session.execute(select(MegaplanEmployee).where(
         MegaplanEmployee.credential_id == credential_id).order_by(MegaplanEmployee.name)).scalars())
 
 
@@ -87,7 +83,7 @@ def employee_mapping(account_id: str, pbx_users, employees: list[MegaplanEmploye
 
 
 def links_of(account_id: str) -> dict[str, EmployeeLink]:
-    return {link.pbx_login: link for link in _db().session.execute(
+    return {link.pbx_login: link for link in cabinet.db().session.execute(
         select(EmployeeLink).where(EmployeeLink.account_id == account_id)).scalars()}
 
 
@@ -101,12 +97,12 @@ def save_links(account_id: str, pbx_users, employees: list[MegaplanEmployee], ch
             continue
         wanted, link = chosen[user.login], links.get(user.login)
         if link is not None and link.config_created_at is None and wanted != link.megaplan_employee_id:
-            _db().session.delete(link)
+            cabinet.db().session.delete(link)
             link = None
         if wanted in free and link is None:
-            _db().session.add(EmployeeLink(account_id=account_id, pbx_login=user.login,
+            cabinet.db().session.add(EmployeeLink(account_id=account_id, pbx_login=user.login,
                                            megaplan_employee_id=wanted))
-    _db().session.flush()
+    cabinet.db().session.flush()
     return any(link.config_created_at is None for link in links_of(account_id).values())
 
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from flask import current_app
 from sqlalchemy import select
 
+from megaplan_plugin import cabinet
 from megaplan_plugin.models import MegaplanEmployee, Settings
 
 
@@ -23,7 +23,7 @@ class CallOwner:
 def employee_by_ext(credential_id: int, ext: str | None) -> str | None:
     if not ext:
         return None
-    return current_app.extensions["cabinet"].db.session.execute(
+    return cabinet.db().session.execute(
         select(MegaplanEmployee.megaplan_id).where(
             MegaplanEmployee.credential_id == credential_id,
             MegaplanEmployee.internal_number == str(ext))).scalars().first()

@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 from flask import current_app
 from sqlalchemy import select
 
+from megaplan_plugin import cabinet
 from megaplan_plugin.calls import callbacks, client_index, contractors, sync
 from megaplan_plugin.delivery.app_context import with_app_context
 from megaplan_plugin.calls.connection import client_for
@@ -29,10 +30,6 @@ OWNER_NOTES = {
     "unmapped": "сотрудник не найден в Мегаплан",
     "unknown_employee_user": "сотрудник не найден в Мегаплан: сохранён от имени выбранного пользователя",
 }
-
-
-def _db():
-    return current_app.extensions["cabinet"].db
 
 
 def _redis():
@@ -72,7 +69,7 @@ def live_event(account_id: str, hook: str, payload: dict) -> str:
     at = datetime.fromisoformat(payload["at"])
     if datetime.now(timezone.utc) - at > queues.POPUP_MAX_AGE:
         return "stale"  # a popup a minute late is noise; history comes from call_ended
-    db = _db()
+    db = cabinet.db()
     settings = db.session.get(Settings, account_id)
     if not_for_megaplan(settings, payload.get("virtual_number")):
         return "skipped"
@@ -104,7 +101,7 @@ def live_event(account_id: str, hook: str, payload: dict) -> str:
 
 
 def _outbox_row(account_id: str, call_id: str) -> OutboxEntry | None:
-    return _db().session.execute(select(OutboxEntry).where(
+    return cabinet.db().session.execute(select(OutboxEntry).where(
         OutboxEntry.kind == OutboxEntry.CALL, OutboxEntry.account_id == account_id,
         OutboxEntry.call_id == call_id)).scalar_one_or_none()
 
@@ -116,7 +113,7 @@ def sync_call(account_id: str, call_id: str, record: dict | None = None) -> str:
     ``record`` comes along only when the hook could not store the call (database down):
     the job stores it first, and raises (so RQ retries) until it can.
     """
-    db = _db()
+    db = cabinet.db()
     row = _outbox_row(account_id, call_id)
     if row is None:
         if record is None:
@@ -132,7 +129,7 @@ def sync_call(account_id: str, call_id: str, record: dict | None = None) -> str:
 
 
 def _sync(row: OutboxEntry) -> str:
-    db = _db()
+    db = cabinet.db()
     settings = db.session.get(Settings, row.account_id)
     reason = not_for_megaplan(settings, row.virtual_number)
     if reason:
@@ -218,6 +215,6 @@ def _missed_by(settings: Settings, record: dict) -> list[str]:
 
 def _own_number(account_id: str, phone: str) -> bool:
     """Employees' direct numbers and the account's own numbers never become clients."""
-    pbx = current_app.extensions["cabinet"].pbx
+    pbx = cabinet.host().pbx
     own = {u.telnum for u in pbx.users(account_id) if u.telnum} | set(pbx.virtual_numbers(account_id))
     return phone in own

@@ -10,6 +10,7 @@ from __future__ import annotations
 from flask import current_app
 from sqlalchemy import select
 
+from megaplan_plugin import cabinet
 from megaplan_plugin.calls import client_index, employees
 from megaplan_plugin.calls.connection import client_for
 from megaplan_plugin.calls.routing import remember_route
@@ -20,10 +21,6 @@ from megaplan_plugin.delivery.reconcile import reconcile_all
 from megaplan_plugin.models import Credential, Settings
 
 
-def _db():
-    return current_app.extensions["cabinet"].db
-
-
 def _redis():
     return current_app.extensions["megaplan"].redis
 
@@ -31,12 +28,12 @@ def _redis():
 @with_app_context
 def refresh_route(account_id: str, phone: str) -> str:
     """Ask Megaplan whose client a number is, without the PBX waiting (after a slow route)."""
-    db = _db()
+    db = cabinet.db()
     settings = db.session.get(Settings, account_id)
     if settings is None or not settings.active or settings.credential_id is None:
         return "skipped"
     client = client_for(db.session.get(Credential, settings.credential_id))
-    remember_route(current_app.extensions["cabinet"], settings.credential_id, account_id, phone,
+    remember_route(cabinet.host(), settings.credential_id, account_id, phone,
                    client.call_route(phone))
     db.session.commit()
     current_app.extensions["megaplan"].routes.forget(account_id)
@@ -46,7 +43,7 @@ def refresh_route(account_id: str, phone: str) -> str:
 @with_app_context
 def index_clients(credential_id: int) -> str:
     """Read the credential's Megaplan clients into the local index (activation, periodically)."""
-    db = _db()
+    db = cabinet.db()
     credential = db.session.get(Credential, credential_id)
     if credential is None:
         return "gone"
@@ -61,7 +58,7 @@ def index_clients(credential_id: int) -> str:
 @with_app_context
 def write_call_user_configs(account_id: str) -> str:
     """Create in Megaplan the callUserConfig records of the account's hand-made links."""
-    db = _db()
+    db = cabinet.db()
     settings = db.session.get(Settings, account_id)
     if not_for_megaplan(settings, None) == "интеграция не активна":
         return "skipped"
@@ -74,7 +71,7 @@ def write_call_user_configs(account_id: str) -> str:
 @with_app_context
 def index_all() -> int:
     """Periodic: refresh the index of every credential an active integration uses."""
-    credential_ids = set(_db().session.execute(select(Settings.credential_id).where(
+    credential_ids = set(cabinet.db().session.execute(select(Settings.credential_id).where(
         Settings.active.is_(True), Settings.credential_id.is_not(None))).scalars())
     for credential_id in credential_ids:
         queues.enqueue_index(credential_id)
@@ -85,7 +82,7 @@ def index_all() -> int:
 def sweep() -> dict:
     """Periodic: queue again what Redis lost (see ``outbox.sweep``)."""
     with locks.once(_redis(), "sweep", 600) as mine:
-        return outbox.sweep(_db()) if mine else {"skipped": "another sweep is running"}
+        return outbox.sweep(cabinet.db()) if mine else {"skipped": "another sweep is running"}
 
 
 @with_app_context
@@ -95,4 +92,4 @@ def reconcile() -> dict:
     with locks.once(_redis(), "reconcile", 600) as mine:
         if not mine:
             return {"skipped": "another reconciliation is running"}
-        return reconcile_all(current_app.extensions["cabinet"])
+        return reconcile_all(cabinet.host())

@@ -5,9 +5,10 @@ import re
 from datetime import datetime, time, timedelta, timezone
 from urllib.parse import urlsplit
 
-from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 from sqlalchemy import select
 
+from megaplan_plugin import cabinet
 from megaplan_plugin.web import inputs as web_input
 from megaplan_plugin.delivery import queues
 from megaplan_plugin.web.forms import ActionForm
@@ -21,10 +22,6 @@ STATUS_TITLES = {
     "unavailable": "недоступен", "not_allowed": "запрещён", "not_found": "номер не найден",
     "failed": "ошибка АТС",
 }
-
-
-def _db():
-    return current_app.extensions["cabinet"].db
 
 
 @bp.before_request
@@ -50,7 +47,7 @@ def journal():
     if day is not None:
         start = datetime.combine(day, time.min, tzinfo=timezone.utc)
         query = query.where(OutboxEntry.started_at >= start, OutboxEntry.started_at < start + timedelta(days=1))
-    rows = _db().session.execute(query.order_by(OutboxEntry.started_at.desc()).limit(PAGE_SIZE)).scalars().all()
+    rows = cabinet.db().session.execute(query.order_by(OutboxEntry.started_at.desc()).limit(PAGE_SIZE)).scalars().all()
     return render_template("megaplan/journal.html", rows=rows, state=state,
                            day=day.isoformat() if day else "", states=OutboxEntry.STATE_TITLES,
                            statuses=STATUS_TITLES, action_form=ActionForm())
@@ -62,7 +59,7 @@ def retry(row_id: int):
         abort(404)
     if not ActionForm().validate_on_submit():
         abort(400)
-    db = _db()
+    db = cabinet.db()
     row = db.session.get(OutboxEntry, row_id)
     if row is None or row.account_id != g.account_id:
         abort(404)

@@ -6,6 +6,7 @@ from werkzeug.routing import BuildError
 from flask import (Blueprint, abort, current_app, flash, g, jsonify, redirect, render_template, request,
                    session, url_for)
 
+from megaplan_plugin import cabinet
 from megaplan_plugin.calls import employees as employees_cache
 from megaplan_plugin.web import settings_store as store
 from megaplan_plugin.web.inputs import db_int
@@ -28,14 +29,10 @@ bp = Blueprint("megaplan", __name__, url_prefix="/plugins/megaplan",
 NOBODY = ("", "— не выбран —")
 
 
-def _host():
-    return current_app.extensions["cabinet"]
-
-
 @bp.before_request
 def require_account():
     """Every page here belongs to the logged-in account, and only when the plugin is on."""
-    host = _host()
+    host = cabinet.host()
     account_id = host.current_account_id()
     if account_id is None:
         return host.account_required(lambda: None)()
@@ -66,9 +63,9 @@ def settings():
             settings.communication_types = list(form.communication_types.data)
             settings.default_responsible_id = form.default_responsible_id.data or None
             settings.unknown_employee_user_id = form.unknown_employee_user_id.data or None
-            pending = employees_cache.save_links(g.account_id, _host().pbx.users(g.account_id), employees, {
+            pending = employees_cache.save_links(g.account_id, cabinet.host().pbx.users(g.account_id), employees, {
                 key[len("link-"):]: value for key, value in request.form.items() if key.startswith("link-")})
-            _host().db.session.commit()
+            cabinet.host().db.session.commit()
             _forget_cached(g.account_id)
             if settings.active and settings.credential_id and \
                     was_indexed != (True, settings.credential_id):
@@ -111,7 +108,7 @@ def edit_credential(credential_id: int):
         if result.credential is not None:
             flash(f"Учетные данные «{credential.title}» сохранены.", "success")
             return redirect(url_for("megaplan.settings"))
-        _host().db.session.rollback()
+        cabinet.host().db.session.rollback()
         getattr(form, result.field).errors.append(result.error)
     status = 400 if form.errors else 200
     return render_template("megaplan/credential.html", form=form, credential=credential,
@@ -152,7 +149,7 @@ def refresh_employees():
             _forget_cached(g.account_id)
             flash("Список сотрудников Мегаплан обновлён.", "success")
         except MegaplanError as exc:
-            _host().db.session.rollback()
+            cabinet.host().db.session.rollback()
             flash(f"Не удалось загрузить сотрудников из Мегаплан: {exc.message or exc.status}", "danger")
     return redirect(url_for("megaplan.settings") + "#mapping")
 
@@ -216,11 +213,11 @@ def _fill_choices(form: SettingsForm, credentials, employees) -> None:
     people = [NOBODY] + [(e.megaplan_id, e.name) for e in employees]
     form.default_responsible_id.choices = people
     form.unknown_employee_user_id.choices = people
-    form.virtual_numbers.choices = [(n, n) for n in _host().pbx.virtual_numbers(g.account_id)]
+    form.virtual_numbers.choices = [(n, n) for n in cabinet.host().pbx.virtual_numbers(g.account_id)]
 
 
 def _render(*, form, settings, credentials, employees, status=200):
-    host = _host()
+    host = cabinet.host()
     mapping = employees_cache.employee_mapping(g.account_id, host.pbx.users(g.account_id), employees)
     return render_template(
         "megaplan/settings.html", form=form, settings=settings, credentials=credentials,
@@ -246,7 +243,7 @@ def _select_if_first(credential_id: int) -> None:
     settings = store.settings_for(g.account_id)
     if settings.credential_id is None:
         settings.credential_id = credential_id
-        _host().db.session.commit()
+        cabinet.host().db.session.commit()
 
 
 def _bad_request():

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from flask import current_app
 from sqlalchemy import delete, select
 
+from megaplan_plugin import cabinet
 from megaplan_plugin.crypto import encrypt, hash_api_secret, new_api_secret
 from megaplan_plugin.megaplan import (
     InvalidDomain,
@@ -30,12 +31,8 @@ from megaplan_plugin.models import Credential, MegaplanEmployee, Settings
 log = logging.getLogger(__name__)
 
 
-def _db():
-    return current_app.extensions["cabinet"].db
-
-
 def settings_for(account_id: str) -> Settings:
-    db = _db()
+    db = cabinet.db()
     settings = db.session.get(Settings, account_id)
     if settings is None:
         settings = Settings(account_id=account_id, api_key=secrets.token_hex(16),
@@ -46,13 +43,13 @@ def settings_for(account_id: str) -> Settings:
 
 
 def credentials_for(account_id: str) -> list[Credential]:
-    return list(_db().session.execute(select(Credential).where(
+    return list(cabinet.db().session.execute(select(Credential).where(
         Credential.account_id == account_id).order_by(Credential.title)).scalars())
 
 
 def credential_for(account_id: str, credential_id: int) -> Credential | None:
     """A credential of this account only; another account's id reads as missing."""
-    credential = _db().session.get(Credential, credential_id)
+    credential = cabinet.db().session.get(Credential, credential_id)
     return credential if credential is not None and credential.account_id == account_id else None
 
 
@@ -66,7 +63,7 @@ class CheckResult:
 def check_and_store_credential(account_id: str, *, title: str, login: str, password: str | None,
                                domain: str, existing: Credential | None = None) -> CheckResult:
     """Log in to Megaplan with what the admin typed; store it only when Megaplan said yes."""
-    db = _db()
+    db = cabinet.db()
     title, login = title.strip(), login.strip()
     duplicate = db.session.execute(select(Credential.id).where(
         Credential.account_id == account_id, Credential.title == title)).scalar_one_or_none()
@@ -123,12 +120,12 @@ def rotate_api_secret(settings: Settings) -> str:
     secret = new_api_secret()
     settings.api_secret_hash = hash_api_secret(secret)
     settings.api_secret_hint = secret[-4:]
-    _db().session.commit()
+    cabinet.db().session.commit()
     return secret
 
 
 def delete_credential(account_id: str, credential: Credential) -> None:
-    db = _db()
+    db = cabinet.db()
     settings = db.session.get(Settings, account_id)
     if settings is not None and settings.credential_id == credential.id:
         settings.credential_id = None

@@ -9,14 +9,10 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from flask import current_app
 from sqlalchemy import func, select
 
+from megaplan_plugin import cabinet
 from megaplan_plugin.models import OutboxEntry, Credential, MegaplanEmployee, Settings, utcnow
-
-
-def _db():
-    return current_app.extensions["cabinet"].db
 
 
 def _aware(value: datetime | None) -> datetime | None:
@@ -24,7 +20,7 @@ def _aware(value: datetime | None) -> datetime | None:
 
 
 def account_status(account_id: str) -> dict:
-    db = _db()
+    db = cabinet.db()
     settings = db.session.get(Settings, account_id)
     credential = db.session.get(Credential, settings.credential_id) if settings and settings.credential_id else None
     calls = select(OutboxEntry).where(OutboxEntry.account_id == account_id, OutboxEntry.kind == OutboxEntry.CALL)

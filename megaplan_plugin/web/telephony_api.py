@@ -9,6 +9,7 @@ from flask import Blueprint, current_app, jsonify, request
 from redis.exceptions import RedisError
 from sqlalchemy import select
 
+from megaplan_plugin import cabinet
 from megaplan_plugin.web import inputs as web_input
 from megaplan_plugin.crypto import api_secret_matches
 from megaplan_plugin.delivery.jobs import live_call_key
@@ -42,15 +43,11 @@ def _api_error(exc: ApiError):
     return response
 
 
-def _host():
-    return current_app.extensions["cabinet"]
-
-
 def _authorized_settings(account_key: str) -> Settings:
     settings = None
     # A key no table can hold (too long, NUL, control characters) is simply an unknown key.
     if len(account_key) <= KEY_MAX and web_input.is_printable(account_key):
-        settings = _host().db.session.execute(
+        settings = cabinet.host().db.session.execute(
             select(Settings).where(Settings.api_key == account_key)).scalar_one_or_none()
     header = request.headers.get("Authorization", "")
     secret = header[7:].strip() if header[:7].lower() == "bearer " else ""
@@ -85,7 +82,7 @@ def _field(body: dict, name: str, max_length: int) -> str:
 def _require_active(settings: Settings) -> None:
     if not settings.active or settings.credential_id is None:
         raise ApiError(409, "integration_inactive", "Интеграция с Мегаплан не активна")
-    if "megaplan" not in _host().enabled_plugins(settings.account_id):
+    if "megaplan" not in cabinet.host().enabled_plugins(settings.account_id):
         raise ApiError(409, "integration_inactive", "Интеграция отключена в кабинете")
 
 
@@ -94,7 +91,7 @@ def _pbx_login(settings: Settings, body: dict) -> str:
     employee_id = _field(body, "employee_id", EMPLOYEE_MAX)
     internal_number = _field(body, "internal_number", EMPLOYEE_MAX)
     if employee_id:
-        employee = _host().db.session.execute(select(MegaplanEmployee).where(
+        employee = cabinet.host().db.session.execute(select(MegaplanEmployee).where(
             MegaplanEmployee.credential_id == settings.credential_id,
             MegaplanEmployee.megaplan_id == employee_id)).scalar_one_or_none()
         if employee is None:
@@ -105,7 +102,7 @@ def _pbx_login(settings: Settings, body: dict) -> str:
                            "У сотрудника нет внутреннего номера в настройках телефонии Мегаплан")
     elif not internal_number:
         raise ApiError(400, "bad_request", "Укажите employee_id или internal_number")
-    for user in _host().pbx.users(settings.account_id):
+    for user in cabinet.host().pbx.users(settings.account_id):
         if user.ext == internal_number:
             return user.login
     raise ApiError(409, "employee_not_mapped",
@@ -144,7 +141,7 @@ def call(account_key: str):
         raise ApiError(400, "invalid_phone", str(exc)) from None
     login = _pbx_login(settings, body)
     _rate_limit(settings, login)
-    call_id = _host().pbx.make_call(settings.account_id, login, phone)
+    call_id = cabinet.host().pbx.make_call(settings.account_id, login, phone)
     return jsonify(call_id=call_id, user=login, phone=phone)
 
 
@@ -156,7 +153,7 @@ def _pbx_call_of(account_id: str, megaplan_call_id: str) -> str:
         live = None
     if live:
         return live.decode() if isinstance(live, bytes) else str(live)
-    return _host().db.session.execute(select(OutboxEntry.call_id).where(
+    return cabinet.host().db.session.execute(select(OutboxEntry.call_id).where(
         OutboxEntry.account_id == account_id,
         OutboxEntry.megaplan_call_id == megaplan_call_id)).scalar_one_or_none() or ""
 
@@ -168,14 +165,14 @@ def hangup(account_key: str):
     _require_active(settings)
     call_id = _field(body, "call_id", CALL_ID_MAX)
     megaplan_call_id = _field(body, "megaplan_call_id", MEGAPLAN_CALL_ID_MAX)
-    db = _host().db
+    db = cabinet.host().db
     if not call_id and megaplan_call_id:
         call_id = _pbx_call_of(settings.account_id, megaplan_call_id)
         if not call_id:
             raise ApiError(404, "unknown_call", "Звонок не найден")
     if not call_id:
         raise ApiError(400, "bad_request", "Укажите call_id или megaplan_call_id")
-    if _host().pbx.hangup(settings.account_id, call_id):
+    if cabinet.host().pbx.hangup(settings.account_id, call_id):
         return jsonify(call_id=call_id, status="ended")
     finished = db.session.execute(select(OutboxEntry.id).where(
         OutboxEntry.account_id == settings.account_id, OutboxEntry.call_id == call_id)).first()

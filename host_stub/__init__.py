@@ -1,8 +1,6 @@
 """The cabinet stub host: a small but honest stand-in for the MegaFon virtual-PBX cabinet."""
 from __future__ import annotations
 
-import contextlib
-import zlib
 from html import escape
 
 from flask import Flask, current_app, has_request_context, jsonify, request
@@ -11,6 +9,8 @@ from flask_wtf.csrf import CSRFProtect
 from sqlalchemy import event, inspect, text
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.middleware.proxy_fix import ProxyFix
+
+from megaplan_plugin import dblock
 
 from .config import load_config, proxy_count
 from .db import db
@@ -49,7 +49,7 @@ def create_app(config: dict | None = None, plugins=None) -> Flask:
             event.listen(db.engine, "connect", _sqlite_pragmas)
         # Several processes (web workers, RQ workers) may start at once on an empty database:
         # one at a time creates the tables and the demo data, the others then find them.
-        with _startup_lock(db.engine):
+        with dblock.exclusive(db.engine, "host_stub.create_app"):
             db.create_all()
             for metadata in host.plugin_tables:
                 metadata.create_all(db.engine)
@@ -121,36 +121,6 @@ def _too_large(exc):
 
 
 # -- start-up ---------------------------------------------------------------------------------
-
-STARTUP_LOCK_KEY = zlib.crc32(b"host_stub.create_app")
-
-
-@contextlib.contextmanager
-def _startup_lock(engine):
-    """One process at a time: a PostgreSQL advisory lock, or a lock file beside a SQLite file."""
-    if engine.dialect.name == "postgresql":
-        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": STARTUP_LOCK_KEY})
-            try:
-                yield
-            finally:
-                conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": STARTUP_LOCK_KEY})
-        return
-    database = engine.url.database if engine.dialect.name == "sqlite" else None
-    try:
-        import fcntl
-    except ImportError:  # no flock (Windows): the seed's IntegrityError fallback remains
-        fcntl = None
-    if not database or database == ":memory:" or database.startswith("file:") or fcntl is None:
-        yield
-        return
-    with open(f"{database}.startup-lock", "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-
 
 def _add_missing_columns() -> None:
     """Columns added after a database was created (the stub host has no migrations)."""

@@ -29,7 +29,7 @@ def create_sandbox_app(state: SandboxState | None = None) -> Flask:
     return app
 
 
-class _QuietHandler(WSGIRequestHandler):
+class QuietHandler(WSGIRequestHandler):
     def log_request(self, *args, **kwargs):
         pass  # thousands of test requests would drown the output; the page shows what came
 
@@ -38,7 +38,7 @@ class SandboxServer:
     def __init__(self, state: SandboxState, host: str, port: int):
         self.state = state
         self.app = create_sandbox_app(state)
-        self._server = make_server(host, port, self.app, threaded=True, request_handler=_QuietHandler)
+        self._server = make_server(host, port, self.app, threaded=True, request_handler=QuietHandler)
         self.url = f"http://{host}:{self._server.server_port}"
         self._thread = threading.Thread(target=self._server.serve_forever, name="megaplan-sandbox",
                                         daemon=True)

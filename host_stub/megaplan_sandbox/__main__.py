@@ -14,13 +14,8 @@ import threading
 
 from werkzeug.serving import WSGIRequestHandler, make_server
 
-from . import create_sandbox_app, probe
+from . import QuietHandler, create_sandbox_app, probe
 from .state import SandboxState
-
-
-class _QuietHandler(WSGIRequestHandler):
-    def log_request(self, *args, **kwargs):
-        pass
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -36,7 +31,7 @@ def main(argv: list[str] | None = None) -> None:
     state.set_latency(args.latency_ms)
     app = create_sandbox_app(state)
     probe.install(app)
-    handler = WSGIRequestHandler if args.log_requests else _QuietHandler
+    handler = WSGIRequestHandler if args.log_requests else QuietHandler
     server = make_server(args.host, args.port, app, threaded=True, request_handler=handler)
 
     stop = threading.Event()

@@ -8,19 +8,15 @@ a lock file beside a SQLite file).
 """
 from __future__ import annotations
 
-import contextlib
-import fcntl
-import zlib
-from pathlib import Path
-
 from alembic import command
 from alembic.config import Config
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect, text
+from sqlalchemy import inspect
+
+from megaplan_plugin import dblock
 
 VERSION_TABLE = "megaplan_alembic_version"
 BASELINE = "0001"
-_LOCK_KEY = zlib.crc32(b"megaplan_plugin.migrations")
 
 
 def include_object(obj, name, type_, reflected, compare_to):
@@ -42,31 +38,9 @@ def current(connection) -> str | None:
 
 
 def upgrade(engine, revision: str = "head") -> None:
-    with _lock(engine), engine.begin() as connection:
+    with dblock.exclusive(engine, "megaplan_plugin.migrations"), engine.begin() as connection:
         cfg = config(connection)
         tables = set(inspect(connection).get_table_names())
         if VERSION_TABLE not in tables and "megaplan_call" in tables:
             command.stamp(cfg, BASELINE)  # made by create_all before migrations existed
         command.upgrade(cfg, revision)
-
-
-@contextlib.contextmanager
-def _lock(engine):
-    if engine.dialect.name == "postgresql":
-        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": _LOCK_KEY})
-            try:
-                yield
-            finally:
-                conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": _LOCK_KEY})
-        return
-    database = engine.url.database if engine.dialect.name == "sqlite" else None
-    if not database or database == ":memory:":
-        yield
-        return
-    with open(Path(database).with_name(Path(database).name + ".megaplan-migrate-lock"), "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -70,22 +70,17 @@ def _why_not(host, account_id: str, virtual_number: str | None) -> str | None:
     return settings.why_not(virtual_number)
 
 
-@hookimpl
-@never_raise
-def call_started(host, event):
-    _live(host, "call_started", event)
+def _live_hook(name: str):
+    """The hookimpl of one live event: ring, answer and transfer all become a popup update."""
+    def hook(host, event):
+        _live(host, name, event)
+    hook.__name__ = hook.__qualname__ = name
+    return hookimpl(never_raise(hook))
 
 
-@hookimpl
-@never_raise
-def call_answered(host, event):
-    _live(host, "call_answered", event)
-
-
-@hookimpl
-@never_raise
-def call_transferred(host, event):
-    _live(host, "call_transferred", event)
+call_started = _live_hook("call_started")
+call_answered = _live_hook("call_answered")
+call_transferred = _live_hook("call_transferred")
 
 
 @hookimpl

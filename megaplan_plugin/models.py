@@ -33,7 +33,9 @@ class OutboxEntry(Base):
     __table_args__ = (
         UniqueConstraint("account_id", "call_id", "kind", name="uq_megaplan_outbox_key"),
         Index("ix_megaplan_outbox_state", "state", "updated_at"),
-        Index("ix_megaplan_outbox_account_started", "account_id", "started_at"),
+        # the journal and the status panel: an account's calls by time, with or without a state
+        Index("ix_megaplan_outbox_journal", "account_id", "kind", "started_at"),
+        Index("ix_megaplan_outbox_journal_state", "account_id", "kind", "state", "started_at"),
     )
 
     CALL, POPUP = "call", "popup"
@@ -117,6 +119,9 @@ class Settings(Base):
     reconciled_at: Mapped[datetime | None]
     reconciled_until: Mapped[datetime | None]
     reconcile_found: Mapped[int | None] = mapped_column(Integer)
+    # «Часовой пояс»: how the account reads times (web/timezones.py); stored times are UTC
+    time_zone: Mapped[str] = mapped_column(String(64), default="Europe/Moscow",
+                                           server_default="Europe/Moscow")
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 

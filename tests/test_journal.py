@@ -7,6 +7,7 @@ from host_stub.db import db
 from host_stub.testing import post_form
 from megaplan_plugin.delivery import queues
 from megaplan_plugin.models import OutboxEntry
+from megaplan_plugin.web import timezones
 
 pytestmark = pytest.mark.usefixtures("integration")
 
@@ -26,7 +27,7 @@ def test_journal_lists_calls_with_states_and_filters(configured, pbx, rq_worker,
     assert "отправлен" in page and "ошибка" in page and "Injected failure" in page
     only_failed = configured.get("/plugins/megaplan/journal/?state=failed").text
     assert failed.call_id in only_failed and sent.call_id not in only_failed
-    today = datetime.now(timezone.utc).date()
+    today = timezones.today("Europe/Moscow")  # the account's time zone, by default
     assert sent.call_id in configured.get(f"/plugins/megaplan/journal/?date={today}").text
     other_day = (today - timedelta(days=3)).isoformat()
     assert sent.call_id not in configured.get(f"/plugins/megaplan/journal/?date={other_day}").text

@@ -8,6 +8,7 @@ from wtforms.validators import DataRequired, Length, Optional, ValidationError
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from megaplan_plugin.web.inputs import Printable
+from megaplan_plugin.web import timezones
 
 
 class RussianForm(FlaskForm):
@@ -74,6 +75,8 @@ class SettingsForm(RussianForm):
         "История звонков сотрудников компании, не присутствующих в Мегаплан, будет сохранена "
         "от имени выбранного пользователя")
     unknown_employee_user_id = SelectField("Пользователь Мегаплан", default="")
+    time_zone = SelectField("Часовой пояс", choices=timezones.ZONES, default=timezones.DEFAULT,
+                            description="в нём журнал и состояние интеграции показывают время звонков")
 
     # An option that needs a choice: (the option, the field to fill, what to say beside it).
     REQUIRES = (

@@ -1,22 +1,36 @@
-"""The sync journal (Russian): every call of the account with its state in Megaplan."""
+"""The sync journal (Russian): every call the PBX reported, with what became of it in Megaplan.
+
+It answers «почему звонок не попал в Мегаплан?»: state, reason, the Megaplan error in Russian,
+attempts, the next retry. Times and the date filter are in the account's time zone. Every
+query is on an index (``ix_megaplan_outbox_journal*``) and pages go by a cursor (the last
+row's start and id), so a page costs the same with 100 rows or 100,000.
+"""
 from __future__ import annotations
 
+import csv
+import io
 import re
-from datetime import datetime, time, timedelta, timezone
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
 from urllib.parse import urlsplit
 
-from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
-from sqlalchemy import select
+from flask import (Blueprint, Response, abort, flash, g, redirect, render_template, request,
+                   stream_with_context, url_for)
+from sqlalchemy import and_, func, or_, select
 
-from megaplan_plugin import cabinet
-from megaplan_plugin.web import inputs as web_input
+from megaplan_plugin import cabinet, phones
 from megaplan_plugin.delivery import queues
+from megaplan_plugin.models import KnownClient, OutboxEntry, Settings
+from megaplan_plugin.web import inputs as web_input
+from megaplan_plugin.web import timezones
 from megaplan_plugin.web.forms import ActionForm
-from megaplan_plugin.models import OutboxEntry
 
 bp = Blueprint("megaplan_journal", __name__, url_prefix="/plugins/megaplan/journal")
 PAGE_SIZE = 100
+RETRY_ALL_LIMIT = 5000
 _QUERY = re.compile(r"[A-Za-z0-9_.~%=&+-]+")  # a filter query as the browser encodes it
+_CURSOR = re.compile(r"(\d{10,11}\.\d{1,6})~(\d{1,18})")
+DIRECTIONS = {"in": "входящие", "out": "исходящие"}
 STATUS_TITLES = {
     "answered": "отвечен", "missed": "пропущен", "busy": "занято", "cancelled": "отменён",
     "unavailable": "недоступен", "not_allowed": "запрещён", "not_found": "номер не найден",
@@ -30,27 +44,159 @@ def require_account():
     return settings_guard()
 
 
-@bp.route("/")
-def journal():
+@dataclass
+class Filters:
+    state: str = ""
+    day: date | None = None
+    direction: str = ""
+
+    @property
+    def any(self) -> bool:
+        return bool(self.state or self.day or self.direction)
+
+    def args(self) -> dict:
+        return {k: v for k, v in (("state", self.state), ("date", self.day.isoformat() if self.day else ""),
+                                  ("direction", self.direction)) if v}
+
+
+def _filters() -> Filters:
+    """The filters as asked; one that cannot apply is dropped with a message, not a 400."""
+    found = Filters()
     state = request.args.get("state", "")
-    if state and state not in OutboxEntry.STATE_TITLES:
+    if state in OutboxEntry.STATE_TITLES:
+        found.state = state
+    elif state:
         flash("Неизвестное состояние: фильтр по состоянию не применён.", "warning")
-        state = ""
+    direction = request.args.get("direction", "")
+    if direction in DIRECTIONS:
+        found.direction = direction
+    elif direction:
+        flash("Неизвестное направление: фильтр по направлению не применён.", "warning")
     try:
-        day = web_input.day(request.args.get("date", ""))
+        found.day = web_input.day(request.args.get("date", ""))
     except web_input.InvalidInput as exc:
         flash(f"{exc.message}. Фильтр по дате не применён.", "warning")
-        day = None
-    query = select(OutboxEntry).where(OutboxEntry.account_id == g.account_id, OutboxEntry.kind == OutboxEntry.CALL)
-    if state:
-        query = query.where(OutboxEntry.state == state)
-    if day is not None:
-        start = datetime.combine(day, time.min, tzinfo=timezone.utc)
-        query = query.where(OutboxEntry.started_at >= start, OutboxEntry.started_at < start + timedelta(days=1))
-    rows = cabinet.db().session.execute(query.order_by(OutboxEntry.started_at.desc()).limit(PAGE_SIZE)).scalars().all()
-    return render_template("megaplan/journal.html", rows=rows, state=state,
-                           day=day.isoformat() if day else "", states=OutboxEntry.STATE_TITLES,
-                           statuses=STATUS_TITLES, action_form=ActionForm())
+    return found
+
+
+def _time_zone(account_id: str) -> str:
+    settings = cabinet.db().session.get(Settings, account_id)
+    return settings.time_zone if settings is not None else timezones.DEFAULT
+
+
+def _where(account_id: str, filters: Filters, tz: str, *, with_state: bool = True) -> list:
+    where = [OutboxEntry.account_id == account_id, OutboxEntry.kind == OutboxEntry.CALL]
+    if with_state and filters.state:
+        where.append(OutboxEntry.state == filters.state)
+    if filters.direction:
+        where.append(OutboxEntry.direction == filters.direction)
+    if filters.day is not None:
+        start, end = timezones.day_bounds(filters.day, tz)
+        where += [OutboxEntry.started_at >= start, OutboxEntry.started_at < end]
+    return where
+
+
+def _rows(where: list):
+    """Rows with the client's name from the known-clients table (one index lookup a row)."""
+    return select(OutboxEntry, KnownClient.name).outerjoin(KnownClient, and_(
+        KnownClient.account_id == OutboxEntry.account_id, KnownClient.phone == OutboxEntry.client_phone,
+    )).where(*where).order_by(OutboxEntry.started_at.desc(), OutboxEntry.id.desc())
+
+
+def _cursor(row: OutboxEntry) -> str:
+    started = row.started_at if row.started_at.tzinfo else row.started_at.replace(tzinfo=timezone.utc)
+    return f"{started.timestamp():.6f}~{row.id}"
+
+
+def _after(cursor: str) -> list:
+    match = _CURSOR.fullmatch(cursor or "")
+    if not match:
+        return []
+    started = datetime.fromtimestamp(float(match.group(1)), timezone.utc)
+    row_id = web_input.db_int(int(match.group(2)))
+    if row_id is None:
+        return []
+    return [or_(OutboxEntry.started_at < started,
+                and_(OutboxEntry.started_at == started, OutboxEntry.id < row_id))]
+
+
+@bp.route("/")
+def journal():
+    db = cabinet.db()
+    filters, tz = _filters(), _time_zone(g.account_id)
+    counts = dict(db.session.execute(
+        select(OutboxEntry.state, func.count()).where(*_where(g.account_id, filters, tz, with_state=False))
+        .group_by(OutboxEntry.state)).all())
+    where = _where(g.account_id, filters, tz)
+    cursor = request.args.get("after", "")
+    found = db.session.execute(_rows(where + _after(cursor)).limit(PAGE_SIZE + 1)).all()
+    rows, more = found[:PAGE_SIZE], len(found) > PAGE_SIZE
+    hidden = None  # "the filter hides everything": how many calls there are without it
+    if not rows and filters.any and not cursor:
+        hidden = db.session.execute(select(func.count()).select_from(
+            select(OutboxEntry.id).where(*_where(g.account_id, Filters(), tz)).limit(10_001).subquery())).scalar()
+    return render_template(
+        "megaplan/journal.html", rows=[_view(row, name, tz) for row, name in rows], filters=filters,
+        counts={state: counts.get(state, 0) for state in OutboxEntry.STATE_TITLES},
+        total=sum(counts.values()), hidden=hidden, states=OutboxEntry.STATE_TITLES,
+        directions=DIRECTIONS, time_zone=timezones.LABELS.get(tz, tz), first_page=not cursor,
+        next_url=url_for(".journal", **filters.args(), after=_cursor(rows[-1][0])) if more else None,
+        export_url=url_for(".export", **filters.args()), action_form=ActionForm())
+
+
+def _view(row: OutboxEntry, client_name: str | None, tz: str) -> dict:
+    error, details = _split_error(row.last_error)
+    return {
+        "row": row, "started": timezones.local(row.started_at, tz),
+        "next_retry": timezones.local(row.next_retry_at, tz) if row.state == OutboxEntry.PENDING else "",
+        "direction": "входящий" if row.direction == "in" else "исходящий",
+        "client": client_name or "", "phone": phones.display(row.client_phone),
+        "employee": (row.record.get("user") or {}).get("name") or "",
+        "status": STATUS_TITLES.get(row.status, row.status), "state": OutboxEntry.STATE_TITLES[row.state],
+        "error": error, "error_details": details,
+    }
+
+
+def _split_error(text: str | None) -> tuple[str, str]:
+    """«Мегаплан временно недоступен (503) — Service …»: the Russian part, Megaplan's own text."""
+    if not text:
+        return "", ""
+    words, _, raw = text.partition(" — ")
+    return words, raw
+
+
+@bp.get("/export.csv")
+def export():
+    """The filtered rows (all pages) as CSV for Excel: «;», UTF-8 with a BOM."""
+    filters, tz = _filters(), _time_zone(g.account_id)
+    query = _rows(_where(g.account_id, filters, tz)).execution_options(yield_per=1000)
+    session = cabinet.db().session
+
+    def lines():
+        buffer = io.StringIO()
+        out = csv.writer(buffer, delimiter=";")
+        out.writerow(["Начало", "Направление", "Виртуальный номер", "Телефон", "Клиент", "Сотрудник",
+                      "Итог", "Состояние", "Причина", "Ошибка", "Ответ Мегаплан", "Попыток",
+                      "Следующая попытка", "Звонок в Мегаплан", "ID звонка АТС"])
+        yield "\ufeff" + buffer.getvalue()
+        for row, name in session.execute(query):
+            buffer.seek(0)
+            buffer.truncate()
+            view = _view(row, name, tz)
+            out.writerow([view["started"], view["direction"], row.virtual_number or "", view["phone"],
+                          _cell(view["client"]), _cell(view["employee"]), view["status"], view["state"],
+                          _cell(row.reason or ""), _cell(view["error"]), _cell(view["error_details"]),
+                          row.attempts, view["next_retry"], row.megaplan_call_id or "", _cell(row.call_id)])
+            yield buffer.getvalue()
+
+    name = f"megaplan-journal-{timezones.today(tz).isoformat()}.csv"
+    return Response(stream_with_context(lines()), mimetype="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+def _cell(value: str) -> str:
+    # Text from outside (names, Megaplan's messages) must not run as a spreadsheet formula.
+    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
 
 
 @bp.post("/<int:row_id>/retry")
@@ -66,12 +212,36 @@ def retry(row_id: int):
     if row.kind != OutboxEntry.CALL or row.state not in (OutboxEntry.FAILED, OutboxEntry.PENDING):
         flash("Повторить можно только звонок с ошибкой или ожидающий отправки.", "warning")
     else:
-        # A waiting call's next try may be an hour away: «Повторить» sends it now.
-        row.state, row.reason, row.next_retry_at = OutboxEntry.PENDING, None, None
-        db.session.commit()
-        queues.enqueue_call(row.account_id, row.call_id, replace=True)
+        _send_again([row])
         flash("Звонок снова поставлен в очередь на отправку.", "success")
     return redirect(_back_to_journal())
+
+
+@bp.post("/retry-failed")
+def retry_failed():
+    """«Повторить все ошибки»: every call of the account that ended in an error, sent again."""
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    rows = cabinet.db().session.execute(select(OutboxEntry).where(
+        OutboxEntry.account_id == g.account_id, OutboxEntry.kind == OutboxEntry.CALL,
+        OutboxEntry.state == OutboxEntry.FAILED).order_by(OutboxEntry.started_at)
+        .limit(RETRY_ALL_LIMIT)).scalars().all()
+    if not rows:
+        flash("Звонков с ошибкой нет.", "info")
+    else:
+        _send_again(rows)
+        more = " Остальные — следующим нажатием." if len(rows) == RETRY_ALL_LIMIT else ""
+        flash(f"Снова поставлено в очередь звонков: {len(rows)}.{more}", "success")
+    return redirect(_back_to_journal())
+
+
+def _send_again(rows: list[OutboxEntry]) -> None:
+    # A waiting call's next try may be an hour away: «Повторить» sends it now.
+    for row in rows:
+        row.state, row.reason, row.next_retry_at = OutboxEntry.PENDING, None, None
+    cabinet.db().session.commit()
+    for row in rows:
+        queues.enqueue_call(row.account_id, row.call_id, replace=True)
 
 
 def _back_to_journal() -> str:

@@ -1,6 +1,8 @@
 """The plugin's pages inside the cabinet: the settings page (``/plugins/megaplan/``)."""
 from __future__ import annotations
 
+from datetime import datetime
+
 from redis.exceptions import RedisError
 from werkzeug.routing import BuildError
 from flask import (Blueprint, abort, current_app, flash, g, jsonify, redirect, render_template, request,
@@ -12,6 +14,7 @@ from megaplan_plugin.web import settings_store as store
 from megaplan_plugin.web.inputs import db_int
 from megaplan_plugin.web import one_time
 from megaplan_plugin.web import status as panel
+from megaplan_plugin.web import timezones
 from megaplan_plugin.delivery import queues
 from megaplan_plugin.web.forms import (
     ActionForm,
@@ -226,6 +229,7 @@ def _render(*, form, settings, credentials, employees, status=200):
         unknown_user=next((e for e in employees if e.megaplan_id == settings.unknown_employee_user_id), None),
         new_secret=one_time.take(g.account_id, session.pop(SECRET_TICKET, None)),
         panel=panel.account_status(g.account_id), waiting_words=panel.waiting_words,
+        local_time=lambda iso: timezones.local(datetime.fromisoformat(iso), settings.time_zone) if iso else "",
         call_url=url_for("megaplan_api.call", account_key=settings.api_key, _external=True),
         hangup_url=url_for("megaplan_api.hangup", account_key=settings.api_key, _external=True),
     ), status

@@ -12,7 +12,8 @@ from datetime import datetime, timedelta, timezone
 from sqlalchemy import func, select
 
 from megaplan_plugin import cabinet
-from megaplan_plugin.models import OutboxEntry, Credential, MegaplanEmployee, Settings, utcnow
+from megaplan_plugin.models import Credential, MegaplanEmployee, OutboxEntry, Settings, utcnow
+from megaplan_plugin.web import timezones
 
 
 def _aware(value: datetime | None) -> datetime | None:
@@ -24,7 +25,8 @@ def account_status(account_id: str) -> dict:
     settings = db.session.get(Settings, account_id)
     credential = db.session.get(Credential, settings.credential_id) if settings and settings.credential_id else None
     calls = select(OutboxEntry).where(OutboxEntry.account_id == account_id, OutboxEntry.kind == OutboxEntry.CALL)
-    day_start = utcnow().replace(hour=0, minute=0, second=0, microsecond=0)
+    time_zone = settings.time_zone if settings else timezones.DEFAULT
+    day_start, _ = timezones.day_bounds(timezones.today(time_zone), time_zone)  # the account's today
     today = dict(db.session.execute(
         select(OutboxEntry.state, func.count()).where(
             OutboxEntry.account_id == account_id, OutboxEntry.kind == OutboxEntry.CALL,
@@ -49,6 +51,7 @@ def account_status(account_id: str) -> dict:
         "last_error": last_error.last_error if last_error else None,
         "last_error_at": _iso(last_error.updated_at if last_error else None),
         "today": {state: today.get(state, 0) for state in OutboxEntry.STATE_TITLES},
+        "time_zone": time_zone,
         "oldest_waiting_seconds": int(waiting_for.total_seconds()) if waiting_for else None,
         "reconciled_at": _iso(settings.reconciled_at if settings else None),
         "reconcile_found": settings.reconcile_found if settings else None,

@@ -124,3 +124,31 @@ def test_rotating_the_secret_and_disabling_the_integration_ask_first(served, bro
     page.once("dialog", lambda d: answer(d, True))
     page.locator("[data-plugin=megaplan]").get_by_role("button", name="Отключить").click()
     page.locator("[data-plugin=megaplan]").get_by_role("button", name="Подключить").wait_for()
+
+
+def test_the_chosen_time_zone_is_the_one_the_journal_shows(served, browser_page, megaplan_sandbox):
+    from zoneinfo import ZoneInfo
+
+    from host_stub.db import db
+    from megaplan_plugin.models import OutboxEntry
+    app, url = served
+    page = browser_page
+    _configure(page, url, megaplan_sandbox)
+    page.get_by_label("Часовой пояс").select_option(label="Владивосток (UTC+10)")
+    page.get_by_role("button", name="Сохранить").click()
+    assert page.get_by_text("Настройки сохранены.").is_visible()
+    page.goto(url + "/simulator/")
+    page.get_by_label("Виртуальный номер").select_option("74950000002")
+    page.get_by_label("Кому звонит", exact=True).select_option("ivanov")
+    page.get_by_role("button", name="Позвонить").click()
+    page.get_by_role("button", name="Пропущен").first.click()
+    page.goto(url + "/plugins/megaplan/journal/")
+    assert page.get_by_text("Время — Владивосток (UTC+10)").is_visible()
+    with app.app_context():
+        started = db.session.execute(db.select(OutboxEntry.started_at)).scalar_one()
+    if started.tzinfo is None:
+        from datetime import timezone
+        started = started.replace(tzinfo=timezone.utc)
+    shown = page.locator("table.journal tbody tr").first.locator("td").first.inner_text()
+    assert shown == started.astimezone(ZoneInfo("Asia/Vladivostok")).strftime("%d.%m.%Y %H:%M:%S")
+    _shot(page, "journal-time-zone")

@@ -22,6 +22,7 @@ def load_config(app) -> None:
         SQLALCHEMY_ENGINE_OPTIONS={"pool_recycle": 300},
         REDIS_URL=env.get("REDIS_URL") or None,
         CABINET_ROUTE_TIMEOUT_MS=int(env.get("CABINET_ROUTE_TIMEOUT_MS", "1000")),
+        CABINET_TIME_ZONE=env.get("CABINET_TIME_ZONE", "Europe/Moscow"),
         # The sandbox is the demo's Megaplan; a port of 0 or unset keeps it off.
         MEGAPLAN_SANDBOX_PORT=int(env.get("MEGAPLAN_SANDBOX_PORT", "0") or 0),
         # None keeps werkzeug's default (scrypt); tests set a cheap "pbkdf2:sha256:1000".

@@ -213,7 +213,7 @@ class Pbx:
             if route.contact_name:
                 answer["contact_name"] = route.contact_name
         self.note(account_id, source=source, push="contact", call_id=push.call_id,
-                  hook="route_request", result=answer or "нет маршрута")
+                  hook="route_request", result=_route_words(route))
         return answer
 
     def _on_rating(self, account_id: str, push: Push, source: str) -> dict:
@@ -286,3 +286,10 @@ def new_call_id() -> str:
 
 def _now() -> datetime:
     return datetime.now(timezone.utc)
+
+
+def _route_words(route) -> str:
+    """What the simulator's journal says the routing answered, for a person to read."""
+    if route is None:
+        return "нет маршрута: звонок идёт по сценарию"
+    return f"звонить {route.user_login}" + (f" («{route.contact_name}»)" if route.contact_name else "")

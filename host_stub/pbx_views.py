@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hmac
 import re
+from zoneinfo import ZoneInfo
 
 from flask import Blueprint, current_app, flash, g, jsonify, redirect, render_template, request, url_for
 from flask_wtf import FlaskForm
@@ -71,24 +72,28 @@ def _push_fields() -> dict | None:
 @bp.route("/simulator/", methods=["GET"])
 @account_required
 def simulator():
+    return _simulator_page(*_call_forms(g.account_id))
+
+
+def _simulator_page(incoming, outgoing, status: int = 200):
     host = _host()
     account_id = g.account_id
-    incoming, outgoing = _call_forms(account_id)
     return render_template(
         "cabinet/simulator.html", incoming=incoming, outgoing=outgoing,
         action_form=CallActionForm(), calls=host.pbx.live_calls(account_id),
         pbx_users=host.pbx.users(account_id),
         loss_form=PushLossForm(percent=str(int(host.pbx.push_loss.get(account_id, 0) * 100))),
-        journal=host.pbx.journal(account_id))
+        journal=host.pbx.journal(account_id),
+        time_zone=ZoneInfo(current_app.config["CABINET_TIME_ZONE"])), status
 
 
 @bp.post("/simulator/incoming")
 @account_required
 def simulate_incoming():
     host = _host()
-    form, _ = _call_forms(g.account_id)
+    form, other = _call_forms(g.account_id, posted="in")
     if not form.validate_on_submit():
-        return _form_errors(form)
+        return _simulator_page(form, other, 400)  # the form keeps what was typed, errors beside it
     call_id = new_call_id()
     common = {"phone": form.phone.data, "diversion": form.virtual_number.data, "callid": call_id}
     logins = form.users.data
@@ -110,9 +115,9 @@ def simulate_incoming():
 @account_required
 def simulate_outgoing():
     host = _host()
-    _, form = _call_forms(g.account_id)
+    other, form = _call_forms(g.account_id, posted="out")
     if not form.validate_on_submit():
-        return _form_errors(form)
+        return _simulator_page(other, form, 400)
     user = host.pbx.user(g.account_id, form.user.data)
     host.pbx.handle_push(g.account_id, {
         "cmd": "event", "type": "OUTGOING", "direction": "out", "user": user.login,
@@ -179,18 +184,14 @@ def simulate_push_loss():
     return redirect(url_for("pbx.simulator"))
 
 
-def _call_forms(account_id: str):
+def _call_forms(account_id: str, posted: str | None = None):
+    """Both call forms; only the one ``posted`` reads the request (the other shows its defaults)."""
     host = _host()
     users = [(u.login, f"{u.name} ({u.ext})") for u in host.pbx.users(account_id)]
     numbers = [(n, n) for n in host.pbx.virtual_numbers(account_id)]
-    incoming, outgoing = IncomingCallForm(prefix="in"), OutgoingCallForm(prefix="out")
+    incoming = IncomingCallForm(prefix="in", **({} if posted == "in" else {"formdata": None}))
+    outgoing = OutgoingCallForm(prefix="out", **({} if posted == "out" else {"formdata": None}))
     incoming.users.choices = outgoing.user.choices = users
     incoming.virtual_number.choices = outgoing.virtual_number.choices = numbers
     return incoming, outgoing
 
-
-def _form_errors(form):
-    for field, errors in form.errors.items():
-        for error in errors:
-            flash(f"{getattr(form, field).label.text if hasattr(form, field) else field}: {error}", "danger")
-    return redirect(url_for("pbx.simulator"))

@@ -1,5 +1,6 @@
 """The MegaFon CRM push endpoint: every push type, its bad variants, hooks per enabled account."""
 import json
+import re
 import time
 
 import pytest
@@ -232,11 +233,17 @@ def test_simulator_outgoing_and_busy(client, auth, recorder):
     assert recorder.calls[-1][1].status == "busy"
 
 
-def test_simulator_form_errors_are_shown_in_russian(client, auth, recorder):
+def test_simulator_form_errors_are_shown_in_russian_beside_the_field_and_keep_the_input(
+        client, auth, recorder):
     auth.login()
-    response = client.post("/simulator/incoming", data={"in-phone": "", "in-users": []},
-                           follow_redirects=True)
-    assert "Введите номер" in response.text
+    response = client.post("/simulator/incoming", data={"in-phone": "", "in-users": []})
+    assert response.status_code == 400
+    assert re.search(r'id="in-phone"[^>]*>\s*<p class="error" role="alert">Введите номер', response.text)
+    assert "Выберите сотрудника" in response.text
+    typed = client.post("/simulator/incoming", data={"in-phone": "79161234567",
+                                                      "in-virtual_number": "74950000001", "in-users": []})
+    assert typed.status_code == 400 and 'value="79161234567"' in typed.text
+    assert re.search(r'<option selected value="74950000001">|<option value="74950000001" selected>', typed.text)
     assert recorder.calls == []
 
 

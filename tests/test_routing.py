@@ -150,3 +150,15 @@ def test_a_first_ask_is_one_statement_outside_any_transaction_and_a_miss_is_queu
         app.extensions["megaplan"].route_refresher.drain()
         job = queues.queue(queues.SYNC_QUEUE).fetch_job(queues.route_job_id("demo", "79990001122"))
         assert job is not None and job.args == ("demo", "79990001122")
+
+
+@pytest.mark.usefixtures("routing_on")
+def test_the_simulators_journal_says_what_routing_answered_in_words(configured):
+    from host_stub.testing import post_form
+    for phone in ("79161234567", "79990001122"):
+        post_form(configured, "/simulator/incoming", {"in-phone": phone, "in-virtual_number": "74950000001",
+                                                      "in-users": ["sidorov"], "in-ask_route": "y"},
+                  page="/simulator/")
+    page = configured.get("/simulator/").text
+    assert "звонить ivanov («Кузнецов Сергей»)" in page
+    assert "нет маршрута: звонок идёт по сценарию" in page and "{&#39;" not in page

@@ -206,6 +206,9 @@ class Pbx:
         event = CallEvent(account_id=account_id, call_id=push.call_id, direction="in",
                           client_phone=push.phone, virtual_number=push.diversion, user=None,
                           at=_now())
+        # Nothing of this push is pending: give the connection back before waiting on the
+        # plugins, or a burst of calls would hold every pooled connection while it waits.
+        self.host.db.session.commit()
         route = self.host.route(account_id, event)
         answer = {}
         if route is not None:

@@ -138,12 +138,14 @@ def test_a_first_ask_is_one_statement_outside_any_transaction_and_a_miss_is_queu
         ask = lambda phone: route_for(host, CallEvent(  # noqa: E731
             "demo", "R-" + phone, "in", phone, "74950000001", None, datetime.now(timezone.utc)))
         ask("79161234567")  # warm the settings and the PBX users: the question is the lookup
-        event.listen(db.engine, "before_cursor_execute", seen)
+        reader = app.extensions["megaplan"].routes.reader(db.engine)
+        assert reader is not db.engine  # a pool of its own: the host's cannot starve it
+        event.listen(reader, "before_cursor_execute", seen)
         try:
             assert ask("84951234567").user_login == "petrova"   # from the index
             assert ask("79990001122") is None                    # nobody knows it
         finally:
-            event.remove(db.engine, "before_cursor_execute", seen)
+            event.remove(reader, "before_cursor_execute", seen)
         assert [kind for kind, _ in statements] == ["SELECT", "SELECT"]
         if db.engine.dialect.name != "sqlite":
             assert all(autocommit for _, autocommit in statements)  # no BEGIN, no ROLLBACK
@@ -162,3 +164,33 @@ def test_the_simulators_journal_says_what_routing_answered_in_words(configured):
     page = configured.get("/simulator/").text
     assert "звонить ivanov («Кузнецов Сергей»)" in page
     assert "нет маршрута: звонок идёт по сценарию" in page and "{&#39;" not in page
+
+
+@pytest.mark.usefixtures("routing_on")
+def test_routing_answers_while_every_connection_of_the_hosts_pool_is_taken(app):
+    """A burst of calls can hold every pooled connection of the host while they wait for their
+    route; routing reads on a pool of its own, so it still answers, and at once."""
+    from datetime import datetime, timezone
+
+    from host_stub.types import CallEvent
+    from megaplan_plugin.calls.routing import route_for
+    host = app.extensions["cabinet"]
+
+    def ask(phone):
+        with app.app_context():
+            return route_for(host, CallEvent("demo", "P-" + phone, "in", phone, "74950000001", None,
+                                             datetime.now(timezone.utc)))
+
+    assert ask("79161234567").user_login == "ivanov"  # the PBX users are known from now on
+    with app.app_context():
+        pool = db.engine.pool
+        held = []
+        try:
+            while pool.checkedout() < pool.size() + max(pool._max_overflow, 0):
+                held.append(db.engine.connect())
+            started = time.monotonic()
+            assert ask("84951234567").user_login == "petrova"  # first ask of this number
+            assert time.monotonic() - started < 0.5
+        finally:
+            for conn in held:
+                conn.close()

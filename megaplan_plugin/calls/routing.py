@@ -17,7 +17,9 @@ import time
 from cachetools import TLRUCache, TTLCache
 from flask import current_app
 from redis.exceptions import RedisError
-from sqlalchemy import bindparam, literal, null, select, union_all
+from sqlalchemy import bindparam, create_engine, literal, null, select, union_all
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from megaplan_plugin.calls import client_index, contractors
 from megaplan_plugin.delivery import queues
@@ -31,6 +33,8 @@ HIT_SECONDS = 300.0     # a client's manager rarely changes within minutes
 MISS_SECONDS = 30.0     # an unknown number may become a client with the next synced call
 USERS_SECONDS = 60.0
 MAX_ENTRIES = 200_000
+POOL_SIZE = 4             # routing's own connections (and as many more at a peak)
+POOL_WAIT_SECONDS = 0.25  # a quarter of the host's default deadline
 _NOBODY = object()
 
 
@@ -63,14 +67,31 @@ class RouteCache:
             self._logins.pop(account_id, None)
 
     def reader(self, engine):
-        """``engine`` for routing's reads: autocommit where the driver begins transactions
-        (PostgreSQL: no BEGIN/ROLLBACK round trips); SQLite begins none for a SELECT."""
-        reader = self._readers.get(engine)
-        if reader is None:
-            reader = engine if engine.dialect.name == "sqlite" \
-                else engine.execution_options(isolation_level="AUTOCOMMIT")
-            self._readers[engine] = reader
-        return reader
+        """Routing's own engine on the host's database: a small pool of its own, so that a
+        host whose pool is taken (every request holding a connection while it waits for the
+        route) cannot starve routing, and a checkout that would wait longer than
+        ``POOL_WAIT_SECONDS`` gives up. Autocommit: no BEGIN/ROLLBACK round trips. An
+        in-memory SQLite database exists only on the host's own connection: that one is used.
+        """
+        with self._lock:
+            reader = self._readers.get(engine)
+            if reader is None:
+                if engine.dialect.name == "sqlite" and engine.url.database in (None, "", ":memory:"):
+                    reader = engine
+                else:
+                    reader = create_engine(engine.url, isolation_level="AUTOCOMMIT",
+                                           pool_size=POOL_SIZE, max_overflow=POOL_SIZE,
+                                           pool_timeout=POOL_WAIT_SECONDS, pool_recycle=300)
+                self._readers[engine] = reader
+            return reader
+
+    def dispose(self) -> None:
+        """Close routing's own connections (an app being torn down, e.g. in tests)."""
+        with self._lock:
+            readers, self._readers = self._readers, {}
+        for engine, reader in readers.items():
+            if reader is not engine:
+                reader.dispose()
 
     def logins(self, host, account_id: str) -> dict[str, str]:
         with self._lock:
@@ -85,14 +106,21 @@ class RouteCache:
 
 def route_for(host, event) -> Route | None:
     state = current_app.extensions["megaplan"]
-    settings = state.hook_settings.get(host.db, event.account_id)
-    if not settings.route_to_manager or not settings.wants(event.virtual_number):
+    reader = state.routes.reader(host.db.engine)
+    try:
+        settings = state.hook_settings.get_via(reader, event.account_id)
+        if not settings.route_to_manager or not settings.wants(event.virtual_number):
+            return None
+        cached = state.routes.get(event.account_id, event.client_phone)
+        if cached is not None:
+            return None if cached is _NOBODY else cached
+        found = _lookup(reader, settings.credential_id, event.account_id, event.client_phone)
+    except (PoolTimeout, OperationalError, InterfaceError) as exc:
+        # Every routing connection busy, or the database away: the PBX gets "no opinion" now
+        # rather than an answer after its caller hung up.
+        log.warning("megaplan: no route for %s call %s: %s", event.account_id, event.call_id,
+                    type(exc).__name__)
         return None
-    cached = state.routes.get(event.account_id, event.client_phone)
-    if cached is not None:
-        return None if cached is _NOBODY else cached
-    found = _lookup(state.routes.reader(host.db.engine), settings.credential_id,
-                    event.account_id, event.client_phone)
     if found is None:
         state.route_refresher.add(event.account_id, event.client_phone)
         return None

@@ -62,11 +62,22 @@ class HookSettingsCache:
         self._lock = threading.Lock()
 
     def get(self, db, account_id: str) -> HookSettings:
+        """From the cache, else read through the host's session (``db``)."""
+        return self._get(account_id, lambda query: db.session.execute(query))
+
+    def get_via(self, engine, account_id: str) -> HookSettings:
+        """From the cache, else read on a connection of ``engine`` given back at once."""
+        def execute(query):
+            with engine.connect() as conn:
+                return conn.execute(query).all()
+        return self._get(account_id, execute)
+
+    def _get(self, account_id: str, execute) -> HookSettings:
         with self._lock:
             hit = self._entries.get(account_id)
         if hit is not None:
             return hit
-        value = _read(db, account_id)
+        value = _read(execute, account_id)
         with self._lock:
             self._entries[account_id] = value
         return value
@@ -76,11 +87,12 @@ class HookSettingsCache:
             self._entries.pop(account_id, None)
 
 
-def _read(db, account_id: str) -> HookSettings:
-    row = db.session.execute(select(
+def _read(execute, account_id: str) -> HookSettings:
+    rows = list(execute(select(
         Settings.active, Settings.credential_id, Settings.filter_by_numbers, Settings.virtual_numbers,
         Settings.route_to_manager,
-    ).where(Settings.account_id == account_id)).one_or_none()
+    ).where(Settings.account_id == account_id)))
+    row = rows[0] if rows else None
     if row is None or not row.active or row.credential_id is None:
         return INACTIVE
     return HookSettings(True, frozenset(row.virtual_numbers or ()) if row.filter_by_numbers else None,

@@ -107,3 +107,25 @@ def test_resend_command_reports_what_it_queued(app, pbx, integration):
     result = app.test_cli_runner().invoke(args=["megaplan", "resend"])
     assert result.exit_code == 0, result.output
     assert '"calls": 1' in result.output
+
+
+def test_a_sweep_over_waiting_calls_whose_jobs_are_alive_writes_nothing(app, pbx, integration):
+    """Megaplan down all day: thousands of calls wait for their retries. The sweep compares
+    them with Redis only when Redis may have lost jobs, and writes only what it queues again."""
+    import sqlalchemy as sa
+    for _ in range(3):
+        pbx.new_call().history()
+    with app.app_context():
+        for row in db.session.execute(db.select(OutboxEntry)).scalars():
+            row.enqueued_at = row.enqueued_at.replace(year=2000)  # long waiting, jobs alive
+        db.session.commit()
+        writes = []
+        sa.event.listen(db.engine, "before_cursor_execute",
+                        lambda _c, _cur, statement, *_: writes.append(statement)
+                        if statement.lstrip().upper().startswith("UPDATE") else None)
+        assert sweep(db)["calls"] == 0      # full: Redis was never seen intact
+        assert sweep(db)["calls"] == 0      # quick: only rows never queued are looked at
+        assert writes == []
+        app.extensions["megaplan"].redis.flushdb()  # Redis lost everything, the mark too
+        assert sweep(db)["calls"] == 3
+        assert len(writes) == 1 and sweep(db)["calls"] == 0

@@ -11,6 +11,7 @@ import dataclasses
 import logging
 from datetime import datetime, timedelta, timezone
 
+from redis.exceptions import ResponseError
 from rq.registry import StartedJobRegistry
 from sqlalchemy import insert, or_, select, update
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
@@ -23,7 +24,10 @@ log = logging.getLogger(__name__)
 # A queued call whose job is gone from Redis this long is queued again; the sync job is
 # idempotent, so an early resend costs a lookup, not a duplicate.
 LOST_JOB_AFTER = timedelta(minutes=2)
-SWEEP_BATCH = 1000
+SWEEP_BATCH = 5000
+# Set by a full sweep; gone when Redis lost its data, and after an hour in any case.
+INTACT_KEY = "megaplan:sweep:intact"
+FULL_SWEEP_EVERY = timedelta(hours=1)
 
 _INSERT = insert(OutboxEntry).returning(OutboxEntry.id)
 
@@ -85,7 +89,15 @@ def insert_refused(engine, record: dict, exc: Exception) -> None:
 
 
 def sweep(db) -> dict:
-    """Queue again what the database holds and Redis does not; let RQ retry abandoned jobs."""
+    """Queue again what the database holds and Redis does not; let RQ retry abandoned jobs.
+
+    Jobs vanish when Redis loses its data (a restart without persistence, a flush, eviction),
+    so every waiting row is compared with Redis only when Redis may have lost some
+    (``INTACT_KEY`` gone, which it also is after ``FULL_SWEEP_EVERY``); otherwise only rows
+    that were never queued are. Redis is asked in pipelines of ``SWEEP_BATCH``; only rows
+    whose job is really gone are queued again and marked, so a sweep over a backlog of rows
+    whose jobs are alive writes nothing.
+    """
     conn = queues.connection()
     counts = {"calls": 0, "popups": 0, "stale_popups": 0, "abandoned": 0}
     for name in queues.QUEUES:
@@ -93,34 +105,50 @@ def sweep(db) -> dict:
         counts["abandoned"] += len(registry.get_expired_job_ids())
         registry.cleanup()
     now = utcnow()
-    cutoff = now - LOST_JOB_AFTER
-    last_id = 0
-    while True:
-        rows = db.session.execute(
-            select(OutboxEntry.id, OutboxEntry.kind, OutboxEntry.account_id, OutboxEntry.call_id, OutboxEntry.created_at)
-            .where(OutboxEntry.state == OutboxEntry.PENDING, OutboxEntry.id > last_id,
-                   or_(OutboxEntry.enqueued_at.is_(None), OutboxEntry.enqueued_at < cutoff))
-            .order_by(OutboxEntry.id).limit(SWEEP_BATCH)).all()
-        if not rows:
-            break
-        last_id = rows[-1].id
-        calls = [r for r in rows if r.kind == OutboxEntry.CALL]
-        with conn.pipeline(transaction=False) as pipe:
-            for row in calls:
-                pipe.exists(f"rq:job:{queues.call_job_id(row.account_id, row.call_id)}")
-            alive = pipe.execute()
-        for row, exists in zip(calls, alive):
-            if not exists:
-                queues.enqueue_call(row.account_id, row.call_id, replace=True)
-                counts["calls"] += 1
-        if calls:  # looked at now: not again before LOST_JOB_AFTER
-            db.session.execute(update(OutboxEntry).where(OutboxEntry.id.in_([r.id for r in calls]))
-                               .values(enqueued_at=now))
-        for row in rows:
-            if row.kind == OutboxEntry.POPUP:
-                counts[_replay_popup(db, row.id, now)] += 1
-        db.session.commit()
+    full = not conn.exists(INTACT_KEY)
+    waiting = [OutboxEntry.state == OutboxEntry.PENDING]
+    if full:
+        waiting.append(or_(OutboxEntry.enqueued_at.is_(None), OutboxEntry.enqueued_at < now - LOST_JOB_AFTER))
+    else:
+        waiting.append(or_(OutboxEntry.enqueued_at.is_(None), OutboxEntry.kind == OutboxEntry.POPUP))
+    rows = db.session.execute(select(OutboxEntry.id, OutboxEntry.kind, OutboxEntry.account_id,
+                                     OutboxEntry.call_id).where(*waiting)).all()
+    calls = [r for r in rows if r.kind == OutboxEntry.CALL]
+    queued = []
+    for start in range(0, len(calls), SWEEP_BATCH):
+        batch = calls[start:start + SWEEP_BATCH]
+        gone = [batch[i] for i in _missing(conn, [f"rq:job:{queues.call_job_id(r.account_id, r.call_id)}"
+                                                 for r in batch])]
+        for row in gone:  # no job of this id, just now: no uniqueness check needed
+            queues.enqueue_call(row.account_id, row.call_id, fresh=True)
+        queued += [row.id for row in gone]
+    for start in range(0, len(queued), SWEEP_BATCH):
+        db.session.execute(update(OutboxEntry).where(OutboxEntry.id.in_(queued[start:start + SWEEP_BATCH]))
+                           .values(enqueued_at=now).execution_options(synchronize_session=False))
+    counts["calls"] = len(queued)
+    for row in rows:
+        if row.kind == OutboxEntry.POPUP:
+            counts[_replay_popup(db, row.id, now)] += 1
+    db.session.commit()
+    if full:
+        conn.set(INTACT_KEY, now.isoformat(), ex=int(FULL_SWEEP_EVERY.total_seconds()))
     return counts
+
+
+# Which of KEYS do not exist: one command and a short answer for thousands of keys.
+_MISSING = ("local gone = {} for i, key in ipairs(KEYS) do "
+            "if redis.call('EXISTS', key) == 0 then gone[#gone + 1] = i - 1 end end return gone")
+
+
+def _missing(conn, keys: list[str]) -> list[int]:
+    """Indexes of ``keys`` that Redis does not hold."""
+    try:
+        return [int(i) for i in conn.eval(_MISSING, len(keys), *keys)]
+    except (ResponseError, ImportError):  # fakeredis without a Lua runtime (the embedded mode)
+        with conn.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.exists(key)
+            return [i for i, alive in enumerate(pipe.execute()) if not alive]
 
 
 def _replay_popup(db, row_id: int, now: datetime) -> str:

@@ -36,7 +36,8 @@ class PluginState:
 def init_app(app: Flask, host) -> None:
     init_config(app)
     embedded = not app.config["REDIS_URL"]
-    state = PluginState(redis=queues.connect(app.config["REDIS_URL"]), embedded=embedded)
+    redis = queues.connect(app.config["REDIS_URL"])
+    state = PluginState(redis=redis, embedded=embedded, hook_settings=HookSettingsCache(redis=redis))
     app.extensions["megaplan"] = state
     if app.config["MEGAPLAN_AUTO_MIGRATE"]:
         with app.app_context():

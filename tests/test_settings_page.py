@@ -240,3 +240,22 @@ def test_a_link_never_overwrites_a_number_someone_set_in_megaplan_meanwhile(
     state.set_internal_number(sidorov, "555")  # an admin set it up in Megaplan before the job ran
     rq_worker()
     assert state.internal_number_of(sidorov) == "555"
+
+
+def test_a_saved_change_reaches_the_hooks_of_every_process_within_a_second(
+        configured, app, make_app, integration, monkeypatch):
+    """Hooks keep settings in memory for long (a thousand accounts must not re-read them);
+    saving bumps a generation in Redis that every process checks at most once a second."""
+    from megaplan_plugin.calls import rules
+    if app.extensions["megaplan"].embedded:
+        pytest.skip("two processes share a Redis only when REDIS_URL is set")
+    worker = make_app()  # another process of the same cabinet: same database, same Redis
+    cache = worker.extensions["megaplan"].hook_settings
+    monkeypatch.setattr(rules, "CHECK_SECONDS", 3600.0)  # time stands still …
+    with worker.app_context():
+        assert cache.get(db, "demo").active
+    integration(active=None)  # the admin turns the integration off
+    with worker.app_context():
+        assert cache.get(db, "demo").active  # within the second: the copy in memory
+        monkeypatch.setattr(rules, "CHECK_SECONDS", 0.0)  # … the second has passed
+        assert not cache.get(db, "demo").active

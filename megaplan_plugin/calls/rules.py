@@ -1,19 +1,27 @@
-"""What a hook needs to know of an account's settings, read at most every few seconds.
+"""What a hook needs to know of an account's settings, read once and kept in memory.
 
-Hooks have 2 ms; a settings query per call would spend half of it. Saving the settings page
-clears this process's copy at once; other processes see a change within ``TTL_SECONDS``.
+Hooks have 2 ms; a settings query per call would spend half of it, and with a thousand
+accounts a short expiry would make most calls pay it. So entries live long, and a change
+reaches every process through Redis: saving the settings page clears this process's copy
+and bumps ``GENERATION_KEY``; every process looks at that key at most once per
+``CHECK_SECONDS`` and forgets everything when it moved. While Redis cannot be asked, entries
+last ``CHECK_SECONDS`` only.
 """
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass
 
 from cachetools import TTLCache
+from redis.exceptions import RedisError
 from sqlalchemy import select
 
 from megaplan_plugin.models import Settings
 
-TTL_SECONDS = 5.0
+TTL_SECONDS = 600.0
+CHECK_SECONDS = 1.0
+GENERATION_KEY = "megaplan:settings:generation"
 
 
 @dataclass(frozen=True)
@@ -57,9 +65,26 @@ INACTIVE = HookSettings(False, None)
 class HookSettingsCache:
     """Per app (kept on the plugin's state), so two apps in one process never share answers."""
 
-    def __init__(self, maxsize: int = 100_000):
+    def __init__(self, maxsize: int = 100_000, redis=None):
         self._entries = TTLCache(maxsize=maxsize, ttl=TTL_SECONDS)
         self._lock = threading.Lock()
+        self._redis = redis
+        self._generation = None
+        self._checked_at = float("-inf")
+
+    def _check_generation(self) -> None:
+        now = time.monotonic()
+        if now - self._checked_at < CHECK_SECONDS:
+            return
+        self._checked_at = now
+        try:
+            generation = self._redis.get(GENERATION_KEY) if self._redis is not None else None
+        except RedisError:
+            generation = object()  # unknown: as if it moved, every second
+        with self._lock:
+            if generation != self._generation:
+                self._entries.clear()
+                self._generation = generation
 
     def get(self, db, account_id: str) -> HookSettings:
         """From the cache, else read through the host's session (``db``)."""
@@ -73,6 +98,7 @@ class HookSettingsCache:
         return self._get(account_id, execute)
 
     def _get(self, account_id: str, execute) -> HookSettings:
+        self._check_generation()
         with self._lock:
             hit = self._entries.get(account_id)
         if hit is not None:
@@ -83,8 +109,15 @@ class HookSettingsCache:
         return value
 
     def forget(self, account_id: str) -> None:
+        """The account's settings changed: this process forgets now, the others within
+        ``CHECK_SECONDS``."""
         with self._lock:
             self._entries.pop(account_id, None)
+        if self._redis is not None:
+            try:
+                self._redis.incr(GENERATION_KEY)
+            except RedisError:
+                pass  # the others' entries are short-lived while Redis is away
 
 
 def _read(execute, account_id: str) -> HookSettings:

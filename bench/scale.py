@@ -1,0 +1,347 @@
+"""A thousand accounts on one cabinet, production processes (issue 16, «Fair to many accounts»).
+
+Run: .venv/bin/python bench/scale.py [--accounts 1000] [--backlog 10000] [--others 150]
+                                     [--rows 100000] [--rss-calls 5000] [--hook-samples 3000]
+
+The README's production processes (PostgreSQL, Redis, `flask --app host_stub run`, two
+`rq worker`s on both queues, one on popups, `rq cron`) with the Megaplan sandbox in its own
+process; --accounts accounts configured like demo (popup.py's add_accounts). Measured:
+
+(a) hook latency (`call_ended` through the host, in this process) for calls of one account
+    and for calls spread over every account, interleaved; goal: flat (p99 within 1.25x);
+(b) routing with 64 calls at once from unknown numbers while Megaplan answers in 5 s, through
+    the host and over HTTP (`cmd=contact`); goal: none past CABINET_ROUTE_TIMEOUT_MS;
+(c) the delay from a `history` push to «отправлен» for calls of other accounts while one
+    account drains a --backlog backlog, next to the same without it; goal: p99 within 2x;
+(d) worker RSS after 1,000 and after --rss-calls synced calls (the backlog); goal: no growth
+    after warm-up (within 1.1x);
+(e) the sweeper with --rows waiting rows whose jobs are in Redis but for 1 %; goal < 2 s, and
+    it queues exactly the 1 % again;
+(f) the journal page of an account with --rows calls, next to one with 100; goal: within 2x.
+"""
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _procs import (CpuMeter, Pusher, Stack, code_line, history_fields, machine,  # noqa: E402
+                    percentiles, wait_until)
+from popup import add_accounts  # noqa: E402
+
+ROUTE_CONCURRENCY = 64
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex.upper()
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def verdict(ok: bool) -> str:
+    return "met" if ok else "NOT met"
+
+
+# -- (a) hooks --------------------------------------------------------------------------------
+
+def hooks(stack: Stack, accounts, samples: int) -> dict:
+    """call_ended of one account vs of all accounts, interleaved; no worker runs meanwhile."""
+    from host_stub.types import CallRecord, PbxUser
+    app = stack.app()
+    host = app.extensions["cabinet"]
+    user = PbxUser("ivanov", "ivanov", "101")
+    rng = random.Random(3)
+
+    def call_ended(account: str, number: str) -> float:
+        now = datetime.now(timezone.utc)
+        record = CallRecord(account, new_id(), "in", "79161234567", number, "answered", user, now, 42, 3,
+                            (user,), None)
+        t0 = time.perf_counter()
+        host.call_hook(account, "call_ended", record=record)
+        return (time.perf_counter() - t0) * 1000
+
+    one, many = [], []
+    with app.app_context():
+        for account, _, number in accounts:  # every account once: caches as in a running cabinet
+            call_ended(account, number)
+        for _ in range(samples):
+            account, _, number = accounts[0]
+            one.append(call_ended(account, number))
+            account, _, number = rng.choice(accounts)
+            many.append(call_ended(account, number))
+    return {"one": percentiles(one), "many": percentiles(many)}
+
+
+# -- (b) routing --------------------------------------------------------------------------------
+
+def routing(stack: Stack, accounts, rounds: int = 5) -> dict:
+    """64 calls at once from numbers nobody knows, with every Megaplan request taking 5 s."""
+    import sqlalchemy as sa
+    with stack.engine().begin() as conn:
+        conn.execute(sa.text("UPDATE megaplan_settings SET route_to_manager = true"))
+    app = stack.app()
+    host = app.extensions["cabinet"]
+    for account, _, _ in accounts:
+        app.extensions["megaplan"].hook_settings.forget(account)
+    stack.sandbox_faults(latency_ms=5000)
+    deadline = int(stack.env.get("CABINET_ROUTE_TIMEOUT_MS", "1000"))
+    pusher = Pusher(stack.web_url)
+    from host_stub.types import CallEvent
+    rng = random.Random(5)
+    results = {"host.route": [], "HTTP contact": []}
+    time.sleep(2)  # every process looks at the settings generation (bumped by forget) each second
+
+    def ask_host(item):
+        account, _, number, phone = item
+        event = CallEvent(account, new_id(), "in", phone, number, None, datetime.now(timezone.utc))
+        t0 = time.perf_counter()
+        with app.app_context():
+            host.route(account, event)
+        return (time.perf_counter() - t0) * 1000
+
+    def ask_http(item):
+        account, token, number, phone = item
+        t0 = time.perf_counter()
+        pusher.push(account, token, cmd="contact", phone=phone, diversion=number, callid=new_id())
+        return (time.perf_counter() - t0) * 1000
+
+    with ThreadPoolExecutor(ROUTE_CONCURRENCY) as pool:
+        for _ in range(rounds):
+            for name, ask in (("host.route", ask_host), ("HTTP contact", ask_http)):
+                items = [(*rng.choice(accounts), "7911" + str(uuid.uuid4().int)[:7])
+                         for _ in range(ROUTE_CONCURRENCY)]
+                results[name] += list(pool.map(ask, items))
+    stack.sandbox_faults(latency_ms=0)
+    return {name: {**percentiles(s), "late": sum(1 for x in s if x > deadline), "deadline": deadline}
+            for name, s in results.items()}
+
+
+# -- (c), (d) fairness and memory ---------------------------------------------------------------
+
+def others_delay(stack: Stack, accounts, n: int, rate: float = 5.0) -> list[float]:
+    """n answered calls of accounts other than the first, --rate a second; seconds from each
+    push to its row's «отправлен»."""
+    import sqlalchemy as sa
+    pusher = Pusher(stack.web_url)
+    rng = random.Random(11)
+    pushed: dict[str, float] = {}
+    others = accounts[1:]
+    begin = time.monotonic()
+    with ThreadPoolExecutor(8) as pool:
+        for i in range(n):
+            delay = begin + i / rate - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            account, token, number = rng.choice(others)
+            call_id = new_id()
+            pushed[call_id] = time.time()
+            pool.submit(pusher.push, account, token, **history_fields(call_id, diversion=number))
+    done: dict[str, float] = {}
+
+    def arrived():
+        with stack.engine().connect() as conn:
+            rows = conn.execute(sa.text(
+                "SELECT call_id, updated_at FROM megaplan_outbox WHERE state = 'sent' AND call_id = ANY(:ids)"),
+                {"ids": [c for c in pushed if c not in done]}).all()
+        for call_id, updated in rows:
+            done[call_id] = updated.timestamp() - pushed[call_id]
+        return len(done) == len(pushed)
+
+    try:
+        wait_until(arrived, 300, f"{n} calls of other accounts", interval=0.2, check=stack.check)
+    except TimeoutError:
+        pass
+    return [done.get(c, float("inf")) for c in pushed]
+
+
+def add_backlog(stack: Stack, account: str, number: str, n: int, prefix: str = "BACKLOG",
+                queue: bool = True) -> None:
+    """n finished calls of one account waiting in the outbox with their jobs queued, as after a
+    day of its Megaplan being down."""
+    import sqlalchemy as sa
+    app = stack.app()
+    from megaplan_plugin.delivery import queues
+    from megaplan_plugin.delivery.outbox import row_values
+    from megaplan_plugin.models import OutboxEntry
+    from host_stub.types import CallRecord, PbxUser
+    from megaplan_plugin.delivery.outbox import as_dict
+    user = PbxUser("ivanov", "ivanov", "101")
+    start = datetime.now(timezone.utc) - timedelta(hours=8)
+    rows = [row_values(as_dict(CallRecord(account, f"{prefix}{i:06d}", "in", "79161234567", number, "answered",
+                                          user, start + timedelta(seconds=i), 42, 3, (user,))))
+            for i in range(n)]
+    with stack.engine().begin() as conn:
+        conn.execute(sa.insert(OutboxEntry.__table__), rows)
+    if not queue:
+        return
+    with app.app_context():
+        for i in range(n):
+            queues.enqueue_call(account, f"{prefix}{i:06d}")
+
+
+def backlog_sent(stack: Stack) -> int:
+    return stack.scalar("SELECT count(*) FROM megaplan_outbox WHERE state = 'sent' AND call_id LIKE 'BACKLOG%'")
+
+
+# -- (e) sweeper, (f) journal ---------------------------------------------------------------------
+
+def sweeper(stack: Stack, rows: int) -> dict:
+    """rows waiting calls of demo, every job in Redis but 1 %: how long one sweep takes."""
+    import sqlalchemy as sa
+    from megaplan_plugin.delivery import queues
+    from megaplan_plugin.delivery.outbox import sweep
+    start = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    with stack.engine().begin() as conn:
+        conn.execute(sa.text(
+            "INSERT INTO megaplan_outbox (kind, source, account_id, call_id, direction, client_phone, status, "
+            "started_at, record, state, attempts, created_at, updated_at, enqueued_at) "
+            "SELECT 'call', 'push', 'demo', 'SWEEP' || n, 'in', '79161234567', 'answered', "
+            ":start + n * interval '10 seconds', '{}', 'pending', 0, :start, :start, :start "
+            "FROM generate_series(1, :rows) AS n"), {"start": start, "rows": rows})
+    with stack.engine().connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(sa.text("VACUUM ANALYZE megaplan_outbox"))  # what autovacuum does soon after
+    gone = set(range(1, rows + 1, 100))
+    redis = stack.redis()
+    with redis.pipeline(transaction=False) as pipe:
+        for n in range(1, rows + 1):
+            if n not in gone:
+                pipe.hset(f"rq:job:{queues.call_job_id('demo', f'SWEEP{n}')}", "status", "scheduled")
+        pipe.execute()
+    app = stack.app()
+    with app.app_context():
+        db = app.extensions["cabinet"].db
+        t0 = time.perf_counter()
+        counts = sweep(db)
+        seconds = time.perf_counter() - t0
+        db.session.remove()
+    return {"seconds": seconds, "queued": counts["calls"], "gone": len(gone)}
+
+
+def journal_page(stack: Stack, session, account_query: str = "", samples: int = 20) -> dict:
+    times = []
+    for _ in range(samples):
+        t0 = time.perf_counter()
+        response = session.get(stack.web_url + "/plugins/megaplan/journal/" + account_query)
+        times.append((time.perf_counter() - t0) * 1000)
+        assert response.status_code == 200, response.status_code
+    return percentiles(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--accounts", type=int, default=1000)
+    parser.add_argument("--backlog", type=int, default=10_000)
+    parser.add_argument("--others", type=int, default=150, help="calls of other accounts per fairness run")
+    parser.add_argument("--rows", type=int, default=100_000, help="outbox rows for the sweeper and the journal")
+    parser.add_argument("--rss-calls", type=int, default=5000)
+    parser.add_argument("--hook-samples", type=int, default=3000)
+    args = parser.parse_args()
+    started = time.monotonic()
+    print(f"bench/scale.py: {args.accounts} accounts on one cabinet, production processes, "
+          "Megaplan = sandbox in its own process")
+    print(code_line())
+    stack = Stack("production")
+    stack.start_sandbox()
+    stack.start_web()
+    stack.configure_demo()
+    print(machine("production"))
+    made = time.monotonic()
+    accounts = add_accounts(stack, args.accounts)
+    print(f"{args.accounts} accounts made in {time.monotonic() - made:.1f} s")
+
+    # (a) before any worker runs: the hooks' jobs are dropped afterwards
+    a = hooks(stack, accounts, args.hook_samples)
+    import sqlalchemy as sa
+    with stack.engine().begin() as conn:
+        conn.execute(sa.text("DELETE FROM megaplan_outbox"))
+    stack.redis().flushdb()
+
+    stack.start_production_workers(sync_workers=2)
+    # (b)
+    b = routing(stack, accounts)
+    wait_until(stack.queues_idle, 180, "the route refreshes", interval=0.2, check=stack.check)
+
+    # (c) without, then with the backlog; (d) while the backlog drains
+    warm = others_delay(stack, accounts, 20)  # every worker has built its app
+    assert all(x != float("inf") for x in warm), "warm-up calls never arrived"
+    quiet = others_delay(stack, accounts, args.others)
+    backlog_account, _, backlog_number = accounts[0]
+    t0 = time.monotonic()
+    add_backlog(stack, backlog_account, backlog_number, args.backlog)
+    backlog_made = time.monotonic() - t0
+    meter = CpuMeter(stack)
+    before = meter.snapshot()
+    busy = others_delay(stack, accounts, args.others)
+    usage = CpuMeter.between(before, meter.snapshot())
+    sync_pids = [w.pid for w in stack.workers if w.argv[-1] == "megaplan"]
+    rss = {}
+    for mark in (1000, args.rss_calls):
+        wait_until(lambda: backlog_sent(stack) >= mark, 3600, f"{mark} backlog calls", interval=1,
+                   check=stack.check)
+        rss[mark] = [rss_mb(pid) for pid in sync_pids]
+    backlog_left = args.backlog - backlog_sent(stack)
+    for proc in list(stack.workers):
+        stack.stop_worker(proc)
+    for proc in [p for p in stack.procs if p.name == "cron"]:  # no sweep but the measured one
+        proc.stop()
+        stack.procs.remove(proc)
+    stack.redis().flushdb()
+    with stack.engine().begin() as conn:
+        conn.execute(sa.text("DELETE FROM megaplan_outbox WHERE call_id LIKE 'BACKLOG%' AND state <> 'sent'"))
+
+    # (e), (f)
+    add_backlog(stack, "demo", "74950000001", 100, prefix="JOURNAL", queue=False)  # a page's worth
+    small = journal_page(stack, stack.cabinet)
+    small_rows = stack.scalar("SELECT count(*) FROM megaplan_outbox WHERE account_id = 'demo'")
+    e = sweeper(stack, args.rows)
+    large = journal_page(stack, stack.cabinet)
+    large_failed = journal_page(stack, stack.cabinet, "?state=pending&date=2026-01-05")
+    stack.close()
+
+    print()
+    one, many = a["one"], a["many"]
+    ratio = many["p99"] / one["p99"]
+    print(f"(a) call_ended hook, ms: one account p50 {one['p50']:.3f} p99 {one['p99']:.3f}; "
+          f"{args.accounts} accounts p50 {many['p50']:.3f} p99 {many['p99']:.3f}: {ratio:.2f}x "
+          f"— flat (<= 1.25x) {verdict(ratio <= 1.25)}")
+    for name, r in b.items():
+        print(f"(b) routing, {ROUTE_CONCURRENCY} at once, Megaplan 5 s, {name}: n {r['n']}, p50 {r['p50']:.1f} "
+              f"p99 {r['p99']:.1f} max {r['max']:.1f} ms; past the {r['deadline']} ms deadline: {r['late']} "
+              f"— {verdict(r['late'] == 0)}")
+    q, bz = percentiles(quiet), percentiles(busy)
+    ratio = bz["p99"] / q["p99"]
+    print(f"(c) push → «отправлен» for other accounts' calls ({args.others} at 5/s), s: no backlog p50 "
+          f"{q['p50']:.2f} p99 {q['p99']:.2f}; while {backlog_account} drains {args.backlog} calls "
+          f"(queued in {backlog_made:.0f} s) p50 {bz['p50']:.2f} p99 {bz['p99']:.2f}: {ratio:.2f}x "
+          f"— within 2x {verdict(ratio <= 2)}")
+    print("    CPU meanwhile: " + CpuMeter.describe(usage, group={"workers": "worker-"}))
+    growth = max(b2 / b1 for b1, b2 in zip(rss[1000], rss[args.rss_calls]))
+    print(f"(d) sync worker RSS, MB: after 1,000 backlog calls {', '.join(f'{x:.0f}' for x in rss[1000])}; "
+          f"after {args.rss_calls:,} {', '.join(f'{x:.0f}' for x in rss[args.rss_calls])}: {growth:.2f}x "
+          f"— no growth (<= 1.10x) {verdict(growth <= 1.10)}; backlog left undrained when stopped: {backlog_left}")
+    print(f"(e) sweeper, {args.rows:,} waiting rows, {e['gone']:,} of their jobs gone: {e['seconds']:.2f} s, "
+          f"queued again {e['queued']:,} — < 2 s {verdict(e['seconds'] < 2)}, exactly the gone ones "
+          f"{verdict(e['queued'] == e['gone'])}")
+    ratio = large["p50"] / small["p50"]
+    print(f"(f) journal page, ms: {small_rows} rows p50 {small['p50']:.1f} p99 {small['p99']:.1f}; "
+          f"{args.rows + small_rows:,} rows p50 {large['p50']:.1f} p99 {large['p99']:.1f} "
+          f"(filtered by state and day: p50 {large_failed['p50']:.1f}): {ratio:.2f}x "
+          f"— within 2x {verdict(ratio <= 2)}")
+    print(f"\ntotal run time {time.monotonic() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    main()

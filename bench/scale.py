@@ -168,7 +168,7 @@ def others_delay(stack: Stack, accounts, n: int, rate: float = 5.0) -> list[floa
 
 
 def add_backlog(stack: Stack, account: str, number: str, n: int, prefix: str = "BACKLOG",
-                queue: bool = True) -> None:
+                queue: bool = True, state: str = "pending") -> None:
     """n finished calls of one account waiting in the outbox with their jobs queued, as after a
     day of its Megaplan being down."""
     import sqlalchemy as sa
@@ -181,7 +181,7 @@ def add_backlog(stack: Stack, account: str, number: str, n: int, prefix: str = "
     user = PbxUser("ivanov", "ivanov", "101")
     start = datetime.now(timezone.utc) - timedelta(hours=8)
     rows = [row_values(as_dict(CallRecord(account, f"{prefix}{i:06d}", "in", "79161234567", number, "answered",
-                                          user, start + timedelta(seconds=i), 42, 3, (user,))))
+                                          user, start + timedelta(seconds=i), 42, 3, (user,))), state=state)
             for i in range(n)]
     with stack.engine().begin() as conn:
         conn.execute(sa.insert(OutboxEntry.__table__), rows)
@@ -303,7 +303,7 @@ def main() -> None:
         conn.execute(sa.text("DELETE FROM megaplan_outbox WHERE call_id LIKE 'BACKLOG%' AND state <> 'sent'"))
 
     # (e), (f)
-    add_backlog(stack, "demo", "74950000001", 100, prefix="JOURNAL", queue=False)  # a page's worth
+    add_backlog(stack, "demo", "74950000001", 100, prefix="JOURNAL", queue=False, state="sent")  # a page's worth
     small = journal_page(stack, stack.cabinet)
     small_rows = stack.scalar("SELECT count(*) FROM megaplan_outbox WHERE account_id = 'demo'")
     e = sweeper(stack, args.rows)

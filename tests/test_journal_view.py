@@ -185,3 +185,11 @@ def test_the_journals_queries_use_indexes_on_100000_rows(configured, app):
                 plan = "\n".join(str(r[-1]) for r in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement,
                                                                           parameters))
                 assert re.search(r"SCAN megaplan_outbox(?! USING)", plan) is None, (statement, plan)
+
+
+def test_counts_stop_at_the_cap_so_a_huge_journal_costs_what_a_small_one_does(configured, app, monkeypatch):
+    from megaplan_plugin.web import journal
+    monkeypatch.setattr(journal, "COUNT_CAP", 3)
+    add_rows(app, 5, start=datetime.now(timezone.utc) - timedelta(hours=1))
+    counts = re.search(r'id="journal-counts">(.*?)</p>', configured.get(JOURNAL).text, re.S).group(1)
+    assert "Звонков: больше 3" in counts and "отправлен: больше 3" in counts and "ошибка: 0" in counts

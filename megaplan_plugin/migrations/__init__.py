@@ -37,10 +37,21 @@ def current(connection) -> str | None:
     return MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE}).get_current_revision()
 
 
-def upgrade(engine, revision: str = "head") -> None:
+def upgrade(engine, revision: str = "head", *, create_fresh: bool = True) -> None:
+    """Bring the plugin's tables to ``revision``.
+
+    A database with none of the plugin's tables yet gets them from the models in one go and is
+    stamped at the newest revision (Alembic's advice for new databases; the tests prove the
+    models and the revisions agree); ``create_fresh=False`` replays every revision instead.
+    """
     with dblock.exclusive(engine, "megaplan_plugin.migrations"), engine.begin() as connection:
         cfg = config(connection)
         tables = set(inspect(connection).get_table_names())
         if VERSION_TABLE not in tables and "megaplan_call" in tables:
             command.stamp(cfg, BASELINE)  # made by create_all before migrations existed
+        elif create_fresh and revision == "head" and not any(t.startswith("megaplan_") for t in tables):
+            from megaplan_plugin.models import Base
+            Base.metadata.create_all(connection)
+            command.stamp(cfg, "head")
+            return
         command.upgrade(cfg, revision)

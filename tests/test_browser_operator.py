@@ -46,6 +46,16 @@ def _configure(page, url, sandbox):
     assert page.get_by_text("Настройки сохранены.").is_visible()
 
 
+def _missed_call(page, url, virtual_number):
+    """In the simulator: a call on ``virtual_number`` to ivanov, missed; then the journal."""
+    page.goto(url + "/simulator/")
+    page.get_by_label("Виртуальный номер").select_option(virtual_number)
+    page.get_by_label("Кому звонит", exact=True).select_option("ivanov")
+    page.get_by_role("button", name="Позвонить").click()
+    page.get_by_role("button", name="Пропущен").first.click()
+    page.goto(url + "/plugins/megaplan/journal/")
+
+
 def test_status_panel_secret_dialog_and_a_filtered_call_in_the_journal(served, browser_page,
                                                                        megaplan_sandbox):
     app, url = served
@@ -66,12 +76,7 @@ def test_status_panel_secret_dialog_and_a_filtered_call_in_the_journal(served, b
     page.reload()
     assert page.locator("#new-secret").count() == 0 and secret not in page.content()
 
-    page.goto(url + "/simulator/")
-    page.get_by_label("Виртуальный номер").select_option("74950000001")
-    page.get_by_label("Кому звонит", exact=True).select_option("ivanov")
-    page.get_by_role("button", name="Позвонить").click()
-    page.get_by_role("button", name="Пропущен").first.click()
-    page.goto(url + "/plugins/megaplan/journal/")
+    _missed_call(page, url, "74950000001")
     row = page.locator("tr.state-skipped")
     assert row.count() == 1 and row.is_visible()
     assert "пропущен" in row.inner_text() and "74950000001 не в списке" in row.inner_text()
@@ -137,12 +142,7 @@ def test_the_chosen_time_zone_is_the_one_the_journal_shows(served, browser_page,
     page.get_by_label("Часовой пояс").select_option(label="Владивосток (UTC+10)")
     page.get_by_role("button", name="Сохранить").click()
     assert page.get_by_text("Настройки сохранены.").is_visible()
-    page.goto(url + "/simulator/")
-    page.get_by_label("Виртуальный номер").select_option("74950000002")
-    page.get_by_label("Кому звонит", exact=True).select_option("ivanov")
-    page.get_by_role("button", name="Позвонить").click()
-    page.get_by_role("button", name="Пропущен").first.click()
-    page.goto(url + "/plugins/megaplan/journal/")
+    _missed_call(page, url, "74950000002")
     assert page.get_by_text("Время — Владивосток (UTC+10)").is_visible()
     with app.app_context():
         started = db.session.execute(db.select(OutboxEntry.started_at)).scalar_one()

@@ -16,6 +16,12 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def aware(value: datetime | None) -> datetime | None:
+    """A stored time with its zone: SQLite hands timezone-aware columns back naive, and they
+    were written in UTC."""
+    return value.replace(tzinfo=timezone.utc) if value is not None and value.tzinfo is None else value
+
+
 class Base(DeclarativeBase):
     metadata = MetaData()
     type_annotation_map = {datetime: DateTime(timezone=True)}

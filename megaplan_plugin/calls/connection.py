@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import threading
-from datetime import timezone
 
 from cachetools import LRUCache
 from flask import current_app
@@ -13,7 +12,7 @@ from megaplan_plugin import cabinet
 from megaplan_plugin.crypto import decrypt, encrypt
 from megaplan_plugin.delivery.locks import token_lock
 from megaplan_plugin.megaplan import MegaplanClient, Tokens
-from megaplan_plugin.models import Credential
+from megaplan_plugin.models import Credential, aware
 
 
 def _side_engine():
@@ -55,11 +54,8 @@ class DbTokenStore:
         row = conn.execute(query.with_for_update() if for_update else query).one_or_none()
         if row is None or row.access_token_enc is None:
             return None
-        expires_at = row.token_expires_at
-        if expires_at is not None and expires_at.tzinfo is None:
-            expires_at = expires_at.replace(tzinfo=timezone.utc)  # SQLite drops the zone
         return Tokens(decrypt(row.access_token_enc, self.key_setting),
-                      decrypt(row.refresh_token_enc, self.key_setting), expires_at)
+                      decrypt(row.refresh_token_enc, self.key_setting), aware(row.token_expires_at))
 
     def load(self, fresh: bool = False) -> Tokens | None:
         if self._cached is not None and not fresh:

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 from redis.exceptions import ResponseError
 from rq.registry import StartedJobRegistry
 from sqlalchemy import insert, or_, select, update
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 
-from megaplan_plugin.models import OutboxEntry, utcnow
+from megaplan_plugin.models import OutboxEntry, aware, utcnow
 from megaplan_plugin.delivery import queues
 
 log = logging.getLogger(__name__)
@@ -159,9 +159,3 @@ def _replay_popup(db, row_id: int, now: datetime) -> str:
     queues.enqueue_live(row.record["event"], row.record["hook"])
     row.state, row.enqueued_at = OutboxEntry.SENT, now
     return "popups"
-
-
-def aware(value: datetime) -> datetime:
-    # SQLite hands timezone-aware columns back naive; they were written in UTC.
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
-

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 
 from megaplan_plugin.calls.rules import not_for_megaplan
-from megaplan_plugin.models import OutboxEntry, Settings, utcnow
+from megaplan_plugin.models import OutboxEntry, Settings, aware, utcnow
 from megaplan_plugin.delivery import outbox, queues
 
 log = logging.getLogger(__name__)
@@ -35,7 +35,7 @@ def reconcile_all(host, *, since: datetime | None = None, until: datetime | None
     accounts = db.session.execute(select(Settings).where(Settings.active.is_(True))).scalars().all()
     for settings in accounts:
         end = until or utcnow()
-        start = since or (outbox.aware(settings.reconciled_until) - OVERLAP
+        start = since or (aware(settings.reconciled_until) - OVERLAP
                           if settings.reconciled_until else end - FIRST_WINDOW)
         found[settings.account_id] = reconcile_account(host, settings, start, end)
     return found

@@ -20,7 +20,7 @@ from sqlalchemy import and_, func, or_, select
 
 from megaplan_plugin import cabinet, phones
 from megaplan_plugin.delivery import queues
-from megaplan_plugin.models import KnownClient, OutboxEntry, Settings
+from megaplan_plugin.models import KnownClient, OutboxEntry, Settings, aware
 from megaplan_plugin.web import inputs as web_input
 from megaplan_plugin.web import timezones
 from megaplan_plugin.web.forms import ActionForm
@@ -105,8 +105,7 @@ def _rows(where: list):
 
 
 def _cursor(row: OutboxEntry) -> str:
-    started = row.started_at if row.started_at.tzinfo else row.started_at.replace(tzinfo=timezone.utc)
-    return f"{started.timestamp():.6f}~{row.id}"
+    return f"{aware(row.started_at).timestamp():.6f}~{row.id}"
 
 
 def _after(cursor: str) -> list:

@@ -7,17 +7,13 @@ index), so the settings page and ``status.json`` stay fast with a large outbox;
 """
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
 
 from megaplan_plugin import cabinet
-from megaplan_plugin.models import Credential, MegaplanEmployee, OutboxEntry, Settings, utcnow
+from megaplan_plugin.models import Credential, MegaplanEmployee, OutboxEntry, Settings, aware, utcnow
 from megaplan_plugin.web import timezones
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    return value.replace(tzinfo=timezone.utc) if value is not None and value.tzinfo is None else value
 
 
 def account_status(account_id: str) -> dict:
@@ -40,7 +36,7 @@ def account_status(account_id: str) -> dict:
         OutboxEntry.state == OutboxEntry.PENDING)).scalar()
     employees = db.session.execute(select(func.count()).select_from(MegaplanEmployee).where(
         MegaplanEmployee.credential_id == credential.id)).scalar() if credential else 0
-    waiting_for = utcnow() - _aware(oldest_waiting) if oldest_waiting else None
+    waiting_for = utcnow() - aware(oldest_waiting) if oldest_waiting else None
     return {
         "active": bool(settings and settings.active and credential),
         "megaplan": credential.base_url if credential else None,
@@ -59,7 +55,7 @@ def account_status(account_id: str) -> dict:
 
 
 def _iso(value: datetime | None) -> str | None:
-    return _aware(value).isoformat(timespec="seconds") if value else None
+    return aware(value).isoformat(timespec="seconds") if value else None
 
 
 def waiting_words(seconds: int | None) -> str:

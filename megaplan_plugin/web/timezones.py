@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from megaplan_plugin.models import aware
+
 DEFAULT = "Europe/Moscow"
 ZONES = [
     ("Europe/Kaliningrad", "Калининград (UTC+2)"),
@@ -39,9 +41,7 @@ def local(value: datetime | None, name: str | None, fmt: str = "%d.%m.%Y %H:%M:%
     """A stored (UTC, naive on SQLite) time as the account reads it."""
     if value is None:
         return ""
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
-    return value.astimezone(zone(name)).strftime(fmt)
+    return aware(value).astimezone(zone(name)).strftime(fmt)
 
 
 def day_bounds(day: date, name: str | None) -> tuple[datetime, datetime]:

@@ -221,7 +221,7 @@ class RouteRefresher:
                     self._thread.start()
 
     def drain(self, timeout: float = 10.0) -> None:
-        """Wait until every number handed in so far is on the queue (tests, shutdown)."""
+        """Wait until every number handed in so far is on the queue (run_jobs in the tests)."""
         deadline = time.monotonic() + timeout
         while self._pending.unfinished_tasks and time.monotonic() < deadline:
             time.sleep(0.005)

@@ -64,7 +64,7 @@ class _NotMegaplan(BaseHTTPRequestHandler):
 @pytest.fixture
 def not_megaplan():
     server = HTTPServer(("127.0.0.1", 0), _NotMegaplan)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
     yield f"http://127.0.0.1:{server.server_port}"
     server.shutdown()
 

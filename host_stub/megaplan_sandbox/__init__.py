@@ -40,8 +40,9 @@ class SandboxServer:
         self.app = create_sandbox_app(state)
         self._server = make_server(host, port, self.app, threaded=True, request_handler=QuietHandler)
         self.url = f"http://{host}:{self._server.server_port}"
-        self._thread = threading.Thread(target=self._server.serve_forever, name="megaplan-sandbox",
-                                        daemon=True)
+        # serve_forever's default 0.5 s poll is how long stop() would wait on it.
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
+                                        name="megaplan-sandbox", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:

@@ -37,7 +37,8 @@ def main(argv: list[str] | None = None) -> None:
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    thread = threading.Thread(target=server.serve_forever, name="megaplan-sandbox", daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), name="megaplan-sandbox",
+                              daemon=True)
     thread.start()
     print(f"serving http://{args.host}:{server.server_port}", flush=True)
     try:

@@ -2,6 +2,8 @@
 
 The suite runs against whatever services the environment names: ``DATABASE_URL`` (PostgreSQL
 in CI) and ``REDIS_URL`` (real Redis in CI); without them, SQLite files and fakeredis.
+Under pytest-xdist every worker gets a database and a Redis db of its own (see
+``pytest_configure``), so parallel tests never reset each other's services.
 """
 from __future__ import annotations
 
@@ -21,6 +23,41 @@ from .db import db
 
 DEMO = {"account": "demo", "password": "demo", "crm_token": "demo-crm-token"}
 OTHER = {"account": "other", "password": "other", "crm_token": "other-crm-token"}
+
+
+def pytest_configure(config) -> None:
+    """Give an xdist worker its own services: ``<database>_gw1`` and the Redis db below the
+    given one. The environment is rewritten, not just a fixture, because many tests start
+    processes (workers, a second cabinet) that must find the same services."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if not worker:
+        return
+    n = int(worker.removeprefix("gw"))
+    if os.environ.get("DATABASE_URL", "").startswith("postgres"):
+        os.environ["DATABASE_URL"] = _own_database(os.environ["DATABASE_URL"], f"_{worker}")
+    if os.environ.get("REDIS_URL"):
+        os.environ["REDIS_URL"] = _own_redis_db(os.environ["REDIS_URL"], n)
+
+
+def _own_database(url: str, suffix: str) -> str:
+    import sqlalchemy as sa
+    from sqlalchemy.engine import make_url
+    base = make_url(_pg(url))
+    name = f"{base.database}{suffix}"
+    engine = sa.create_engine(base, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        if not conn.scalar(sa.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}):
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    engine.dispose()
+    return base.set(database=name).render_as_string(hide_password=False)
+
+
+def _own_redis_db(url: str, n: int) -> str:
+    from urllib.parse import urlsplit, urlunsplit
+    parts = urlsplit(url)
+    given = int(parts.path.strip("/") or 0)
+    own = given - n if given >= n else given + n  # away from db 0, the one people use by hand
+    return urlunsplit(parts._replace(path=f"/{own}"))
 
 
 def _default_plugins():
@@ -257,7 +294,7 @@ def live_server(app):
     """``app`` served over real HTTP on 127.0.0.1 (threaded) for the test; yields its base URL."""
     from werkzeug.serving import make_server
     server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_port}"
     server.shutdown()

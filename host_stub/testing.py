@@ -196,6 +196,19 @@ def run_jobs(app, *, scheduled: bool = True, rounds: int = 20, logging_level: st
     return done
 
 
+def redis_up_for(conn, minutes: int) -> None:
+    """Backdate the moment the plugin first saw this Redis, as if it had run that long: a
+    fresh Redis cannot vouch that a call has no CallInfo yet (``known_calls``), a long-running
+    one can, so a test (or bench) of the steady state sets this first."""
+    import json
+    from datetime import timedelta
+    from megaplan_plugin.delivery import known_calls
+    known_calls.vouched_from(conn)  # the mark, as the first job would set it
+    mark = json.loads(conn.get(known_calls.SINCE_KEY))
+    mark["at"] = (datetime.now(timezone.utc) - timedelta(minutes=minutes)).isoformat()
+    conn.set(known_calls.SINCE_KEY, json.dumps(mark))
+
+
 def _make_scheduled_due(conn, queues) -> int:
     moved = 0
     for name in queues.QUEUES:

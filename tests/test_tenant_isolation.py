@@ -16,7 +16,7 @@ from rq.job import Job
 from host_stub.db import db
 from host_stub.testing import OTHER, SANDBOX_LOGIN, SANDBOX_PASSWORD, post_form
 from megaplan_plugin.delivery import queues
-from megaplan_plugin.delivery.jobs import live_call_key
+from megaplan_plugin.delivery.known_calls import live_call_key
 from megaplan_plugin.models import OutboxEntry, Settings
 
 DEMO_TABLES = {  # demo's rows in every plugin table, read with plain SQL

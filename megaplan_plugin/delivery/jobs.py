@@ -6,7 +6,6 @@ applies, record their outcome on the outbox row, and commit once, at the end.
 """
 from __future__ import annotations
 
-import json
 import logging
 from datetime import datetime, timezone
 
@@ -20,11 +19,10 @@ from megaplan_plugin.calls.connection import client_for
 from megaplan_plugin.calls.rules import not_for_megaplan
 from megaplan_plugin.calls.mapping import employee_by_ext, owner_of
 from megaplan_plugin.megaplan import MegaplanError
-from megaplan_plugin.models import OutboxEntry, Credential, Settings
-from megaplan_plugin.delivery import locks, outbox, outcomes, queues
+from megaplan_plugin.models import OutboxEntry, Credential, Settings, aware
+from megaplan_plugin.delivery import known_calls, locks, outbox, outcomes, queues
 
 log = logging.getLogger(__name__)
-CALL_KEY_SECONDS = 4 * 3600
 OWNER_NOTES = {
     "no_employee": "звонок без сотрудника: ответственный по умолчанию",
     "unmapped": "сотрудник не найден в Мегаплан",
@@ -34,32 +32,6 @@ OWNER_NOTES = {
 
 def _redis():
     return current_app.extensions["megaplan"].redis
-
-
-def live_call_key(account_id: str, megaplan_call_id) -> str:
-    """Megaplan call id → PBX call id, for «Завершить» from the popup."""
-    return f"megaplan:livecall:{account_id}:{megaplan_call_id}"
-
-
-def _call_key(account_id: str, call_id: str) -> str:
-    return f"megaplan:callinfo:{account_id}:{call_id}"
-
-
-def _known_call(client, account_id: str, call_id: str) -> dict | None:
-    """The CallInfo of a PBX call: remembered by the job that made it, else asked of Megaplan."""
-    raw = _redis().get(_call_key(account_id, call_id))
-    if raw:
-        return json.loads(raw)
-    found = client.get_call_by_provider(call_id)
-    return {"id": str(found["id"]), "state": found.get("state")} if found else None
-
-
-def _remember_call(account_id: str, call_id: str, call: dict, state: str) -> None:
-    pipe = _redis().pipeline(transaction=False)
-    pipe.set(_call_key(account_id, call_id), json.dumps({"id": str(call["id"]), "state": state}),
-             ex=CALL_KEY_SECONDS)
-    pipe.set(live_call_key(account_id, call["id"]), call_id, ex=CALL_KEY_SECONDS)
-    pipe.execute()
 
 
 @with_app_context
@@ -81,7 +53,7 @@ def live_event(account_id: str, hook: str, payload: dict) -> str:
     known = client_index.lookup(settings.credential_id, payload["client_phone"])
     contractor = known.contractor if known else None
     with locks.call_lock(account_id, call_id):
-        existing = _known_call(client, account_id, call_id)
+        existing = known_calls.lookup(_redis(), client, account_id, call_id, at)
         if existing is not None and existing.get("state") == "finished":
             return "finished"
         if hook == "call_started":
@@ -96,7 +68,7 @@ def live_event(account_id: str, hook: str, payload: dict) -> str:
             call = (client.create_call(fields) if existing is None
                     else client.update_call(existing["id"], fields))
             state = "talking"
-        _remember_call(account_id, call_id, call, state)
+        known_calls.remember(_redis(), account_id, call_id, call, state)
     return hook
 
 
@@ -164,9 +136,10 @@ def _sync(row: OutboxEntry) -> str:
                 found_in_megaplan = contractor is not None
             known_client = True
         with locks.call_lock(row.account_id, row.call_id):
-            known = _known_call(client, row.account_id, row.call_id)
+            known = known_calls.lookup(_redis(), client, row.account_id, row.call_id,
+                                       aware(row.started_at))
             call = sync.write_history(client, record, owner, contractor, known)
-            _remember_call(row.account_id, row.call_id, call, "finished")
+            known_calls.remember(_redis(), row.account_id, row.call_id, call, "finished")
         kind = sync.communication_kind(record)
         if settings.create_communication and kind in (settings.communication_types or []):
             todo = sync.ensure_communication(client, call, record, owner, contractor,

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from megaplan_plugin import cabinet
 from megaplan_plugin.web import inputs as web_input
 from megaplan_plugin.crypto import api_secret_matches
-from megaplan_plugin.delivery.jobs import live_call_key
+from megaplan_plugin.delivery.known_calls import live_call_key
 from megaplan_plugin.models import OutboxEntry, MegaplanEmployee, Settings
 from megaplan_plugin.phones import InvalidPhone, normalize
 

@@ -1,0 +1,92 @@
+"""The CallInfo each PBX call has in Megaplan, as the job that made it left it in Redis.
+
+A call is written to Megaplan exactly once: the popup creates its one CallInfo and every later
+job updates it, under the call's lock. The jobs remember the CallInfo in a Redis key per call.
+A missing key used to cost a ``GET /callInfo/provider`` per call to be sure. It is proof
+enough on its own when Redis has lost nothing since before the call started, which
+``SINCE_KEY`` tells: the Redis server's run id and the moment it was first seen. A flush or a
+restart without persistence takes that key with the others; a restart that reloads a snapshot
+(which may miss the newest keys) brings a new run id; either way the moment moves to now, and
+calls that started before it are looked up in Megaplan as before. Eviction would drop keys
+silently, so Redis must run with ``maxmemory-policy noeviction`` (RQ needs it too).
+"""
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+
+from redis.exceptions import ResponseError
+
+from megaplan_plugin.megaplan import MegaplanClient
+
+KEY_SECONDS = 4 * 3600
+SINCE_KEY = "megaplan:redis:since"
+# Call times come from the PBX, the moment above from a worker: clocks may disagree this much.
+CLOCK_SLACK = timedelta(minutes=5)
+IN_PROCESS = "in-process"  # fakeredis has no INFO; it loses everything with its process anyway
+
+
+def _call_key(account_id: str, call_id: str) -> str:
+    return f"megaplan:callinfo:{account_id}:{call_id}"
+
+
+def live_call_key(account_id: str, megaplan_call_id) -> str:
+    """Megaplan call id → PBX call id, for «Завершить» from the popup."""
+    return f"megaplan:livecall:{account_id}:{megaplan_call_id}"
+
+
+def remember(conn, account_id: str, call_id: str, call: dict, state: str) -> None:
+    pipe = conn.pipeline(transaction=False)
+    pipe.set(_call_key(account_id, call_id), json.dumps({"id": str(call["id"]), "state": state}),
+             ex=KEY_SECONDS)
+    pipe.set(live_call_key(account_id, call["id"]), call_id, ex=KEY_SECONDS)
+    pipe.execute()
+
+
+def lookup(conn, client: MegaplanClient, account_id: str, call_id: str,
+           started_at: datetime) -> dict | None:
+    """``{"id", "state"}`` of the call's CallInfo, or None when Megaplan has none.
+
+    One Redis round trip; Megaplan is asked only when Redis cannot vouch for the absence.
+    """
+    pipe = conn.pipeline(transaction=False)
+    pipe.get(_call_key(account_id, call_id))
+    pipe.get(SINCE_KEY)
+    pipe.info("server")
+    raw, since, info = pipe.execute(raise_on_error=False)
+    if isinstance(raw, Exception):
+        raise raw
+    if raw:
+        return json.loads(raw)
+    if started_at.tzinfo is None:
+        started_at = started_at.replace(tzinfo=timezone.utc)
+    now = datetime.now(timezone.utc)
+    still_kept = now - timedelta(seconds=KEY_SECONDS) + CLOCK_SLACK
+    if started_at >= max(_vouched_from(conn, since, info, now) + CLOCK_SLACK, still_kept):
+        return None
+    found = client.get_call_by_provider(call_id)
+    return {"id": str(found["id"]), "state": found.get("state")} if found else None
+
+
+def vouched_from(conn) -> datetime:
+    """Since when Redis has lost nothing (now, if it just did or was restarted)."""
+    pipe = conn.pipeline(transaction=False)
+    pipe.get(SINCE_KEY)
+    pipe.info("server")
+    since, info = pipe.execute(raise_on_error=False)
+    return _vouched_from(conn, since, info, datetime.now(timezone.utc))
+
+
+def _vouched_from(conn, since, info, now: datetime) -> datetime:
+    if isinstance(info, ResponseError):
+        server = IN_PROCESS
+    elif isinstance(info, Exception):
+        raise info
+    else:
+        server = info.get("run_id") or IN_PROCESS
+    mark = json.loads(since) if since else None
+    if mark is None or mark.get("server") != server:
+        # Redis lost its keys or was restarted: vouch only for what happens from now on.
+        conn.set(SINCE_KEY, json.dumps({"server": server, "at": now.isoformat()}))
+        return now
+    return datetime.fromisoformat(mark["at"])

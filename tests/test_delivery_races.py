@@ -140,3 +140,20 @@ def test_popups_racing_their_history_jobs_never_make_two_calls(app, pbx, megapla
     with app.app_context():
         states = db.session.execute(db.select(OutboxEntry.state).filter_by(kind=OutboxEntry.CALL)).scalars()
         assert set(states) == {"sent"}
+
+
+def test_four_workers_draining_a_backlog_in_batches_send_each_call_once(app, pbx, megaplan_sandbox):
+    redis_up_for(app.extensions["megaplan"].redis, 60)
+    megaplan_sandbox.state.set_latency(20)  # batches in flight overlap
+    ids = []
+    for _ in range(200):
+        call = pbx.new_call(phone="79161234567")  # a known client: history and nothing more
+        call.history(status="Success", user="ivanov")
+        ids.append(call.call_id)
+    _drain_concurrently(app, workers=4)
+    calls = list(megaplan_sandbox.state.calls.values())
+    assert sorted(c["providerId"] for c in calls) == sorted(ids)  # each once
+    with app.app_context():
+        states = db.session.execute(db.select(OutboxEntry.state).filter_by(kind=OutboxEntry.CALL)).scalars()
+        assert set(states) == {"sent"}
+    assert megaplan_sandbox.state.request_count("POST", "/api/v3/callInfo/history") <= 20

@@ -31,6 +31,18 @@ def close_reached(client: MegaplanClient, row: OutboxEntry) -> list[int]:
     return [r.id for r in open_rows]
 
 
+def numbers_with_open(account_id: str, numbers: list[str]) -> set[str]:
+    """Which of ``numbers`` have a callback todo still open: an answered call of one of them
+    has todos to close, so it is more than a history entry."""
+    if not numbers:
+        return set()
+    return set(cabinet.db().session.execute(select(OutboxEntry.client_phone).distinct().where(
+        OutboxEntry.kind == OutboxEntry.CALL, OutboxEntry.account_id == account_id,
+        OutboxEntry.client_phone.in_(sorted(set(numbers))),
+        OutboxEntry.callback_todo_id.is_not(None),
+        OutboxEntry.callback_closed_by.is_(None))).scalars())
+
+
 def mark_closed(row_ids: list[int], call_id: str) -> None:
     for row_id in row_ids:
         cabinet.db().session.get(OutboxEntry, row_id).callback_closed_by = call_id

@@ -39,6 +39,27 @@ def lookup(credential_id: int, phone: str) -> Match | None:
     return choose(rows)
 
 
+def choice_note(match: Match) -> str | None:
+    """The journal's note when the number belongs to several clients."""
+    if match.candidates > 1:
+        return f"клиентов с этим номером в Мегаплан: {match.candidates}, выбран «{match.name}»"
+    return None
+
+
+def lookup_many(credential_id: int, numbers: list[str]) -> dict[str, Match]:
+    """``lookup`` of many numbers in one query: number → match, for the numbers it knows."""
+    nationals = {phone: phones.national(phone) for phone in numbers}
+    by_national: dict[str, list] = {}
+    wanted = sorted({n for n in nationals.values() if n})
+    if wanted:
+        for row in cabinet.db().session.execute(select(ClientPhone).where(
+                ClientPhone.credential_id == credential_id,
+                ClientPhone.national.in_(wanted))).scalars():
+            by_national.setdefault(row.national, []).append(row)
+    found = {phone: choose(by_national.get(national)) for phone, national in nationals.items()}
+    return {phone: match for phone, match in found.items() if match is not None}
+
+
 def choose(rows) -> Match | None:
     """The documented choice among the index rows of one number (see the module docstring).
 

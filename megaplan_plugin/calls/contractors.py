@@ -16,6 +16,12 @@ from megaplan_plugin.models import KnownClient, utcnow
 log = logging.getLogger(__name__)
 
 
+def own_numbers(account_id: str) -> set[str]:
+    """Employees' direct numbers and the account's own numbers: they never become clients."""
+    pbx = cabinet.host().pbx
+    return {u.telnum for u in pbx.users(account_id) if u.telnum} | set(pbx.virtual_numbers(account_id))
+
+
 def cached(account_id: str, phone: str) -> KnownClient | None:
     return cabinet.db().session.execute(select(KnownClient).where(
         KnownClient.account_id == account_id, KnownClient.phone == phone)).scalar_one_or_none()

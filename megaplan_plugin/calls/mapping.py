@@ -20,6 +20,18 @@ class CallOwner:
     reason: str                  # "mapped" | "unknown_employee_user" | "no_employee" | "unmapped"
 
 
+NOTES = {
+    "no_employee": "звонок без сотрудника: ответственный по умолчанию",
+    "unmapped": "сотрудник не найден в Мегаплан",
+    "unknown_employee_user": "сотрудник не найден в Мегаплан: сохранён от имени выбранного пользователя",
+}
+
+
+def note(owner: CallOwner) -> str | None:
+    """What the journal says about who the call went to, when it is not the plain case."""
+    return NOTES.get(owner.reason)
+
+
 def employee_by_ext(credential_id: int, ext: str | None) -> str | None:
     if not ext:
         return None

@@ -6,6 +6,7 @@ applies, record their outcome on the outbox row, and commit once, at the end.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 from datetime import datetime, timezone
 
@@ -13,21 +14,16 @@ from flask import current_app
 from sqlalchemy import select
 
 from megaplan_plugin import cabinet
-from megaplan_plugin.calls import callbacks, client_index, contractors, sync
-from megaplan_plugin.delivery.app_context import with_app_context
+from megaplan_plugin.calls import callbacks, client_index, contractors, mapping, sync
 from megaplan_plugin.calls.connection import client_for
-from megaplan_plugin.calls.rules import not_for_megaplan
 from megaplan_plugin.calls.mapping import employee_by_ext, owner_of
+from megaplan_plugin.calls.rules import not_for_megaplan
+from megaplan_plugin.delivery import history_batch, known_calls, locks, outbox, outcomes, queues
+from megaplan_plugin.delivery.app_context import with_app_context
 from megaplan_plugin.megaplan import MegaplanError
 from megaplan_plugin.models import OutboxEntry, Credential, Settings, aware
-from megaplan_plugin.delivery import known_calls, locks, outbox, outcomes, queues
 
 log = logging.getLogger(__name__)
-OWNER_NOTES = {
-    "no_employee": "звонок без сотрудника: ответственный по умолчанию",
-    "unmapped": "сотрудник не найден в Мегаплан",
-    "unknown_employee_user": "сотрудник не найден в Мегаплан: сохранён от имени выбранного пользователя",
-}
 
 
 def _redis():
@@ -94,13 +90,15 @@ def sync_call(account_id: str, call_id: str, record: dict | None = None) -> str:
         row = _outbox_row(account_id, call_id)
     if row.state in (OutboxEntry.SENT, OutboxEntry.SKIPPED):
         return row.state
-    try:
-        return _sync(row)
-    finally:
-        db.session.commit()
+    # Calls sent along with this one stay locked until the commit says they were sent.
+    with contextlib.ExitStack() as held:
+        try:
+            return _sync(row, held)
+        finally:
+            db.session.commit()
 
 
-def _sync(row: OutboxEntry) -> str:
+def _sync(row: OutboxEntry, held: contextlib.ExitStack) -> str:
     db = cabinet.db()
     settings = db.session.get(Settings, row.account_id)
     reason = not_for_megaplan(settings, row.virtual_number)
@@ -112,12 +110,13 @@ def _sync(row: OutboxEntry) -> str:
     # the one writer's lock through them, and a token refresh could not be saved meanwhile.
     attempts = row.attempts + 1
     known_client = found_in_megaplan = False
+    local = True  # the client (or that there is none) known without asking Megaplan
     callback_todo, closed = None, []
-    notes = [OWNER_NOTES.get(owner.reason)]
+    notes = [mapping.note(owner)]
     try:
         client = client_for(db.session.get(Credential, settings.credential_id))
         contractor = None
-        if not _own_number(row.account_id, row.client_phone):
+        if row.client_phone not in contractors.own_numbers(row.account_id):
             create = None
             if row.direction == "in" and settings.create_client_on_incoming:
                 create = "client"
@@ -126,19 +125,23 @@ def _sync(row: OutboxEntry) -> str:
             known = client_index.lookup(settings.credential_id, row.client_phone)
             if known is not None:
                 contractor = known.contractor
-                if known.candidates > 1:
-                    notes.append(f"клиентов с этим номером в Мегаплан: {known.candidates}, "
-                                 f"выбран «{known.name}»")
+                notes.append(client_index.choice_note(known))
             else:
                 with locks.client_lock(row.account_id, row.client_phone):
                     contractor = contractors.find_or_create(client, row.client_phone, create=create,
                                                             responsible_id=owner.responsible_id)
-                found_in_megaplan = contractor is not None
+                found_in_megaplan, local = contractor is not None, False
             known_client = True
         with locks.call_lock(row.account_id, row.call_id):
             known = known_calls.lookup(_redis(), client, row.account_id, row.call_id,
                                        aware(row.started_at))
-            call = sync.write_history(client, record, owner, contractor, known)
+            if known is not None and known.get("state") == "finished":
+                call = known  # written already, by a job that died before its commit or a batch
+            elif known is None and local:
+                call = history_batch.write(client, settings, row,
+                                           sync.history_fields(record, owner, contractor), held)
+            else:
+                call = sync.write_history(client, record, owner, contractor, known)
             known_calls.remember(_redis(), row.account_id, row.call_id, call, "finished")
         kind = sync.communication_kind(record)
         if settings.create_communication and kind in (settings.communication_types or []):
@@ -184,10 +187,3 @@ def _missed_by(settings: Settings, record: dict) -> list[str]:
         if employee_id and employee_id not in ids:
             ids.append(employee_id)
     return ids
-
-
-def _own_number(account_id: str, phone: str) -> bool:
-    """Employees' direct numbers and the account's own numbers never become clients."""
-    pbx = cabinet.host().pbx
-    own = {u.telnum for u in pbx.users(account_id) if u.telnum} | set(pbx.virtual_numbers(account_id))
-    return phone in own

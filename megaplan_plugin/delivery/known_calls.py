@@ -49,6 +49,16 @@ def lookup(conn, client: MegaplanClient, account_id: str, call_id: str,
 
     One Redis round trip; Megaplan is asked only when Redis cannot vouch for the absence.
     """
+    sure, call = recall(conn, account_id, call_id, started_at)
+    if sure:
+        return call
+    found = client.get_call_by_provider(call_id)
+    return {"id": str(found["id"]), "state": found.get("state")} if found else None
+
+
+def recall(conn, account_id: str, call_id: str, started_at: datetime) -> tuple[bool, dict | None]:
+    """What Redis knows of the call's CallInfo: ``(True, call or None)``, or ``(False, None)``
+    when only Megaplan can tell."""
     pipe = conn.pipeline(transaction=False)
     pipe.get(_call_key(account_id, call_id))
     pipe.get(SINCE_KEY)
@@ -57,15 +67,13 @@ def lookup(conn, client: MegaplanClient, account_id: str, call_id: str,
     if isinstance(raw, Exception):
         raise raw
     if raw:
-        return json.loads(raw)
+        return True, json.loads(raw)
     if started_at.tzinfo is None:
         started_at = started_at.replace(tzinfo=timezone.utc)
     now = datetime.now(timezone.utc)
     still_kept = now - timedelta(seconds=KEY_SECONDS) + CLOCK_SLACK
-    if started_at >= max(_vouched_from(conn, since, info, now) + CLOCK_SLACK, still_kept):
-        return None
-    found = client.get_call_by_provider(call_id)
-    return {"id": str(found["id"]), "state": found.get("state")} if found else None
+    sure = started_at >= max(_vouched_from(conn, since, info, now) + CLOCK_SLACK, still_kept)
+    return sure, None
 
 
 def vouched_from(conn) -> datetime:

@@ -52,3 +52,7 @@ def route_employees(value) -> list:
 # Finishing a todo: `POST /todo/{id}/doAction` with a Todo…ActionRequest (reference §3.5, SDK);
 # the request body's exact shape beyond its contentType is not documented.
 TODO_FINISH_ACTION = {"contentType": "TodoFinishActionRequest"}
+
+# POST /callInfo/history takes CallInfo[] (RAML) with no documented limit on its length;
+# lists page by 100 at most by default (reference §5), so a batch of finished calls is as long.
+HISTORY_BATCH_SIZE = 100

@@ -1,0 +1,131 @@
+"""Finished calls written to Megaplan many per request, each once.
+
+A call with no CallInfo yet (Redis vouches: ``known_calls``) whose client the local index
+names, or that has none (an own number), is one item of ``POST /callInfo/history``. The job
+writing such a call takes along the account's other waiting calls that need nothing but that
+item (no communication, no callback to close), oldest first, up to ``HISTORY_BATCH_SIZE``: a
+backlog (Megaplan down all morning) drains a hundred calls per request instead of one. The
+job's own call goes on to its communication and callbacks as usual.
+
+Every call taken along is held under its call lock, taken without waiting, so a call another
+job is on stays out and its own job sends it. The locks are let go only after the job's
+commit: the taken calls' own jobs then find their rows sent, or the call finished in Redis,
+and send nothing.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+from dataclasses import dataclass
+
+from flask import current_app
+from redis.exceptions import LockError
+from sqlalchemy import select
+
+from megaplan_plugin import cabinet
+from megaplan_plugin.calls import callbacks, client_index, contractors, mapping, sync
+from megaplan_plugin.calls.mapping import owner_of
+from megaplan_plugin.calls.rules import not_for_megaplan
+from megaplan_plugin.delivery import known_calls, locks, outcomes
+from megaplan_plugin.megaplan import MegaplanClient, MegaplanError, unconfirmed
+from megaplan_plugin.models import OutboxEntry, Settings, aware
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Taken:
+    row: OutboxEntry
+    fields: dict
+    contractor: dict | None
+    own_number: bool
+    notes: list
+
+
+def _wants_todo(settings: Settings, row: OutboxEntry) -> bool:
+    kind = sync.communication_kind(row.record)
+    return bool(settings.create_communication and kind in (settings.communication_types or []))
+
+
+def write(client: MegaplanClient, settings: Settings, row: OutboxEntry, fields: dict,
+          held: contextlib.ExitStack) -> dict:
+    """Create ``row``'s call finished, with the account's other waiting calls alike; returns
+    ``row``'s CallInfo. ``held`` keeps the other calls' locks until after the commit."""
+    taken = _take_others(settings, row, held)
+    if taken:
+        try:
+            saved = client.save_call_history([fields] + [t.fields for t in taken])
+        except MegaplanError as exc:
+            if exc.transient:
+                raise
+            # One of them may be what Megaplan refuses: ours goes alone, theirs with their jobs.
+            log.warning("megaplan: a history batch of %d calls was refused (%s); sending %s alone",
+                        len(taken) + 1, exc, row.call_id)
+        else:
+            by_provider = {str(c.get("providerId")): c for c in _listed(saved)}
+            for one in taken:
+                if by_provider.get(one.row.call_id) is not None:
+                    _sent(one, by_provider[one.row.call_id])
+            if by_provider.get(row.call_id) is not None:
+                return by_provider[row.call_id]
+    return _listed(client.save_call_history([fields]))[0]
+
+
+def _listed(saved) -> list[dict]:
+    return saved if isinstance(saved, list) else [saved]
+
+
+def _take_others(settings: Settings, row: OutboxEntry, held: contextlib.ExitStack) -> list[_Taken]:
+    room = unconfirmed.HISTORY_BATCH_SIZE - 1
+    if room <= 0:
+        return []
+    waiting = cabinet.db().session.execute(select(OutboxEntry).where(
+        OutboxEntry.kind == OutboxEntry.CALL, OutboxEntry.account_id == row.account_id,
+        OutboxEntry.state == OutboxEntry.PENDING, OutboxEntry.id != row.id)
+        .order_by(OutboxEntry.started_at).limit(2 * room)).scalars().all()
+    waiting = [w for w in waiting if not not_for_megaplan(settings, w.virtual_number)]
+    own = contractors.own_numbers(row.account_id)
+    matches = client_index.lookup_many(settings.credential_id,
+                                       [w.client_phone for w in waiting if w.client_phone not in own])
+    with_callbacks = callbacks.numbers_with_open(
+        row.account_id, [w.client_phone for w in waiting if w.status == sync.ANSWERED])
+    conn = current_app.extensions["megaplan"].redis
+    taken = []
+    for other in waiting:
+        if len(taken) >= room:
+            break
+        local = other.client_phone in own or other.client_phone in matches
+        if not local or (other.status == sync.ANSWERED and other.client_phone in with_callbacks):
+            continue
+        if _wants_todo(settings, other):
+            continue
+        lock = locks.call_lock(other.account_id, other.call_id)
+        if not lock.acquire(blocking=False):
+            continue  # its own job is on it
+        held.callback(_release, lock)
+        sure, call = known_calls.recall(conn, other.account_id, other.call_id, aware(other.started_at))
+        if not sure or call is not None:
+            continue  # it has a popup, or only Megaplan knows: its own job sees to it
+        match = matches.get(other.client_phone)
+        contractor = match.contractor if match else None
+        owner = owner_of(settings, other.record.get("user"))
+        notes = [mapping.note(owner), client_index.choice_note(match) if match else None,
+                 sync.dropped_recording(other.record)]
+        taken.append(_Taken(other, sync.history_fields(other.record, owner, contractor),
+                            contractor, other.client_phone in own, notes))
+    return taken
+
+
+def _sent(one: _Taken, call: dict) -> None:
+    row = one.row
+    known_calls.remember(current_app.extensions["megaplan"].redis, row.account_id, row.call_id,
+                         call, "finished")
+    if not one.own_number:
+        contractors.remember(row.account_id, row.client_phone, one.contractor)
+    row.attempts, row.megaplan_call_id = row.attempts + 1, str(call["id"])
+    outcomes.record(row, OutboxEntry.SENT, reason="; ".join(n for n in one.notes if n) or None)
+
+
+def _release(lock) -> None:
+    with contextlib.suppress(LockError):
+        lock.release()

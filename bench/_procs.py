@@ -315,7 +315,8 @@ class Proc:
 class Stack:
     """One cabinet: database, Redis (production), sandbox, web app, workers, cron."""
 
-    def __init__(self, mode: str = "production", *, route_timeout_ms: int | None = None):
+    def __init__(self, mode: str = "production", *, route_timeout_ms: int | None = None,
+                 extra_env: dict | None = None):
         global _counter
         assert mode in ("production", "embedded")
         _counter += 1
@@ -345,6 +346,7 @@ class Stack:
         })
         if route_timeout_ms is not None:
             env["CABINET_ROUTE_TIMEOUT_MS"] = str(route_timeout_ms)
+        env.update(extra_env or {})
         if mode == "production":
             self.db_name = f"bench_{os.getpid()}_{_counter}"
             self.database_url = f"{PG_SERVER}/{self.db_name}"

@@ -13,7 +13,9 @@ pushes of the MegaFon PBX, and Megaplan is the sandbox in a process of its own
   scheduler), `rq worker … megaplan-live`, `rq cron megaplan_plugin.delivery.cron`.
 
 (a) calls synced per second with a backlog in the queue (sustained rate over a window that
-    starts after every worker has finished a job, so app start-up is not counted);
+    starts after every worker has finished a job, so app start-up is not counted), each call
+    on its own (MEGAPLAN_REDIS_KEEPS_KEYS off: looked up, one history request each);
+(a2) the defaults: a backlog of known clients' calls drained by one worker, 100 per request;
 (b) Megaplan requests per call (production), next to the least the API allows;
 (c) calls during a sandbox outage (production, 4 workers): delivered, duplicated, lost.
 Goals: a production worker's rate within 1.25x of the embedded mode's; 4 workers >= 3x one.
@@ -39,7 +41,7 @@ KNOWN_PHONE = "79161234567"  # «Кузнецов Сергей» in the sandbox'
 
 # The least each scenario can cost with API v3 (argued in README "Benchmarks").
 # Redis has been up for a while, as in production: a call it holds no CallInfo for has none in
-# Megaplan, so nothing is looked up (for five minutes after a Redis restart, one lookup more).
+# Megaplan, so nothing is looked up (for calls that start within a minute of a Redis restart, one lookup more).
 SCENARIOS = [
     ("known client, answered (history only)", 1,
      "bulk history"),
@@ -135,8 +137,13 @@ def warm(stack: Stack, pusher: Pusher, n: int = 10) -> None:
 
 # -- (a) ----------------------------------------------------------------------------------------
 
+# (a) measures what one call costs a worker: every call is looked up and sent on its own, as
+# with MEGAPLAN_REDIS_KEEPS_KEYS off (or in the first minute after a Redis restart).
+ONE_BY_ONE = {"MEGAPLAN_REDIS_KEEPS_KEYS": "0"}
+
+
 def embedded_rate(args) -> dict:
-    with Stack("embedded") as stack:
+    with Stack("embedded", extra_env=ONE_BY_ONE) as stack:
         stack.start_sandbox()
         stack.start_web()
         stack.configure_demo()
@@ -148,7 +155,7 @@ def embedded_rate(args) -> dict:
 
 def production(args) -> dict:
     out = {}
-    stack = Stack("production")
+    stack = Stack("production", extra_env=ONE_BY_ONE)
     stack.start_sandbox()
     stack.start_web()
     stack.configure_demo()
@@ -175,12 +182,42 @@ def production(args) -> dict:
                120, "all four workers to finish a job", interval=0.1, check=stack.check)
     out["four"] = sustained_rate(stack, args.window, floor=16)
     out["dropped"] = drop_backlog(stack)
+    stack.close()
 
+    # (a2), (b), (c): the defaults, Redis up for a while.
+    stack = Stack("production")
+    stack.start_sandbox()
+    stack.start_web()
+    stack.configure_demo()
+    stack.start_production_workers(sync_workers=1)
+    pusher = Pusher(stack.web_url)
+    warm(stack, pusher)
+    out["batched"] = batched_backlog(stack, pusher, args.batch_backlog)
     out["requests"] = requests_per_call(stack, pusher)
     if args.outage_seconds > 0:
         out["outage"] = outage(stack, pusher, args.outage_calls, args.outage_seconds)
     stack.close()
     return out
+
+
+def batched_backlog(stack: Stack, pusher: Pusher, n: int) -> dict:
+    """n known clients' calls waiting (their worker was stopped), then one rq worker drains them:
+    they go to Megaplan up to 100 per request."""
+    redis_up_for(stack.redis(), 60)
+    (sync_worker,) = [w for w in stack.workers if w.argv[-1] == "megaplan"]
+    stack.stop_worker(sync_worker)
+    before_sent, before_requests = sent(stack), stack.sandbox_requests()
+    push_calls(pusher, n)
+    meter = CpuMeter(stack)
+    snapshot = meter.snapshot()
+    t0 = time.monotonic()
+    stack.start_worker(scheduler=True)
+    wait_until(lambda: sent(stack) >= before_sent + n, 300, "the backlog to drain", interval=0.05,
+               check=stack.check)
+    seconds = time.monotonic() - t0
+    return {"calls": n, "seconds": seconds, "rate": n / seconds,
+            "requests": stack.sandbox_requests() - before_requests,
+            "usage": CpuMeter.between(snapshot, meter.snapshot())}
 
 
 # -- (b) ----------------------------------------------------------------------------------------
@@ -300,7 +337,9 @@ def outage(stack: Stack, pusher: Pusher, n: int, seconds: float) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--window", type=float, default=10, help="seconds each rate is measured over")
-    parser.add_argument("--backlog", type=int, default=400, help="calls queued before a rate is measured")
+    parser.add_argument("--backlog", type=int, default=1500, help="calls queued before a rate is measured")
+    parser.add_argument("--batch-backlog", type=int, default=2000,
+                        help="known clients' calls waiting before one worker drains them (a2)")
     parser.add_argument("--outage-calls", type=int, default=300)
     parser.add_argument("--outage-seconds", type=float, default=10, help="0 skips (c)")
     args = parser.parse_args()
@@ -346,6 +385,13 @@ def main() -> None:
             / max(1, f["calls"])
         print(f"    CPU per synced call, {label}, with the sandbox, PostgreSQL and Redis: {ours:.1f} ms = at most "
               f"{1000 * os.cpu_count() / max(ours, 1e-9):.0f} calls/s on {os.cpu_count()} free cores")
+    print()
+    b = prod["batched"]
+    print(f"(a2) {b['calls']} known clients' calls waiting, then one rq worker (defaults, Redis up for a while):")
+    print(f"    drained in {b['seconds']:.1f} s = {b['rate']:.1f} calls/s with {b['requests']} Megaplan requests "
+          f"({b['requests'] / b['calls']:.3f} per call, goal <= 1); {b['rate'] / one:.1f}x the one-by-one rate "
+          f"of one worker in (a)")
+    print(f"    CPU: " + CpuMeter.describe(b["usage"], group={"rq workers": "worker-"}))
     print()
     print("(b) Megaplan requests per call (production)           measured  minimum")
     for name, measured, minimum, why, routes in prod["requests"]:

@@ -1,4 +1,6 @@
 """Calls that are a history entry and nothing more go to Megaplan many per request, each once."""
+from datetime import datetime, timedelta, timezone
+
 import pytest
 
 from host_stub.db import db
@@ -102,3 +104,17 @@ def test_megaplan_down_leaves_the_batch_waiting_and_it_arrives_once(pbx, rq_work
     rq_worker()
     assert sorted(c["providerId"] for c in megaplan_sandbox.state.calls.values()) == sorted(ids)
     assert {r.state for r in rows(app)} == {"sent"}
+
+
+def test_calls_from_before_redis_could_vouch_are_looked_up_one_by_one(pbx, rq_worker, megaplan_sandbox, app):
+    redis_up_for(app.extensions["megaplan"].redis, 5)  # restarted five minutes ago
+    earlier = datetime.now(timezone.utc) - timedelta(minutes=10)
+    ids = []
+    for n in range(5):
+        call = pbx.new_call(phone=KNOWN)
+        call.history(status="Success", user="ivanov", start=earlier + timedelta(seconds=n))
+        ids.append(call.call_id)
+    rq_worker()
+    assert megaplan_sandbox.state.request_count("GET", "/api/v3/callInfo/provider") == 5
+    assert history_posts(megaplan_sandbox) == 5
+    assert sorted(c["providerId"] for c in megaplan_sandbox.state.calls.values()) == sorted(ids)

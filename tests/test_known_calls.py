@@ -79,3 +79,13 @@ def test_a_fresh_redis_vouches_only_for_calls_that_start_after_it(app, pbx, rq_w
     pbx.new_call(phone="79161234567").history(status="Success", user="ivanov")
     rq_worker()
     assert _lookups(megaplan_sandbox) == 1
+
+
+def test_with_redis_keeps_keys_off_every_call_is_looked_up_and_sent_alone(app, pbx, rq_worker, megaplan_sandbox):
+    app.config["MEGAPLAN_REDIS_KEEPS_KEYS"] = False  # a Redis that may evict keys
+    redis_up_for(app.extensions["megaplan"].redis, 60)
+    for _ in range(3):
+        pbx.new_call(phone="79161234567").history(status="Success", user="ivanov")
+    rq_worker()
+    assert _lookups(megaplan_sandbox) == 3
+    assert megaplan_sandbox.state.request_count("POST", "/api/v3/callInfo/history") == 3

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from flask import current_app
 from redis.exceptions import LockError
-from sqlalchemy import select
+from sqlalchemy import or_, select
 
 from megaplan_plugin import cabinet
 from megaplan_plugin.calls import callbacks, client_index, contractors, mapping, sync
@@ -40,11 +40,6 @@ class _Taken:
     contractor: dict | None
     own_number: bool
     notes: list
-
-
-def _wants_todo(settings: Settings, row: OutboxEntry) -> bool:
-    kind = sync.communication_kind(row.record)
-    return bool(settings.create_communication and kind in (settings.communication_types or []))
 
 
 def write(client: MegaplanClient, settings: Settings, row: OutboxEntry, fields: dict,
@@ -77,35 +72,37 @@ def _listed(saved) -> list[dict]:
 
 def _take_others(settings: Settings, row: OutboxEntry, held: contextlib.ExitStack) -> list[_Taken]:
     room = unconfirmed.HISTORY_BATCH_SIZE - 1
-    if room <= 0:
-        return []
+    conn = current_app.extensions["megaplan"].redis
+    wanted = _communication_kinds(settings)
     waiting = cabinet.db().session.execute(select(OutboxEntry).where(
         OutboxEntry.kind == OutboxEntry.CALL, OutboxEntry.account_id == row.account_id,
-        OutboxEntry.state == OutboxEntry.PENDING, OutboxEntry.id != row.id)
-        .order_by(OutboxEntry.started_at).limit(2 * room)).scalars().all()
+        OutboxEntry.state == OutboxEntry.PENDING, OutboxEntry.id != row.id,
+        OutboxEntry.started_at >= known_calls.vouched_after(conn), *_no_communication(wanted))
+        .order_by(OutboxEntry.started_at).limit(room)).scalars().all()
     waiting = [w for w in waiting if not not_for_megaplan(settings, w.virtual_number)]
+    if not waiting:
+        return []
     own = contractors.own_numbers(row.account_id)
     matches = client_index.lookup_many(settings.credential_id,
                                        [w.client_phone for w in waiting if w.client_phone not in own])
     with_callbacks = callbacks.numbers_with_open(
         row.account_id, [w.client_phone for w in waiting if w.status == sync.ANSWERED])
-    conn = current_app.extensions["megaplan"].redis
-    taken = []
+    locked = []
     for other in waiting:
-        if len(taken) >= room:
-            break
-        local = other.client_phone in own or other.client_phone in matches
-        if not local or (other.status == sync.ANSWERED and other.client_phone in with_callbacks):
-            continue
-        if _wants_todo(settings, other):
+        if other.client_phone not in own and other.client_phone not in matches:
+            continue  # its client must be searched for in Megaplan: its own job does that
+        if other.status == sync.ANSWERED and other.client_phone in with_callbacks:
             continue
         lock = locks.call_lock(other.account_id, other.call_id)
-        if not lock.acquire(blocking=False):
-            continue  # its own job is on it
-        held.callback(_release, lock)
-        sure, call = known_calls.recall(conn, other.account_id, other.call_id, aware(other.started_at))
-        if not sure or call is not None:
-            continue  # it has a popup, or only Megaplan knows: its own job sees to it
+        if lock.acquire(blocking=False):  # else its own job is on it
+            held.callback(_release, lock)
+            locked.append(other)
+    # Looked at under the locks: a popup made before them is in Redis now.
+    popped = known_calls.remembered(conn, row.account_id, [o.call_id for o in locked])
+    taken = []
+    for other in locked:
+        if other.call_id in popped:
+            continue
         match = matches.get(other.client_phone)
         contractor = match.contractor if match else None
         owner = owner_of(settings, other.record.get("user"))
@@ -114,6 +111,22 @@ def _take_others(settings: Settings, row: OutboxEntry, held: contextlib.ExitStac
         taken.append(_Taken(other, sync.history_fields(other.record, owner, contractor),
                             contractor, other.client_phone in own, notes))
     return taken
+
+
+def _communication_kinds(settings: Settings) -> set[str]:
+    return set(settings.communication_types or []) if settings.create_communication else set()
+
+
+def _no_communication(kinds: set[str]) -> list:
+    """SQL conditions leaving out the calls whose kind (sync.communication_kind) wants a todo."""
+    conditions = []
+    if "out" in kinds:
+        conditions.append(OutboxEntry.direction != "out")
+    if "in" in kinds:
+        conditions.append(or_(OutboxEntry.direction != "in", OutboxEntry.status != sync.ANSWERED))
+    if "missed" in kinds:
+        conditions.append(or_(OutboxEntry.direction != "in", OutboxEntry.status == sync.ANSWERED))
+    return conditions
 
 
 def _sent(one: _Taken, call: dict) -> None:

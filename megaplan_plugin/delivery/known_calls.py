@@ -8,22 +8,26 @@ enough on its own when Redis has lost nothing since before the call started, whi
 restart without persistence takes that key with the others; a restart that reloads a snapshot
 (which may miss the newest keys) brings a new run id; either way the moment moves to now, and
 calls that started before it are looked up in Megaplan as before. Eviction would drop keys
-silently, so Redis must run with ``maxmemory-policy noeviction`` (RQ needs it too).
+silently, so Redis must run with ``maxmemory-policy noeviction`` (RQ needs it too), or
+``MEGAPLAN_REDIS_KEEPS_KEYS`` be off.
 """
 from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta, timezone
 
+from flask import current_app
 from redis.exceptions import ResponseError
 
 from megaplan_plugin.megaplan import MegaplanClient
 
 KEY_SECONDS = 4 * 3600
 SINCE_KEY = "megaplan:redis:since"
-# Call times come from the PBX, the moment above from a worker: clocks may disagree this much.
-CLOCK_SLACK = timedelta(minutes=5)
-IN_PROCESS = "in-process"  # fakeredis has no INFO; it loses everything with its process anyway
+# Call times come from the PBX (history) or the cabinet (popups), the moment above from a
+# worker: NTP-synchronised clocks agree far better than this.
+CLOCK_SLACK = timedelta(minutes=1)
+IN_PROCESS = "in-process"
+NEVER = datetime.max.replace(tzinfo=timezone.utc)  # fakeredis has no INFO; it loses everything with its process anyway
 
 
 def _call_key(account_id: str, call_id: str) -> str:
@@ -70,10 +74,31 @@ def recall(conn, account_id: str, call_id: str, started_at: datetime) -> tuple[b
         return True, json.loads(raw)
     if started_at.tzinfo is None:
         started_at = started_at.replace(tzinfo=timezone.utc)
+    return started_at >= _vouched_after(conn, since, info), None
+
+
+def vouched_after(conn) -> datetime:
+    """Calls that started at or after this moment have no CallInfo when Redis holds none."""
+    pipe = conn.pipeline(transaction=False)
+    pipe.get(SINCE_KEY)
+    pipe.info("server")
+    return _vouched_after(conn, *pipe.execute(raise_on_error=False))
+
+
+def remembered(conn, account_id: str, call_ids: list[str]) -> set[str]:
+    """Which of the calls have a CallInfo in Redis's memory (one round trip)."""
+    if not call_ids:
+        return set()
+    values = conn.mget([_call_key(account_id, c) for c in call_ids])
+    return {c for c, value in zip(call_ids, values) if value}
+
+
+def _vouched_after(conn, since, info) -> datetime:
+    if not current_app.config.get("MEGAPLAN_REDIS_KEEPS_KEYS", True):
+        return NEVER
     now = datetime.now(timezone.utc)
     still_kept = now - timedelta(seconds=KEY_SECONDS) + CLOCK_SLACK
-    sure = started_at >= max(_vouched_from(conn, since, info, now) + CLOCK_SLACK, still_kept)
-    return sure, None
+    return max(_vouched_from(conn, since, info, now) + CLOCK_SLACK, still_kept)
 
 
 def vouched_from(conn) -> datetime:

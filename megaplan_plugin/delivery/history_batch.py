@@ -28,7 +28,7 @@ from megaplan_plugin.calls.mapping import owner_of
 from megaplan_plugin.calls.rules import not_for_megaplan
 from megaplan_plugin.delivery import known_calls, locks, outcomes
 from megaplan_plugin.megaplan import MegaplanClient, MegaplanError, unconfirmed
-from megaplan_plugin.models import OutboxEntry, Settings, aware
+from megaplan_plugin.models import OutboxEntry, Settings
 
 log = logging.getLogger(__name__)
 
@@ -58,9 +58,8 @@ def write(client: MegaplanClient, settings: Settings, row: OutboxEntry, fields: 
                         len(taken) + 1, exc, row.call_id)
         else:
             by_provider = {str(c.get("providerId")): c for c in _listed(saved)}
-            for one in taken:
-                if by_provider.get(one.row.call_id) is not None:
-                    _sent(one, by_provider[one.row.call_id])
+            _sent([(one, by_provider[one.row.call_id]) for one in taken
+                   if by_provider.get(one.row.call_id) is not None])
             if by_provider.get(row.call_id) is not None:
                 return by_provider[row.call_id]
     return _listed(client.save_call_history([fields]))[0]
@@ -99,18 +98,26 @@ def _take_others(settings: Settings, row: OutboxEntry, held: contextlib.ExitStac
             locked.append(other)
     # Looked at under the locks: a popup made before them is in Redis now.
     popped = known_calls.remembered(conn, row.account_id, [o.call_id for o in locked])
-    taken = []
+    taken, owners = [], {}
     for other in locked:
         if other.call_id in popped:
             continue
         match = matches.get(other.client_phone)
         contractor = match.contractor if match else None
-        owner = owner_of(settings, other.record.get("user"))
+        owner = _owner(settings, other.record.get("user"), owners)
         notes = [mapping.note(owner), client_index.choice_note(match) if match else None,
                  sync.dropped_recording(other.record)]
         taken.append(_Taken(other, sync.history_fields(other.record, owner, contractor),
                             contractor, other.client_phone in own, notes))
     return taken
+
+
+def _owner(settings: Settings, user: dict | None, seen: dict):
+    """owner_of, asked once per extension of the batch (it reads the employee mapping)."""
+    key = None if user is None else str(user.get("ext"))
+    if key not in seen:
+        seen[key] = owner_of(settings, user)
+    return seen[key]
 
 
 def _communication_kinds(settings: Settings) -> set[str]:
@@ -129,14 +136,20 @@ def _no_communication(kinds: set[str]) -> list:
     return conditions
 
 
-def _sent(one: _Taken, call: dict) -> None:
-    row = one.row
-    known_calls.remember(current_app.extensions["megaplan"].redis, row.account_id, row.call_id,
-                         call, "finished")
-    if not one.own_number:
-        contractors.remember(row.account_id, row.client_phone, one.contractor)
-    row.attempts, row.megaplan_call_id = row.attempts + 1, str(call["id"])
-    outcomes.record(row, OutboxEntry.SENT, reason="; ".join(n for n in one.notes if n) or None)
+def _sent(done: list[tuple[_Taken, dict]]) -> None:
+    if not done:
+        return
+    account_id = done[0][0].row.account_id
+    known_calls.remember_many(current_app.extensions["megaplan"].redis, account_id,
+                              [(one.row.call_id, call) for one, call in done], "finished")
+    remembered = set()
+    for one, call in done:
+        row = one.row
+        if not one.own_number and row.client_phone not in remembered:
+            contractors.remember(row.account_id, row.client_phone, one.contractor)
+            remembered.add(row.client_phone)
+        row.attempts, row.megaplan_call_id = row.attempts + 1, str(call["id"])
+        outcomes.record(row, OutboxEntry.SENT, reason="; ".join(n for n in one.notes if n) or None)
 
 
 def _release(lock) -> None:

@@ -40,10 +40,16 @@ def live_call_key(account_id: str, megaplan_call_id) -> str:
 
 
 def remember(conn, account_id: str, call_id: str, call: dict, state: str) -> None:
+    remember_many(conn, account_id, [(call_id, call)], state)
+
+
+def remember_many(conn, account_id: str, calls: list[tuple[str, dict]], state: str) -> None:
+    """(PBX call id, its CallInfo) pairs, in one round trip."""
     pipe = conn.pipeline(transaction=False)
-    pipe.set(_call_key(account_id, call_id), json.dumps({"id": str(call["id"]), "state": state}),
-             ex=KEY_SECONDS)
-    pipe.set(live_call_key(account_id, call["id"]), call_id, ex=KEY_SECONDS)
+    for call_id, call in calls:
+        pipe.set(_call_key(account_id, call_id), json.dumps({"id": str(call["id"]), "state": state}),
+                 ex=KEY_SECONDS)
+        pipe.set(live_call_key(account_id, call["id"]), call_id, ex=KEY_SECONDS)
     pipe.execute()
 
 

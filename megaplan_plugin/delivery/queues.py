@@ -85,13 +85,12 @@ def route_job_id(account_id: str, phone: str) -> str:
 
 
 # Fairness: an account whose Megaplan was down all day has thousands of calls to send; at
-# most this many of them are queued or running at once (RQ's RateLimit keeps the rest aside
-# and feeds them in as slots free), so every other account's calls go straight to a worker.
-JOBS_IN_FLIGHT_PER_ACCOUNT = 4
-
-
+# most MEGAPLAN_JOBS_PER_ACCOUNT of them are queued or running at once (RQ's RateLimit keeps
+# the rest aside and feeds them in as slots free), so every other account's calls go straight
+# to a worker, as long as there are more sync workers than that.
 def account_share(account_id: str) -> RateLimit:
-    return RateLimit("megaplan-account-" + _digest(account_id), JOBS_IN_FLIGHT_PER_ACCOUNT)
+    return RateLimit("megaplan-account-" + _digest(account_id),
+                     current_app.config["MEGAPLAN_JOBS_PER_ACCOUNT"])
 
 
 def enqueue_live(payload: dict, hook: str) -> None:

@@ -78,12 +78,14 @@ def _free_port() -> int:
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_the_demo_server_stops_on_a_signal_and_leaves_no_process_behind(sig):
+def test_the_demo_server_stops_on_a_signal_and_leaves_no_process_behind(sig, tmp_path):
     port = _free_port()
+    log = tmp_path / "server.log"
     server = subprocess.Popen(
         [str(FLASK), "--app", "host_stub", "run", "--port", str(port)], cwd=ROOT,
-        env=_env(MEGAPLAN_SANDBOX_PORT=str(_free_port()), MEGAPLAN_ALLOW_HTTP="1"),
-        start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        env=_env(MEGAPLAN_SANDBOX_PORT=str(_free_port()), MEGAPLAN_ALLOW_HTTP="1",
+                 PYTHONFAULTHANDLER="1"),
+        start_new_session=True, stdout=subprocess.DEVNULL, stderr=log.open("w"))
     try:
         def serving():
             try:
@@ -93,7 +95,14 @@ def test_the_demo_server_stops_on_a_signal_and_leaves_no_process_behind(sig):
                 return server.poll() is not None
         assert _wait_for(serving, 30) and server.poll() is None
         server.send_signal(sig)
-        assert server.wait(15) is not None
+        try:
+            server.wait(15)
+        except subprocess.TimeoutExpired:
+            # Seen once in many runs and never reproduced: keep every thread's stack for the
+            # report (faulthandler prints them on SIGABRT).
+            server.send_signal(signal.SIGABRT)
+            server.wait(5)
+            pytest.fail("the server did not stop; its threads:\n" + log.read_text()[-6000:])
         with pytest.raises(ProcessLookupError):
             os.killpg(server.pid, 0)  # no process of its group is left (no forked scheduler)
     finally:

@@ -21,17 +21,23 @@ def rows(app):
         return db.session.execute(db.select(OutboxEntry).order_by(OutboxEntry.id)).scalars().all()
 
 
+def push_known(pbx, n: int, each=lambda i: {}) -> list[str]:
+    """n answered calls of the known client, history only; ``each(i)`` adds push fields."""
+    ids = []
+    for i in range(n):
+        call = pbx.new_call(phone=KNOWN)
+        call.history(status="Success", user="ivanov", **each(i))
+        ids.append(call.call_id)
+    return ids
+
+
 def history_posts(sandbox) -> int:
     return sandbox.state.request_count("POST", "/api/v3/callInfo/history")
 
 
 def test_a_backlog_of_known_clients_calls_goes_in_one_request(pbx, rq_worker, megaplan_sandbox, app):
     before = len(megaplan_sandbox.state.requests)
-    ids = []
-    for n in range(30):
-        call = pbx.new_call(phone=KNOWN)
-        call.history(status="Success", user="ivanov", duration=30 + n)
-        ids.append(call.call_id)
+    ids = push_known(pbx, 30, lambda i: {"duration": 30 + i})
     rq_worker()
     assert history_posts(megaplan_sandbox) == 1
     assert len(megaplan_sandbox.state.requests) == before + 1  # no lookup, no search
@@ -80,40 +86,26 @@ def test_an_answered_call_that_closes_a_callback_is_not_taken_along(
     assert {r.state for r in rows(app)} == {"sent"}
 
 
-def test_a_refused_batch_sends_each_call_alone_and_none_twice(pbx, rq_worker, megaplan_sandbox, app):
-    ids = []
-    for _ in range(10):
-        call = pbx.new_call(phone=KNOWN)
-        call.history(status="Success", user="ivanov")
-        ids.append(call.call_id)
-    megaplan_sandbox.state.fail_next(1, status=422, path_prefix="/api/v3/callInfo/history")
+@pytest.mark.parametrize("status, posts", [
+    (422, 3),     # refused: the batch, the first call alone, then the nine others together
+    (503, None),  # down: the batch waits for its retry, the others for their jobs
+])
+def test_a_failed_batch_loses_nothing_and_sends_nothing_twice(
+        pbx, rq_worker, megaplan_sandbox, app, status, posts):
+    ids = push_known(pbx, 10)
+    megaplan_sandbox.state.fail_next(1 if status == 422 else 3, status=status,
+                                     path_prefix="/api/v3/callInfo/history")
     rq_worker()
     assert sorted(c["providerId"] for c in megaplan_sandbox.state.calls.values()) == sorted(ids)
     assert {r.state for r in rows(app)} == {"sent"}
-    # The refused batch, the first call alone, then the nine others together.
-    assert history_posts(megaplan_sandbox) == 3
-
-
-def test_megaplan_down_leaves_the_batch_waiting_and_it_arrives_once(pbx, rq_worker, megaplan_sandbox, app):
-    ids = []
-    for _ in range(10):
-        call = pbx.new_call(phone=KNOWN)
-        call.history(status="Success", user="ivanov")
-        ids.append(call.call_id)
-    megaplan_sandbox.state.fail_next(3, status=503, path_prefix="/api/v3/callInfo/history")
-    rq_worker()
-    assert sorted(c["providerId"] for c in megaplan_sandbox.state.calls.values()) == sorted(ids)
-    assert {r.state for r in rows(app)} == {"sent"}
+    if posts is not None:
+        assert history_posts(megaplan_sandbox) == posts
 
 
 def test_calls_from_before_redis_could_vouch_are_looked_up_one_by_one(pbx, rq_worker, megaplan_sandbox, app):
     redis_up_for(app.extensions["megaplan"].redis, 5)  # restarted five minutes ago
     earlier = datetime.now(timezone.utc) - timedelta(minutes=10)
-    ids = []
-    for n in range(5):
-        call = pbx.new_call(phone=KNOWN)
-        call.history(status="Success", user="ivanov", start=earlier + timedelta(seconds=n))
-        ids.append(call.call_id)
+    ids = push_known(pbx, 5, lambda i: {"start": earlier + timedelta(seconds=i)})
     rq_worker()
     assert megaplan_sandbox.state.request_count("GET", "/api/v3/callInfo/provider") == 5
     assert history_posts(megaplan_sandbox) == 5

@@ -54,5 +54,5 @@ def route_employees(value) -> list:
 TODO_FINISH_ACTION = {"contentType": "TodoFinishActionRequest"}
 
 # POST /callInfo/history takes CallInfo[] (RAML) with no documented limit on its length;
-# lists page by 100 at most by default (reference §5), so a batch of finished calls is as long.
+# lists answer 100 items by default (reference §5), so a batch of finished calls is as long.
 HISTORY_BATCH_SIZE = 100

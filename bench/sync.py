@@ -16,6 +16,7 @@ pushes of the MegaFon PBX, and Megaplan is the sandbox in a process of its own
     starts after every worker has finished a job, so app start-up is not counted), each call
     on its own (MEGAPLAN_REDIS_KEEPS_KEYS off: looked up, one history request each);
 (a2) the defaults: a backlog of known clients' calls drained by one worker, 100 per request;
+(a3) as (a) in production, with Megaplan answering in --megaplan-ms (50) as over the network;
 (b) Megaplan requests per call (production), next to the least the API allows;
 (c) calls during a sandbox outage (production, 4 workers): delivered, duplicated, lost.
 Goals: a production worker's rate within 1.25x of the embedded mode's; 4 workers >= 3x one.
@@ -181,6 +182,20 @@ def production(args) -> dict:
     wait_until(lambda: all(stack.jobs_done_per_worker().get(pid, 0) > before.get(pid, 0) for pid in sync_pids),
                120, "all four workers to finish a job", interval=0.1, check=stack.check)
     out["four"] = sustained_rate(stack, args.window, floor=16)
+
+    # (a3) Megaplan as it is reached in production, over the network: every answer takes
+    # args.megaplan_ms, so a worker mostly waits and more workers help even on two cores.
+    stack.sandbox_faults(latency_ms=args.megaplan_ms)
+    wanted = int(4 * args.window / (2 * args.megaplan_ms / 1000)) + 100
+    if pending(stack) < wanted:
+        push_calls(pusher, wanted - pending(stack))
+    out["four_remote"] = sustained_rate(stack, args.window, floor=16)
+    for proc in [w for w in stack.workers if w.argv[-1] == "megaplan" and "--with-scheduler" not in w.argv]:
+        stack.stop_worker(proc)
+    if pending(stack) < wanted // 4:
+        push_calls(pusher, wanted // 4 - pending(stack))
+    out["one_remote"] = sustained_rate(stack, args.window, floor=4)
+    stack.sandbox_faults(latency_ms=0)
     out["dropped"] = drop_backlog(stack)
     stack.close()
 
@@ -338,6 +353,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--window", type=float, default=10, help="seconds each rate is measured over")
     parser.add_argument("--backlog", type=int, default=1500, help="calls queued before a rate is measured")
+    parser.add_argument("--megaplan-ms", type=float, default=50,
+                        help="(a3): how long each Megaplan answer takes, as over the network")
     parser.add_argument("--batch-backlog", type=int, default=2000,
                         help="known clients' calls waiting before one worker drains them (a2)")
     parser.add_argument("--outage-calls", type=int, default=300)
@@ -385,6 +402,11 @@ def main() -> None:
             / max(1, f["calls"])
         print(f"    CPU per synced call, {label}, with the sandbox, PostgreSQL and Redis: {ours:.1f} ms = at most "
               f"{1000 * os.cpu_count() / max(ours, 1e-9):.0f} calls/s on {os.cpu_count()} free cores")
+    r1, r4 = prod["one_remote"], prod["four_remote"]
+    print(f"(a3) the same, with every Megaplan answer taking {args.megaplan_ms:.0f} ms (as over the network):")
+    print(f"    1 worker {r1['rate']:.1f} calls/s, 4 workers {r4['rate']:.1f} calls/s: {r4['rate'] / r1['rate']:.2f}x  "
+          f"(goal >= 3.00)  {'met' if r4['rate'] / r1['rate'] >= 3 else 'NOT met'}")
+    print(f"    CPU, 4 workers: " + CpuMeter.describe(r4["usage"], group={"rq workers": "worker-"}))
     print()
     b = prod["batched"]
     print(f"(a2) {b['calls']} known clients' calls waiting, then one rq worker (defaults, Redis up for a while):")

@@ -2,6 +2,7 @@
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 
 from host_stub.testing import SANDBOX_LOGIN, SANDBOX_PASSWORD, needs_chromium
 
@@ -54,9 +55,11 @@ def test_configure_the_integration_end_to_end(served, page, megaplan_sandbox):
     assert page.get_by_role("heading", name="Параметры интеграции").is_visible()
 
     numbers = page.locator("[data-reveal-when=filter_by_numbers]")
-    assert numbers.is_hidden()
+    # Hidden by the page's deferred script, which a loaded machine may run a moment after
+    # the click returns: wait for it, as a user's eyes would.
+    expect(numbers).to_be_hidden()
     page.get_by_label("Фильтровать по виртуальным номерам").check()
-    assert numbers.is_visible()
+    expect(numbers).to_be_visible()
 
     page.get_by_label("Активировать интеграцию").check()
     page.get_by_label("74950000002").check()

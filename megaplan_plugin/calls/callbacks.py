@@ -18,9 +18,8 @@ from megaplan_plugin.models import OutboxEntry
 def close_reached(client: MegaplanClient, row: OutboxEntry) -> list[int]:
     """Finish the open callback todos of ``row``'s number; returns the outbox rows closed."""
     open_rows = cabinet.db().session.execute(select(OutboxEntry).where(
-        OutboxEntry.kind == OutboxEntry.CALL, OutboxEntry.account_id == row.account_id,
-        OutboxEntry.client_phone == row.client_phone, OutboxEntry.callback_todo_id.is_not(None),
-        OutboxEntry.callback_closed_by.is_(None), OutboxEntry.id != row.id)).scalars().all()
+        *_still_open(row.account_id), OutboxEntry.client_phone == row.client_phone,
+        OutboxEntry.id != row.id)).scalars().all()
     started = datetime.fromisoformat(row.record["started_at"]).strftime("%d.%m.%Y %H:%M")
     direction = "входящим" if row.direction == "in" else "исходящим"
     for missed in open_rows:
@@ -37,10 +36,13 @@ def numbers_with_open(account_id: str, numbers: list[str]) -> set[str]:
     if not numbers:
         return set()
     return set(cabinet.db().session.execute(select(OutboxEntry.client_phone).distinct().where(
-        OutboxEntry.kind == OutboxEntry.CALL, OutboxEntry.account_id == account_id,
-        OutboxEntry.client_phone.in_(sorted(set(numbers))),
-        OutboxEntry.callback_todo_id.is_not(None),
-        OutboxEntry.callback_closed_by.is_(None))).scalars())
+        *_still_open(account_id), OutboxEntry.client_phone.in_(sorted(set(numbers))))).scalars())
+
+
+def _still_open(account_id: str) -> tuple:
+    """The account's missed calls whose callback todo nobody has closed yet."""
+    return (OutboxEntry.kind == OutboxEntry.CALL, OutboxEntry.account_id == account_id,
+            OutboxEntry.callback_todo_id.is_not(None), OutboxEntry.callback_closed_by.is_(None))
 
 
 def mark_closed(row_ids: list[int], call_id: str) -> None:

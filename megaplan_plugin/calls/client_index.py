@@ -30,13 +30,7 @@ class Match:
 
 
 def lookup(credential_id: int, phone: str) -> Match | None:
-    national = phones.national(phone)
-    if not national:
-        return None
-    rows = cabinet.db().session.execute(
-        select(ClientPhone).where(ClientPhone.credential_id == credential_id,
-                                  ClientPhone.national == national)).scalars().all()
-    return choose(rows)
+    return lookup_many(credential_id, [phone]).get(phone)
 
 
 def choice_note(match: Match) -> str | None:

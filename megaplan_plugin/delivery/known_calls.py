@@ -20,14 +20,15 @@ from flask import current_app
 from redis.exceptions import ResponseError
 
 from megaplan_plugin.megaplan import MegaplanClient
+from megaplan_plugin.models import aware
 
 KEY_SECONDS = 4 * 3600
 SINCE_KEY = "megaplan:redis:since"
 # Call times come from the PBX (history) or the cabinet (popups), the moment above from a
 # worker: NTP-synchronised clocks agree far better than this.
 CLOCK_SLACK = timedelta(minutes=1)
-IN_PROCESS = "in-process"
-NEVER = datetime.max.replace(tzinfo=timezone.utc)  # fakeredis has no INFO; it loses everything with its process anyway
+IN_PROCESS = "in-process"  # fakeredis has no INFO; it loses everything with its process anyway
+NEVER = datetime.max.replace(tzinfo=timezone.utc)
 
 
 def _call_key(account_id: str, call_id: str) -> str:
@@ -47,8 +48,8 @@ def remember_many(conn, account_id: str, calls: list[tuple[str, dict]], state: s
     """(PBX call id, its CallInfo) pairs, in one round trip."""
     pipe = conn.pipeline(transaction=False)
     for call_id, call in calls:
-        pipe.set(_call_key(account_id, call_id), json.dumps({"id": str(call["id"]), "state": state}),
-                 ex=KEY_SECONDS)
+        memory = json.dumps({"id": str(call["id"]), "state": state})
+        pipe.set(_call_key(account_id, call_id), memory, ex=KEY_SECONDS)
         pipe.set(live_call_key(account_id, call["id"]), call_id, ex=KEY_SECONDS)
     pipe.execute()
 
@@ -71,24 +72,18 @@ def recall(conn, account_id: str, call_id: str, started_at: datetime) -> tuple[b
     when only Megaplan can tell."""
     pipe = conn.pipeline(transaction=False)
     pipe.get(_call_key(account_id, call_id))
-    pipe.get(SINCE_KEY)
-    pipe.info("server")
-    raw, since, info = pipe.execute(raise_on_error=False)
+    raw, since, info = _with_mark(pipe).execute(raise_on_error=False)
     if isinstance(raw, Exception):
         raise raw
     if raw:
         return True, json.loads(raw)
-    if started_at.tzinfo is None:
-        started_at = started_at.replace(tzinfo=timezone.utc)
-    return started_at >= _vouched_after(conn, since, info), None
+    return aware(started_at) >= _vouched_after(conn, since, info), None
 
 
 def vouched_after(conn) -> datetime:
     """Calls that started at or after this moment have no CallInfo when Redis holds none."""
-    pipe = conn.pipeline(transaction=False)
-    pipe.get(SINCE_KEY)
-    pipe.info("server")
-    return _vouched_after(conn, *pipe.execute(raise_on_error=False))
+    since, info = _with_mark(conn.pipeline(transaction=False)).execute(raise_on_error=False)
+    return _vouched_after(conn, since, info)
 
 
 def remembered(conn, account_id: str, call_ids: list[str]) -> set[str]:
@@ -97,6 +92,13 @@ def remembered(conn, account_id: str, call_ids: list[str]) -> set[str]:
         return set()
     values = conn.mget([_call_key(account_id, c) for c in call_ids])
     return {c for c, value in zip(call_ids, values) if value}
+
+
+def _with_mark(pipe):
+    """Queue what tells whether Redis lost anything: the mark and the server's run id."""
+    pipe.get(SINCE_KEY)
+    pipe.info("server")
+    return pipe
 
 
 def _vouched_after(conn, since, info) -> datetime:
@@ -109,10 +111,7 @@ def _vouched_after(conn, since, info) -> datetime:
 
 def vouched_from(conn) -> datetime:
     """Since when Redis has lost nothing (now, if it just did or was restarted)."""
-    pipe = conn.pipeline(transaction=False)
-    pipe.get(SINCE_KEY)
-    pipe.info("server")
-    since, info = pipe.execute(raise_on_error=False)
+    since, info = _with_mark(conn.pipeline(transaction=False)).execute(raise_on_error=False)
     return _vouched_from(conn, since, info, datetime.now(timezone.utc))
 
 

@@ -26,6 +26,7 @@ def create_sandbox_app(state: SandboxState | None = None) -> Flask:
     app.register_blueprint(api.bp)
     app.register_blueprint(page.bp)
     app.register_blueprint(telephony_app.bp)
+    app.wsgi_app = api.lose_answers(app.wsgi_app, app.extensions["megaplan_sandbox"])
     return app
 
 

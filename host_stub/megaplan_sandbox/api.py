@@ -1,6 +1,7 @@
 """The fake Megaplan API v3 (reference §1–5): the routes a telephony integration uses."""
 from __future__ import annotations
 
+import socket
 import time
 
 from flask import Blueprint, current_app, g, jsonify, request
@@ -48,6 +49,45 @@ def _gate():
     if g.employee_id is None:
         return error_envelope(401, "Unauthorized: access token missing, expired or revoked")
     return None
+
+
+class AnswerLost(ConnectionAbortedError):
+    """Raised out of the WSGI app once the connection is dropped on purpose. Werkzeug's server
+    treats a ConnectionError from the app as a client gone away: it writes nothing and logs
+    nothing, and its next read on the shut socket ends the connection."""
+
+
+def lose_answers(wsgi_app, state):
+    """WSGI middleware for ``SandboxState.lose_answers_next``: a matching API request runs in
+    full (so the create or update happens), then its answer is thrown away and the connection
+    dropped. It wraps the whole Flask app because only an exception past Flask reaches the
+    server; inside Flask (``after_request``) it would become a 500. Only ``/api/v3/`` paths
+    qualify, so the control endpoints stay reachable whatever the prefix."""
+    def app(environ, start_response):
+        method, path = environ.get("REQUEST_METHOD", ""), environ.get("PATH_INFO", "")
+        if not path.startswith("/api/v3/") or not state.may_lose_answer(method, path):
+            return wsgi_app(environ, start_response)
+        # The server sends nothing before the first body byte (PEP 3333), so the status and
+        # headers Flask hands to start_response here can still be withheld.
+        answer = wsgi_app(environ, start_response)
+        try:
+            body = b"".join(answer)
+        finally:
+            if hasattr(answer, "close"):
+                answer.close()
+        fault = state.take_lost_answer(method, path)  # taken after the view: it did its work
+        if fault is None:
+            return [body]  # someone else used the last one meanwhile
+        if fault["delay"]:
+            time.sleep(fault["delay"])
+        sock = environ.get("werkzeug.socket")
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)  # FIN now: the client reads EOF, not a status line
+            except OSError:
+                pass  # the client gave up and closed first (after its own timeout)
+        raise AnswerLost(f"answer to {method} {path} lost on purpose")
+    return app
 
 
 @bp.post("/auth/access_token")

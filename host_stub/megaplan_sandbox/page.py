@@ -42,13 +42,24 @@ def dump():
 @bp.post("/_sandbox/faults")
 def faults():
     """JSON: fail_next + status + path_prefix, ok_with_error_next, latency_ms, outage_seconds,
-    revoke_tokens, expire_access_tokens, reset."""
+    revoke_tokens, expire_access_tokens, reset.
+
+    ``lose_answers_next: n`` (+ optional ``path_prefix``, ``method`` default "POST", null for
+    any, and ``answer_delay`` in seconds): the next n matching ``/api/v3/`` requests are
+    handled as usual (the entity is created or updated), then the connection is closed with
+    no answer, at once (the client sees a disconnect) or after ``answer_delay`` (a client with
+    a shorter read timeout sees a timeout). ``GET /_sandbox/state`` counts ``lost_answers``.
+    A ``path_prefix`` given here applies to ``fail_next`` too."""
     state = _state()
     body = request.get_json(silent=True) or {}
     if body.get("reset"):
         state.reset()
     if body.get("fail_next"):
         state.fail_next(int(body["fail_next"]), int(body.get("status", 500)), body.get("path_prefix"))
+    if body.get("lose_answers_next"):
+        delay = body.get("answer_delay")
+        state.lose_answers_next(int(body["lose_answers_next"]), body.get("path_prefix"),
+                                body.get("method", "POST"), float(delay) if delay else None)
     if body.get("ok_with_error_next"):
         state.ok_with_error_next(int(body["ok_with_error_next"]))
     if "latency_ms" in body:

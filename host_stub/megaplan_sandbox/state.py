@@ -49,6 +49,9 @@ class SandboxState:
             self._ids = {"Employee": 1000100, "ContractorHuman": 2000000, "ContractorCompany": 3000000,
                          "CallInfo": 4000000, "Todo": 5000000, "CallUserConfig": 6000000}
             self._faults: list[dict] = []
+            self._lost_answer_faults: list[dict] = []
+            self.lost_answers = 0  # answers withheld so far
+            self.lost_answer_requests: list[tuple[str, str]] = []  # (method, path) of each
             self.latency = 0.0
             self.outage_until = 0.0
             if seed:
@@ -176,6 +179,34 @@ class SandboxState:
         with self.lock:
             self._faults.append({"left": n, "status": status, "prefix": None, "in_body": True})
 
+    def lose_answers_next(self, n: int, path_prefix: str | None = None, method: str | None = "POST",
+                          delay: float | None = None) -> None:
+        """The next ``n`` API requests with this method (``None``: any) and path prefix are
+        handled as usual, then the client gets no answer: the connection is closed at once,
+        or after ``delay`` seconds (a client with a shorter read timeout sees a timeout).
+        For fault tests of "Megaplan did it, the client never heard" (see ``api.lose_answers``)."""
+        with self.lock:
+            self._lost_answer_faults.append({"left": n, "prefix": path_prefix, "delay": delay,
+                                             "method": method.upper() if method else None})
+
+    def _lost_answer_fault(self, method: str, path: str, take: bool) -> dict | None:
+        with self.lock:
+            for fault in self._lost_answer_faults:
+                if fault["left"] > 0 and fault["method"] in (None, method) \
+                        and (not fault["prefix"] or path.startswith(fault["prefix"])):
+                    if take:
+                        fault["left"] -= 1
+                        self.lost_answers += 1
+                        self.lost_answer_requests.append((method, path))
+                    return fault
+            return None
+
+    def may_lose_answer(self, method: str, path: str) -> bool:
+        return self._lost_answer_fault(method, path, take=False) is not None
+
+    def take_lost_answer(self, method: str, path: str) -> dict | None:
+        return self._lost_answer_fault(method, path, take=True)
+
     def set_latency(self, ms: float) -> None:
         self.latency = ms / 1000
 
@@ -200,4 +231,5 @@ class SandboxState:
             return copy.deepcopy({
                 "calls": list(self.calls.values()), "contractors": list(self.contractors.values()),
                 "todos": list(self.todos.values()), "call_user_configs": list(self.call_user_configs.values()),
-                "widget_events": self.widget_events, "requests": len(self.requests)})
+                "widget_events": self.widget_events, "requests": len(self.requests),
+                "lost_answers": self.lost_answers})

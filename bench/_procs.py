@@ -454,9 +454,9 @@ class Stack:
         return proc
 
     def start_cron(self) -> Proc:
-        """The README's ``rq cron megaplan_plugin.delivery.cron``."""
+        """The README's ``rq cron megaplan_plugin.delivery.cron_config``."""
         assert self.mode == "production"
-        return self._start("cron", [str(BIN / "rq"), "cron", "megaplan_plugin.delivery.cron"])
+        return self._start("cron", [str(BIN / "rq"), "cron", "megaplan_plugin.delivery.cron_config"])
 
     def start_production_workers(self, sync_workers: int = 1, live_worker: bool = True,
                                  cron: bool = True) -> None:

@@ -10,7 +10,7 @@ pushes of the MegaFon PBX, and Megaplan is the sandbox in a process of its own
   (two on both queues, one for popups);
 * production (README «Production»): PostgreSQL, Redis, `rq worker -w …CabinetWorker
   --with-scheduler megaplan-live megaplan` (1, then 4 of them: the others without the
-  scheduler), `rq worker … megaplan-live`, `rq cron megaplan_plugin.delivery.cron`.
+  scheduler), `rq worker … megaplan-live`, `rq cron megaplan_plugin.delivery.cron_config`.
 
 (a) calls synced per second with a backlog in the queue (sustained rate over a window that
     starts after every worker has finished a job, so app start-up is not counted), each call

@@ -187,6 +187,7 @@ def run_jobs(app, *, scheduled: bool = True, rounds: int = 20, logging_level: st
     done = 0
     for _ in range(rounds):
         if scheduled:
+            _make_retries_due(app)
             _make_scheduled_due(conn, queues)
         pending = sum(queues.queue(name, conn).count for name in queues.QUEUES)
         if not pending:
@@ -196,17 +197,23 @@ def run_jobs(app, *, scheduled: bool = True, rounds: int = 20, logging_level: st
     return done
 
 
-def redis_up_for(conn, minutes: int) -> None:
-    """Backdate the moment the plugin first saw this Redis, as if it had run that long: a
-    fresh Redis cannot vouch that a call has no CallInfo yet (``known_calls``), a long-running
-    one can, so a test (or bench) of the steady state sets this first."""
-    import json
-    from datetime import timedelta
-    from megaplan_plugin.delivery import known_calls
-    known_calls.vouched_from(conn)  # the mark, as the first job would set it
-    mark = json.loads(conn.get(known_calls.SINCE_KEY))
-    mark["at"] = (datetime.now(timezone.utc) - timedelta(minutes=minutes)).isoformat()
-    conn.set(known_calls.SINCE_KEY, json.dumps(mark))
+def _make_retries_due(app) -> None:
+    """Time passes for the plugin's own schedules too: calls waiting for their next try, and
+    leases of requests that never got an answer, are due now."""
+    from sqlalchemy import update
+    from megaplan_plugin.models import Intent, OutboxEntry, utcnow
+    now = utcnow()
+    with app.app_context():
+        engine = app.extensions["cabinet"].db.engine
+        with engine.begin() as conn:
+            conn.execute(update(OutboxEntry).where(OutboxEntry.state == OutboxEntry.PENDING,
+                                                   OutboxEntry.next_retry_at > now).values(next_retry_at=now))
+            conn.execute(update(Intent).where(Intent.busy_until > now).values(busy_until=now))
+        # and the sweep has run: every account with waiting calls has its writer woken
+        from megaplan_plugin.delivery import outbox, queues
+        for account_id in outbox.accounts_with_work(app.extensions["cabinet"].db.session):
+            queues.wake_writer(account_id, app.extensions["megaplan"].redis)
+        app.extensions["cabinet"].db.session.remove()
 
 
 def _make_scheduled_due(conn, queues) -> int:

@@ -36,14 +36,6 @@ def init_config(app: Flask) -> None:
     # The embedded mode is one command on a fresh machine: it brings its tables up itself.
     # In production the operator runs `flask megaplan db upgrade` with each release.
     app.config["MEGAPLAN_AUTO_MIGRATE"] = _flag(app, "MEGAPLAN_AUTO_MIGRATE", embedded)
-    # Off where Redis may evict keys (a shared Redis with an LRU policy): every call without a
-    # CallInfo in Redis is then looked up in Megaplan, and nothing is sent in batches.
-    app.config["MEGAPLAN_REDIS_KEEPS_KEYS"] = _flag(app, "MEGAPLAN_REDIS_KEEPS_KEYS", True)
-    # Fewer than the sync workers, so that one account's backlog never holds them all.
-    app.config.setdefault("MEGAPLAN_JOBS_PER_ACCOUNT",
-                          max(1, int(os.environ.get("MEGAPLAN_JOBS_PER_ACCOUNT") or 4)))
-    app.config.setdefault("MEGAPLAN_CALL_LOCK_SECONDS",
-                          int(os.environ.get("MEGAPLAN_CALL_LOCK_SECONDS") or 60))
     app.config["MEGAPLAN_ENCRYPTION_KEY"] = (app.config.get("MEGAPLAN_ENCRYPTION_KEY")
                                              or os.environ.get("MEGAPLAN_ENCRYPTION_KEY")
                                              or _instance_key(Path(app.instance_path)))

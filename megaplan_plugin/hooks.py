@@ -2,9 +2,10 @@
 
 None of them may raise into the host (pluggy would skip the other plugins), so each catches,
 logs and keeps what it could not hand on. A finished call is stored in the outbox before the
-hook returns; when the database is down, Redis carries the whole record to a job that stores
-it; when Redis is down, the outbox row waits for the sweep. A popup that cannot be queued is
-an outbox row too, replayed while it is still worth showing.
+hook returns and its account's writer is woken (nothing to enqueue when one is waiting);
+when the database is down, Redis carries the whole record to a job that stores it; when
+Redis is down, the outbox row waits for the sweep. A popup that cannot be queued is an
+outbox row too, replayed while it is still worth showing.
 """
 from __future__ import annotations
 
@@ -14,7 +15,6 @@ import logging
 
 from flask import current_app
 from redis.exceptions import RedisError
-from sqlalchemy import update
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 
 from megaplan_plugin import DESCRIPTION, KEY, TITLE
@@ -97,7 +97,7 @@ def call_ended(host, record):
         row_id = insert_call(host.db.engine, data)
     except DatabaseDown:
         log.warning("megaplan: database unavailable, call %s handed to Redis", record.call_id)
-        queues.enqueue_call(record.account_id, record.call_id, data)
+        queues.enqueue_store(data)
         return
     except SQLAlchemyError as exc:
         # Not an outage: the database refused this record. A defect to fix, shown, never dropped.
@@ -108,12 +108,9 @@ def call_ended(host, record):
     if row_id is None:
         return  # the PBX repeated the push; the first one is already in the outbox
     try:
-        queues.enqueue_call(record.account_id, record.call_id, fresh=True)
+        queues.wake_writer(record.account_id)
     except RedisError:
-        log.warning("megaplan: Redis unavailable, call %s stays in the outbox", record.call_id)
-        # Stored as enqueued to save a statement on the usual path; undo that for the sweep.
-        with host.db.engine.begin() as conn:
-            conn.execute(update(OutboxEntry).where(OutboxEntry.id == row_id).values(enqueued_at=None))
+        log.warning("megaplan: Redis unavailable, call %s waits in the outbox for the sweep", record.call_id)
 
 
 @hookimpl

@@ -42,6 +42,8 @@ class OutboxEntry(Base):
         # the journal and the status panel: an account's calls by time, with or without a state
         Index("ix_megaplan_outbox_journal", "account_id", "kind", "started_at"),
         Index("ix_megaplan_outbox_journal_state", "account_id", "kind", "state", "started_at"),
+        # the sweep: the accounts that have work, one index seek per account
+        Index("ix_megaplan_outbox_work", "kind", "state", "account_id"),
     )
 
     CALL, POPUP = "call", "popup"
@@ -66,10 +68,11 @@ class OutboxEntry(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     next_retry_at: Mapped[datetime | None]
     megaplan_call_id: Mapped[str | None] = mapped_column(String(64))
+    # The Megaplan client the call was written with, as the journal names it.
+    client_name: Mapped[str | None] = mapped_column(String(300))
     # A missed call's «Перезвонить» todo, and the PBX call that reached the number later.
     callback_todo_id: Mapped[str | None] = mapped_column(String(32))
     callback_closed_by: Mapped[str | None] = mapped_column(String(128))
-    enqueued_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -145,27 +148,13 @@ class MegaplanEmployee(Base):
     internal_number: Mapped[str | None] = mapped_column(String(32))
 
 
-class KnownClient(Base):
-    """Megaplan client behind a phone number: the per-number cache for sync and routing."""
-
-    __tablename__ = "megaplan_client"
-    __table_args__ = (UniqueConstraint("account_id", "phone"),)
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    account_id: Mapped[str] = mapped_column(String(64))
-    phone: Mapped[str] = mapped_column(String(32))
-    contractor_type: Mapped[str | None] = mapped_column(String(32))
-    contractor_id: Mapped[str | None] = mapped_column(String(32))
-    name: Mapped[str | None] = mapped_column(String(300))
-    responsible_id: Mapped[str | None] = mapped_column(String(32))
-    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
-
-
 class ClientPhone(Base):
     """The local index of Megaplan clients by phone, per credential: one row per client and number.
 
-    Filled when the integration is activated, refreshed periodically and by every synced call;
-    sync and routing look numbers up here before (or instead of) asking Megaplan.
+    The one table of clients by (credential, national number). Filled when the integration is
+    activated, refreshed periodically, by every client a call found or created and by every
+    ``callRoute`` answer; sync and routing look numbers up here before (or instead of) asking
+    Megaplan.
     """
 
     __tablename__ = "megaplan_client_phone"
@@ -201,3 +190,34 @@ class EmployeeLink(Base):
     pbx_login: Mapped[str] = mapped_column(String(64))
     megaplan_employee_id: Mapped[str] = mapped_column(String(32))
     config_created_at: Mapped[datetime | None]
+
+
+class Intent(Base):
+    """A create that Megaplan cannot make idempotent, written down before its request.
+
+    ``kind`` "call" (the CallInfo of PBX call ``key``), "client" (the contractor of national
+    number ``key``) or "todo" (the communication of PBX call ``key``). The row is committed
+    before the create is sent and ``megaplan_id`` after the answer; a row without an id is a
+    create whose outcome is unknown, so the next attempt looks the entity up before it creates
+    anything (``delivery/intents.py``). ``busy_until`` is the lease of whoever has a request
+    on the entity in flight; ``finished`` marks a call whose history is being written, after
+    which no popup job touches it.
+    """
+
+    __tablename__ = "megaplan_intent"
+    __table_args__ = (
+        UniqueConstraint("account_id", "kind", "key", name="uq_megaplan_intent_key"),
+        Index("ix_megaplan_intent_megaplan_id", "account_id", "kind", "megaplan_id"),
+    )
+
+    CALL, CLIENT, TODO = "call", "client", "todo"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(8))
+    key: Mapped[str] = mapped_column(String(128))
+    megaplan_id: Mapped[str | None] = mapped_column(String(64))
+    megaplan_type: Mapped[str | None] = mapped_column(String(32))
+    busy_until: Mapped[datetime | None]
+    finished: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

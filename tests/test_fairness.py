@@ -1,24 +1,32 @@
-"""One account's backlog never delays the other accounts' calls."""
-import pytest
-
-from megaplan_plugin.delivery import queues
+"""One account's backlog never delays the other accounts' calls: accounts take turns."""
+from megaplan_plugin.delivery import queues, writer
 
 
-@pytest.mark.parametrize("share", [4, 1])
-def test_an_accounts_backlog_takes_a_few_slots_and_others_go_straight_to_the_queue(app, share):
-    app.config["MEGAPLAN_JOBS_PER_ACCOUNT"] = share
+def test_a_backlog_is_one_writer_job_and_another_accounts_call_is_queued_right_behind_it(
+        app, pbx, integration):
+    for n in range(30):
+        pbx.new_call(phone=f"7916222{n:04d}").history(status="Success", user="ivanov")
     with app.app_context():
-        for n in range(30):
-            queues.enqueue_call("demo", f"BACKLOG-{n}")
-        queues.enqueue_call("other", "OTHER-1")
-        queued = queues.queue(queues.SYNC_QUEUE).job_ids
-    demo_jobs = [j for j in queued if j != queues.call_job_id("other", "OTHER-1")]
-    assert len(demo_jobs) == share  # the rest wait aside
-    assert queues.call_job_id("other", "OTHER-1") in queued  # not behind 30 of demo's
+        queued = queues.queue(queues.SYNC_QUEUE).jobs
+        assert [j.args for j in queued] == [("demo",)]  # 30 calls, one writer waiting
+        queues.wake_writer("other")
+        assert [j.args for j in queues.queue(queues.SYNC_QUEUE).jobs] == [("demo",), ("other",)]
 
 
-def test_the_backlog_is_still_delivered_in_full(app, pbx, integration, rq_worker, megaplan_sandbox):
+def test_a_writer_works_a_slice_and_goes_to_the_back_of_the_queue(
+        app, pbx, integration, rq_worker, megaplan_sandbox, monkeypatch):
+    monkeypatch.setattr(writer, "SLICE_CALLS", 5)
+    turns = []
+    real = writer._drain
+
+    def drain(account_id, lock):
+        turns.append(account_id)
+        return real(account_id, lock)
+    monkeypatch.setattr(writer, "_drain", drain)
     for n in range(12):
         pbx.new_call(phone=f"7916111{n:04d}").history(status="Success", user="ivanov")
-    rq_worker()
+    with app.app_context():
+        queues.wake_writer("other")  # another account's work arrives behind the backlog
+    rq_worker(scheduled=False)
+    assert turns[:3] == ["demo", "other", "demo"]  # the backlog's second slice waited its turn
     assert len(megaplan_sandbox.state.calls) == 12

@@ -68,7 +68,7 @@ def test_redis_down_during_hooks_loses_nothing_once_it_is_back(app, pbx, integra
     call.ring("ivanov")                       # the PBX still gets its 200
     call.history(status="Success", user="ivanov")
     (row,) = _rows(app, OutboxEntry)
-    assert row.state == "pending" and row.enqueued_at is None
+    assert row.state == "pending"
     (deferred,) = _rows(app, OutboxEntry, kind=OutboxEntry.POPUP)  # the one outbox keeps the popup too
     assert deferred.record["hook"] == "call_started" and deferred.call_id == call.call_id
     assert deferred.state == "pending"
@@ -76,26 +76,25 @@ def test_redis_down_during_hooks_loses_nothing_once_it_is_back(app, pbx, integra
     state.redis = real
     with app.app_context():
         counts = sweep(db)
-    assert counts == {"calls": 1, "popups": 1, "stale_popups": 0, "abandoned": 0}
+    assert counts == {"accounts": 1, "popups": 1, "stale_popups": 0, "abandoned": 0}
     assert _rows(app, OutboxEntry, kind=OutboxEntry.POPUP)[0].state == "sent"
     assert _counts(app) == {"megaplan-live": 1, "megaplan": 1}
     rq_worker()
     (row,) = _rows(app, OutboxEntry)
     assert row.state == "sent"
     with app.app_context():
-        assert sweep(db) == {"calls": 0, "popups": 0, "stale_popups": 0, "abandoned": 0}
+        assert sweep(db) == {"accounts": 0, "popups": 0, "stale_popups": 0, "abandoned": 0}
 
 
 def test_sweeper_requeues_a_call_whose_job_vanished_from_redis(app, pbx, integration, rq_worker):
     pbx.new_call().history()
     conn = app.extensions["megaplan"].redis
-    conn.flushdb()  # Redis restarted without persistence
+    conn.flushdb()  # Redis restarted without persistence: the writer's job and its flag gone
+    assert _counts(app) == {"megaplan-live": 0, "megaplan": 0}
     with app.app_context():
-        row = db.session.execute(db.select(OutboxEntry)).scalar_one()
-        row.enqueued_at = row.enqueued_at.replace(year=2000)
-        db.session.commit()
-        assert sweep(db)["calls"] == 1
-    rq_worker()
+        assert sweep(db)["accounts"] == 1
+    assert _counts(app) == {"megaplan-live": 0, "megaplan": 1}
+    rq_worker(scheduled=False)
     assert _rows(app, OutboxEntry)[0].state == "sent"
 
 
@@ -106,26 +105,29 @@ def test_resend_command_reports_what_it_queued(app, pbx, integration):
     state.redis = real
     result = app.test_cli_runner().invoke(args=["megaplan", "resend"])
     assert result.exit_code == 0, result.output
-    assert '"calls": 1' in result.output
+    assert '"accounts": 1' in result.output
 
 
-def test_a_sweep_over_waiting_calls_whose_jobs_are_alive_writes_nothing(app, pbx, integration):
-    """Megaplan down all day: thousands of calls wait for their retries. The sweep compares
-    them with Redis only when Redis may have lost jobs, and writes only what it queues again."""
+def test_a_sweeps_cost_grows_with_the_accounts_that_have_work_not_with_their_calls(app, pbx, integration):
+    """Megaplan down all day: thousands of calls wait. The sweep asks the database one index
+    step per account with work and writes nothing; a writer already queued is not queued twice."""
     import sqlalchemy as sa
-    for _ in range(3):
+
+    def statements_of_a_sweep():
+        seen = []
+        listener = lambda _c, _cur, statement, *_: seen.append(statement.lstrip().split()[0].upper())
+        with app.app_context():
+            sa.event.listen(db.engine, "before_cursor_execute", listener)
+            try:
+                assert sweep(db)["accounts"] == 1
+            finally:
+                sa.event.remove(db.engine, "before_cursor_execute", listener)
+        return seen
+
+    pbx.new_call().history()
+    few = statements_of_a_sweep()
+    for _ in range(30):
         pbx.new_call().history()
-    with app.app_context():
-        for row in db.session.execute(db.select(OutboxEntry)).scalars():
-            row.enqueued_at = row.enqueued_at.replace(year=2000)  # long waiting, jobs alive
-        db.session.commit()
-        writes = []
-        sa.event.listen(db.engine, "before_cursor_execute",
-                        lambda _c, _cur, statement, *_: writes.append(statement)
-                        if statement.lstrip().upper().startswith("UPDATE") else None)
-        assert sweep(db)["calls"] == 0      # full: Redis was never seen intact
-        assert sweep(db)["calls"] == 0      # quick: only rows never queued are looked at
-        assert writes == []
-        app.extensions["megaplan"].redis.flushdb()  # Redis lost everything, the mark too
-        assert sweep(db)["calls"] == 3
-        assert len(writes) == 1 and sweep(db)["calls"] == 0
+    many = statements_of_a_sweep()
+    assert few == many and "UPDATE" not in many and "INSERT" not in many
+    assert _counts(app) == {"megaplan-live": 0, "megaplan": 1}  # one writer for 31 calls

@@ -4,7 +4,7 @@ import time
 import pytest
 
 from host_stub.db import db
-from megaplan_plugin.models import KnownClient
+from megaplan_plugin.models import ClientPhone
 
 pytestmark = pytest.mark.usefixtures("integration")
 
@@ -85,8 +85,8 @@ def test_routing_never_waits_on_megaplan_and_a_new_client_routes_from_the_next_c
     megaplan_sandbox.state.set_latency(0)
     rq_worker()  # the background refresh asked callRoute without the PBX waiting
     with app.app_context():
-        assert db.session.execute(db.select(KnownClient.responsible_id).where(
-            KnownClient.phone == "79265554433")).scalar_one() == "1000002"
+        assert db.session.execute(db.select(ClientPhone.responsible_id).where(
+            ClientPhone.national == "9265554433")).scalar_one() == "1000002"
     assert pbx.new_call(phone="79265554433").contact()["responsible"] == "ivanov"
 
 

@@ -16,7 +16,7 @@ from rq.job import Job
 from host_stub.db import db
 from host_stub.testing import OTHER, SANDBOX_LOGIN, SANDBOX_PASSWORD, post_form
 from megaplan_plugin.delivery import queues
-from megaplan_plugin.delivery.known_calls import live_call_key
+from megaplan_plugin.delivery.intents import call_of_megaplan_id
 from megaplan_plugin.models import OutboxEntry, Settings
 
 DEMO_TABLES = {  # demo's rows in every plugin table, read with plain SQL
@@ -24,7 +24,8 @@ DEMO_TABLES = {  # demo's rows in every plugin table, read with plain SQL
     "megaplan_credential": "account_id = 'demo'",
     "megaplan_employee": "credential_id IN (SELECT id FROM megaplan_credential WHERE account_id = 'demo')",
     "megaplan_outbox": "account_id = 'demo'",
-    "megaplan_client": "account_id = 'demo'",
+    "megaplan_intent": "account_id = 'demo'",
+    "megaplan_client_phone": "credential_id IN (SELECT id FROM megaplan_credential WHERE account_id = 'demo')",
 }
 
 
@@ -53,7 +54,7 @@ def tenants(app, client, auth, integration, enable_plugin, pbx, rq_worker, megap
         failed = db.session.execute(db.select(OutboxEntry).where(OutboxEntry.account_id == "demo",
                                                              OutboxEntry.state == OutboxEntry.FAILED)).scalar_one()
         failed_id, failed_call = failed.id, failed.call_id
-        assert app.extensions["megaplan"].redis.get(live_call_key("demo", popup["id"]))
+        assert call_of_megaplan_id(db.session, "demo", popup["id"]) == live.call_id
         demo_credential = db.session.execute(sa.text(
             "SELECT id FROM megaplan_credential WHERE account_id = 'demo'")).scalar_one()
 

@@ -30,9 +30,6 @@ def _worker_env(app) -> dict:
         "SECRET_KEY": app.config["SECRET_KEY"],
         "MEGAPLAN_ENCRYPTION_KEY": app.config["MEGAPLAN_ENCRYPTION_KEY"],
         "MEGAPLAN_ALLOW_HTTP": "1",
-        # The killed worker's call lock must expire before the retry can take it; the test's
-        # Megaplan answers in 1.5 s, so 5 s is still longer than any hold.
-        "MEGAPLAN_CALL_LOCK_SECONDS": "5",
         "PYTHONPATH": str(ROOT),
     })
     return env
@@ -84,9 +81,13 @@ def test_sigkilled_worker_mid_job_loses_and_duplicates_nothing(pbx, rq_worker, m
         assert row.state == "pending"
     # RQ's own cleanup retries the abandoned job once its execution's lease ran out (an hour
     # from now stands in for the wait); the sweep runs this cleanup on its schedule.
-    registry = StartedJobRegistry(queues.SYNC_QUEUE, connection=app.extensions["megaplan"].redis)
+    conn = app.extensions["megaplan"].redis
+    registry = StartedJobRegistry(queues.SYNC_QUEUE, connection=conn)
     assert len(registry.get_expired_job_ids(time.time() + 3600)) == 1
     registry.cleanup(time.time() + 3600)
+    # The dead writer's account lock runs out (a minute), as does its intent's lease: then
+    # the next writer (the sweep wakes one) looks the call up before creating anything.
+    conn.delete(queues.writer_lock_key("demo"))
     rq_worker()
     with app.app_context():
         row = db.session.execute(db.select(OutboxEntry)).scalar_one()
@@ -95,16 +96,21 @@ def test_sigkilled_worker_mid_job_loses_and_duplicates_nothing(pbx, rq_worker, m
 
 
 def test_a_plain_rq_worker_refuses_the_plugins_jobs_naming_the_right_command(pbx, app, megaplan_sandbox):
-    from rq.registry import ScheduledJobRegistry
+    from rq.registry import FailedJobRegistry
+
+    from megaplan_plugin.delivery.outbox import sweep
     pbx.new_call().history(status="Success", user="ivanov")
     rq_bin = Path(sys.executable).with_name("rq")
     result = subprocess.run([str(rq_bin), "worker", "--burst", "--url", app.config["REDIS_URL"], "megaplan"],
                             env=_worker_env(app), cwd=ROOT, capture_output=True, timeout=120)
     assert result.returncode == 0, result.stderr.decode()[-2000:]
     conn = app.extensions["megaplan"].redis
-    assert len(ScheduledJobRegistry(queues.SYNC_QUEUE, connection=conn).get_job_ids()) == 1  # a retry waits
+    assert len(FailedJobRegistry(queues.SYNC_QUEUE, connection=conn).get_job_ids()) == 1
     output = (result.stdout + result.stderr).decode()
     assert "WrongWorker" in output and "megaplan_plugin.delivery.worker.CabinetWorker" in output
-    assert megaplan_sandbox.state.calls == {}  # nothing half-done; a retry waits for the right worker
+    assert megaplan_sandbox.state.calls == {}  # nothing half-done
     with app.app_context():
         assert db.session.execute(db.select(OutboxEntry)).scalar_one().state == "pending"
+        # The failed writer's wake flag does not hold the account back: the sweep replaces it.
+        assert sweep(db)["accounts"] == 1
+    assert queues.queue(queues.SYNC_QUEUE, conn).count == 1

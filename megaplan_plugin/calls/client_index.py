@@ -4,7 +4,9 @@ Numbers are keyed by their national significant number, so «8 (916) 123-45-67»
 and «9161234567» in Megaplan all match a PBX's 79161234567. When several clients share a
 number, the one with a responsible wins, then the most recently updated in Megaplan, then
 the lowest id: a stable, explainable choice (the journal names how many there were).
-Helpers here never commit: the job or view that calls them does.
+It is the one table of clients by phone: clients found or created by calls and numbers
+answered by ``callRoute`` land here too. Helpers here never commit: the job or view that
+calls them does.
 """
 from __future__ import annotations
 
@@ -12,7 +14,6 @@ from dataclasses import dataclass
 
 from sqlalchemy import delete, select
 
-from megaplan_plugin import cabinet
 from megaplan_plugin.calls.contractors import display_name, responsible_of
 from megaplan_plugin import phones
 from megaplan_plugin.megaplan import MegaplanClient, contractor_phones
@@ -29,8 +30,8 @@ class Match:
     candidates: int         # how many clients carry this number
 
 
-def lookup(credential_id: int, phone: str) -> Match | None:
-    return lookup_many(credential_id, [phone]).get(phone)
+def lookup(session, credential_id: int, phone: str) -> Match | None:
+    return lookup_many(session, credential_id, [phone]).get(phone)
 
 
 def choice_note(match: Match) -> str | None:
@@ -40,13 +41,13 @@ def choice_note(match: Match) -> str | None:
     return None
 
 
-def lookup_many(credential_id: int, numbers: list[str]) -> dict[str, Match]:
+def lookup_many(session, credential_id: int, numbers: list[str]) -> dict[str, Match]:
     """``lookup`` of many numbers in one query: number → match, for the numbers it knows."""
     nationals = {phone: phones.national(phone) for phone in numbers}
     by_national: dict[str, list] = {}
     wanted = sorted({n for n in nationals.values() if n})
     if wanted:
-        for row in cabinet.db().session.execute(select(ClientPhone).where(
+        for row in session.execute(select(ClientPhone).where(
                 ClientPhone.credential_id == credential_id,
                 ClientPhone.national.in_(wanted))).scalars():
             by_national.setdefault(row.national, []).append(row)
@@ -75,15 +76,19 @@ def _desc(value: str | None) -> tuple:
     return (value is None, "".join(chr(0x10FFFF - ord(c)) for c in value) if value else "")
 
 
-def remember(credential_id: int, contractor: dict) -> None:
-    """Index (or re-index) one client's numbers, e.g. after a call found or created it."""
-    db = cabinet.db()
+def remember(session, credential_id: int, contractor: dict, numbers: list[str] | None = None) -> None:
+    """Index (or re-index) one client's numbers, e.g. after a call found or created it.
+
+    ``numbers`` (national numbers) when the contractor comes without its phones (``callRoute``
+    names a client but not its card): they are added to what the index has of it.
+    """
     contractor_id = str(contractor["id"])
-    numbers = contractor_phones(contractor)
-    db.session.execute(delete(ClientPhone).where(
-        ClientPhone.credential_id == credential_id, ClientPhone.contractor_id == contractor_id,
-        ClientPhone.national.not_in(numbers) if numbers else True))
-    existing = {r.national: r for r in db.session.execute(select(ClientPhone).where(
+    if numbers is None:
+        numbers = contractor_phones(contractor)
+        session.execute(delete(ClientPhone).where(
+            ClientPhone.credential_id == credential_id, ClientPhone.contractor_id == contractor_id,
+            ClientPhone.national.not_in(numbers) if numbers else True))
+    existing = {r.national: r for r in session.execute(select(ClientPhone).where(
         ClientPhone.credential_id == credential_id, ClientPhone.contractor_id == contractor_id)).scalars()}
     for national in numbers:
         row = existing.get(national) or ClientPhone(credential_id=credential_id, national=national,
@@ -93,22 +98,21 @@ def remember(credential_id: int, contractor: dict) -> None:
         row.responsible_id = responsible_of(contractor)
         row.megaplan_updated_at = _time_updated(contractor)
         row.seen_at = utcnow()
-        db.session.add(row)
-    db.session.flush()
+        session.add(row)
+    session.flush()
 
 
-def rebuild(client: MegaplanClient, credential_id: int) -> int:
+def rebuild(session, client: MegaplanClient, credential_id: int) -> int:
     """Read every client of the credential's Megaplan (paginated) into the index."""
-    db = cabinet.db()
     seen = set()
     for kind in KINDS:
         for contractor in client.contractors(kind):
-            remember(credential_id, contractor)
+            remember(session, credential_id, contractor)
             seen.add(str(contractor["id"]))
     stale = delete(ClientPhone).where(ClientPhone.credential_id == credential_id)
     if seen:
         stale = stale.where(ClientPhone.contractor_id.not_in(seen))
-    db.session.execute(stale)
+    session.execute(stale)
     return len(seen)
 
 

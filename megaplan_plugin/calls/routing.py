@@ -1,10 +1,10 @@
 """«Переадресация на персонального менеджера»: whom the PBX should ring for an incoming number.
 
 The PBX holds the caller while it waits, so answers come from local data only (CONTRACT §2):
-memory, then the table of known clients (filled by every synced call and by ``callRoute``),
-then the local index of Megaplan clients by phone. Nothing here waits on the network or
-commits; a number none of them knows is asked of Megaplan (``callRoute``) in the background,
-so that the next call from it routes.
+memory, then the local index of Megaplan clients by phone (filled on activation, by every
+synced call and by ``callRoute``). Nothing here waits on the network or commits; a number the
+index does not know is asked of Megaplan (``callRoute``) in the background, so that the next
+call from it routes.
 """
 from __future__ import annotations
 
@@ -17,16 +17,17 @@ import time
 from cachetools import TLRUCache, TTLCache
 from flask import current_app
 from redis.exceptions import RedisError
-from sqlalchemy import bindparam, create_engine, literal, null, select, union_all
+from sqlalchemy import bindparam, create_engine, select
+from sqlalchemy.pool import QueuePool
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from megaplan_plugin.calls import client_index, contractors
+from megaplan_plugin.calls import client_index
 from megaplan_plugin.delivery import queues
 from megaplan_plugin.cabinet import Route
 from megaplan_plugin.megaplan import unconfirmed
 from megaplan_plugin import phones
-from megaplan_plugin.models import ClientPhone, KnownClient, MegaplanEmployee
+from megaplan_plugin.models import ClientPhone, MegaplanEmployee
 
 log = logging.getLogger(__name__)
 HIT_SECONDS = 300.0     # a client's manager rarely changes within minutes
@@ -70,8 +71,10 @@ class RouteCache:
         """Routing's own engine on the host's database: a small pool of its own, so that a
         host whose pool is taken (every request holding a connection while it waits for the
         route) cannot starve routing, and a checkout that would wait longer than
-        ``POOL_WAIT_SECONDS`` gives up. Autocommit: no BEGIN/ROLLBACK round trips. An
-        in-memory SQLite database exists only on the host's own connection: that one is used.
+        ``POOL_WAIT_SECONDS`` gives up. Its connections are opened through the host's engine
+        (then detached from the host's pool), so the host's connect arguments, SSL and
+        connect events carry over. Autocommit: no BEGIN/ROLLBACK round trips. An in-memory
+        SQLite database exists only on the host's own connection: that one is used.
         """
         with self._lock:
             reader = self._readers.get(engine)
@@ -79,9 +82,9 @@ class RouteCache:
                 if engine.dialect.name == "sqlite" and engine.url.database in (None, "", ":memory:"):
                     reader = engine
                 else:
-                    reader = create_engine(engine.url, isolation_level="AUTOCOMMIT",
-                                           pool_size=POOL_SIZE, max_overflow=POOL_SIZE,
-                                           pool_timeout=POOL_WAIT_SECONDS, pool_recycle=300)
+                    pool = QueuePool(functools.partial(_detached, engine), pool_size=POOL_SIZE,
+                                     max_overflow=POOL_SIZE, timeout=POOL_WAIT_SECONDS, recycle=300)
+                    reader = create_engine(engine.url, pool=pool, isolation_level="AUTOCOMMIT")
                 self._readers[engine] = reader
             return reader
 
@@ -131,23 +134,22 @@ def route_for(host, event) -> Route | None:
     return route
 
 
-def _lookup(engine, credential_id: int, account_id: str, phone: str):
-    """(internal number of the manager, client name) from the known-clients table, else from
-    the index; None when neither knows the number.
+def _detached(engine):
+    """A new DBAPI connection made by the host's engine, no longer counted in its pool."""
+    connection = engine.raw_connection()
+    connection.detach()
+    return connection.dbapi_connection
 
-    One statement on an autocommit connection: a single round trip to the database, no
-    transaction begun or rolled back on the host's thread.
-    """
+
+def _lookup(engine, credential_id: int, account_id: str, phone: str):
+    """(internal number of the manager, client name) from the index; None when it does not
+    know the number. One statement on an autocommit connection: a single round trip to the
+    database, no transaction begun or rolled back on the host's thread."""
     national = phones.national(phone)
-    params = {"credential_id": credential_id, "account_id": account_id, "phone": phone}
-    if national:
-        params["national"] = national
+    if not national:
+        return None
     with engine.connect() as conn:
-        rows = conn.execute(_statements()[bool(national)], params).all()
-    table = [r for r in rows if r.src == 0]
-    if table:  # a row of the table wins; no contractor there means "known: nobody's client"
-        row = table[0]
-        return row.internal_number, (row.name if row.contractor_id else None)
+        rows = conn.execute(_statement(), {"credential_id": credential_id, "national": national}).all()
     match = client_index.choose(rows)
     if match is None:
         return None
@@ -156,28 +158,19 @@ def _lookup(engine, credential_id: int, account_id: str, phone: str):
 
 
 @functools.cache
-def _statements() -> tuple:
-    """(table only, table + index): built once, since building a statement costs as much as
-    running it."""
-    def manager_of(responsible):
-        return (MegaplanEmployee.credential_id == bindparam("credential_id")) \
-            & (MegaplanEmployee.megaplan_id == responsible)
-    table = select(literal(0).label("src"), KnownClient.contractor_type, KnownClient.contractor_id,
-                   KnownClient.name, KnownClient.responsible_id,
-                   null().label("megaplan_updated_at"), MegaplanEmployee.internal_number) \
-        .outerjoin(MegaplanEmployee, manager_of(KnownClient.responsible_id)) \
-        .where(KnownClient.account_id == bindparam("account_id"), KnownClient.phone == bindparam("phone"))
-    index = select(literal(1), ClientPhone.contractor_type, ClientPhone.contractor_id,
-                   ClientPhone.name, ClientPhone.responsible_id, ClientPhone.megaplan_updated_at,
-                   MegaplanEmployee.internal_number) \
-        .outerjoin(MegaplanEmployee, manager_of(ClientPhone.responsible_id)) \
+def _statement():
+    """Built once, since building a statement costs as much as running it."""
+    return select(ClientPhone.contractor_type, ClientPhone.contractor_id, ClientPhone.name,
+                  ClientPhone.responsible_id, ClientPhone.megaplan_updated_at,
+                  MegaplanEmployee.internal_number) \
+        .outerjoin(MegaplanEmployee, (MegaplanEmployee.credential_id == bindparam("credential_id"))
+                   & (MegaplanEmployee.megaplan_id == ClientPhone.responsible_id)) \
         .where(ClientPhone.credential_id == bindparam("credential_id"),
                ClientPhone.national == bindparam("national"))
-    return table, union_all(table, index)
 
 
-def remember_route(host, credential_id: int, account_id: str, phone: str, answer: dict):
-    """Keep what callRoute said in the known-clients table; returns (internal number, client)."""
+def remember_route(session, credential_id: int, phone: str, answer: dict):
+    """Keep what callRoute said in the index; returns (internal number, client)."""
     contractor = next((u for u in answer.get("users") or [] if isinstance(u, dict)
                        and u.get("contentType") in ("ContractorHuman", "ContractorCompany")), None)
     employee = next(iter(unconfirmed.route_employees(answer.get("employees"))), None)
@@ -185,12 +178,14 @@ def remember_route(host, credential_id: int, account_id: str, phone: str, answer
     if isinstance(employee, dict):
         internal_number = employee.get(unconfirmed.CALL_ROUTE_INTERNAL_NUMBER_FIELD)
         if not internal_number and employee.get("id"):
-            internal_number = host.db.session.execute(select(MegaplanEmployee.internal_number).where(
+            internal_number = session.execute(select(MegaplanEmployee.internal_number).where(
                 MegaplanEmployee.credential_id == credential_id,
                 MegaplanEmployee.megaplan_id == str(employee["id"]))).scalar_one_or_none()
-        if contractor is not None and not contractors.responsible_of(contractor):
+        if contractor is not None and not contractor.get("responsibles"):
             contractor = {**contractor, "responsibles": [{"contentType": "Employee", "id": str(employee["id"])}]}
-    contractors.remember(account_id, phone, contractor)
+    national = phones.national(phone)
+    if contractor is not None and contractor.get("id") and national:
+        client_index.remember(session, credential_id, contractor, [national])
     return (str(internal_number) if internal_number else None), contractor
 
 

@@ -51,12 +51,20 @@ def why_not(active: bool, numbers, virtual_number: str | None) -> str | None:
     return None
 
 
+def active(settings: Settings | None) -> bool:
+    """The integration is on: activated, with credentials to write with."""
+    return settings is not None and bool(settings.active and settings.credential_id is not None)
+
+
+# The same, as SQL: the accounts whose integration is on.
+ACTIVE = (Settings.active.is_(True), Settings.credential_id.is_not(None))
+
+
 def not_for_megaplan(settings: Settings | None, virtual_number: str | None) -> str | None:
-    if settings is None:
-        return why_not(False, None, virtual_number)
-    return why_not(bool(settings.active and settings.credential_id is not None),
-                   settings.virtual_numbers or [] if settings.filter_by_numbers else None,
-                   virtual_number)
+    """``why_not`` of a stored account's settings (jobs, routing, the API, reconciliation)."""
+    return why_not(active(settings),
+                   (settings.virtual_numbers or []) if settings is not None and settings.filter_by_numbers
+                   else None, virtual_number)
 
 
 INACTIVE = HookSettings(False, None)

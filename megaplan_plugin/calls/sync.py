@@ -1,7 +1,7 @@
 """What a call becomes in Megaplan: the popup while it rings, the history entry once it is over.
 
-One PBX call is one ``CallInfo``, keyed by ``providerId`` = the PBX call id, so every write is
-an update of that one entity however often a job runs.
+One PBX call is one ``CallInfo``, keyed by ``providerId`` = the PBX call id. Only fields
+here: the requests are the writer's (``delivery/``), each create under a durable intent.
 """
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 from megaplan_plugin import phones
 from megaplan_plugin.calls.mapping import CallOwner
-from megaplan_plugin.megaplan import MegaplanClient, datetime_value, link, unconfirmed
+from megaplan_plugin.megaplan import datetime_value, link, unconfirmed
 
 log = logging.getLogger(__name__)
 
@@ -93,33 +93,16 @@ def dropped_recording(record: dict) -> str | None:
     return None
 
 
-def write_history(client: MegaplanClient, record: dict, owner: CallOwner,
-                  contractor: dict | None, existing: dict | None) -> dict:
-    """Finish the live call (``existing``, the popup's CallInfo), or create it finished when
-    no popup ever reached Megaplan. The caller holds the call's lock.
-
-    The client goes into ``fromUser``/``toUser`` of the same write (the RAML allows a
-    contractor there), which saves the separate ``setContractor`` request per call.
-    """
-    fields = history_fields(record, owner, contractor)
-    if existing is not None:
-        return client.update_call(existing["id"], fields)
-    saved = client.save_call_history([fields])
-    return saved[0] if isinstance(saved, list) else saved
-
-
 def communication_kind(record: dict) -> str:
     if record["direction"] == "out":
         return "out"
     return "in" if record["status"] == ANSWERED else "missed"
 
 
-def ensure_communication(client: MegaplanClient, call: dict, record: dict, owner: CallOwner,
-                         contractor: dict | None, missed_by: list[str] | None = None) -> dict:
-    """One communication (Todo) per call; a missed call's is the open task to call back,
+def communication_fields(record: dict, owner: CallOwner, contractor: dict | None,
+                         missed_by: list[str] | None = None) -> dict:
+    """The call's one communication (Todo); a missed call's is the open task to call back,
     for the employees who missed it (``missed_by``, Megaplan ids in the order they rang)."""
-    for todo in client.call_todos(call["id"]):
-        return todo
     kind = communication_kind(record)
     pretty = phones.display(record["client_phone"])
     name = {"in": f"Входящий звонок {pretty}", "out": f"Исходящий звонок {pretty}",
@@ -133,4 +116,4 @@ def ensure_communication(client: MegaplanClient, call: dict, record: dict, owner
         fields["participants"] = [link("Employee", p) for p in people[1:]]
     if contractor is not None:
         fields["relations"] = [link(contractor["contentType"], contractor["id"])]
-    return client.create_call_todo(call["id"], fields)
+    return fields

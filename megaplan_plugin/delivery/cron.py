@@ -1,27 +1,29 @@
-"""The periodic work, for RQ's cron scheduler: ``rq cron megaplan_plugin.delivery.cron``.
+"""The periodic work: the outbox sweep, reconciliation with the PBX history, the client index.
 
-The same list drives the embedded mode's cron thread (``embedded.py``). Both jobs are
-idempotent and guard against overlapping runs, so two cron processes do no harm.
+:func:`schedule` is the one list; ``rq cron megaplan_plugin.delivery.cron_config`` registers
+it with RQ's cron scheduler in production, the embedded mode's cron thread (``embedded.py``)
+with its own. Every job is idempotent and guards against overlapping runs, so two cron
+processes do no harm.
 """
 from __future__ import annotations
 
-from rq import cron
+import os
 
 from megaplan_plugin.delivery import periodic
 from megaplan_plugin.delivery.queues import SYNC_QUEUE
 from megaplan_plugin.delivery.reconcile import EVERY_SECONDS as RECONCILE_EVERY_SECONDS
 
-SWEEP_EVERY_SECONDS = 60
 INDEX_EVERY_SECONDS = 3600
 
-SCHEDULE = [
-    dict(func=periodic.sweep, queue_name=SYNC_QUEUE, interval=SWEEP_EVERY_SECONDS, result_ttl=600,
-         failure_ttl=24 * 3600),
-    dict(func=periodic.reconcile, queue_name=SYNC_QUEUE, interval=RECONCILE_EVERY_SECONDS,
-         result_ttl=600, failure_ttl=24 * 3600),
-    dict(func=periodic.index_all, queue_name=SYNC_QUEUE, interval=INDEX_EVERY_SECONDS,
-         result_ttl=600, failure_ttl=24 * 3600),
-]
 
-for entry in SCHEDULE:
-    cron.register(**entry)
+def sweep_every_seconds() -> int:
+    """How often every account with waiting calls gets its writer woken (default a minute;
+    ``MEGAPLAN_SWEEP_SECONDS`` for fault runs that cannot wait)."""
+    return max(1, int(os.environ.get("MEGAPLAN_SWEEP_SECONDS") or 60))
+
+
+def schedule() -> list[dict]:
+    common = dict(queue_name=SYNC_QUEUE, result_ttl=600, failure_ttl=24 * 3600)
+    return [dict(func=periodic.sweep, interval=sweep_every_seconds(), **common),
+            dict(func=periodic.reconcile, interval=RECONCILE_EVERY_SECONDS, **common),
+            dict(func=periodic.index_all, interval=INDEX_EVERY_SECONDS, **common)]

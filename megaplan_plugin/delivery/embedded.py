@@ -76,7 +76,7 @@ class Embedded:
 
     def _cron(self) -> None:
         scheduler = CronScheduler(connection=self.connection, logging_level="WARNING")
-        for entry in cron.SCHEDULE:
+        for entry in cron.schedule():
             scheduler.register(**entry)
         while not self.stopping.is_set():
             scheduler.enqueue_jobs()

@@ -1,33 +1,25 @@
 """The outbox table's writes: store first, send later, and the sweep that closes the gaps.
 
 Every durable piece of work for Megaplan is a row of ``megaplan_outbox`` (``OutboxEntry``) before
-anything is queued; a row whose job Redis lost (flush, restart without persistence, a popup
-that could not be queued) is queued again by :func:`sweep`, which the cron schedule runs.
-Abandoned jobs (their worker died) are RQ's business: its registry cleanup retries them.
+anything is queued. Finished calls wait there for their account's writer (``writer.py``);
+:func:`sweep`, which the cron schedule runs, wakes the writer of every account that has
+waiting calls and replays popups that could not be queued. It does not ask Redis what it
+remembers: whatever Redis lost, every waiting call is on its way after one sweep.
 """
 from __future__ import annotations
 
 import dataclasses
 import logging
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from redis.exceptions import ResponseError
 from rq.registry import StartedJobRegistry
-from sqlalchemy import insert, or_, select, update
+from sqlalchemy import insert, select, text
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 
 from megaplan_plugin.models import OutboxEntry, aware, utcnow
 from megaplan_plugin.delivery import queues
 
 log = logging.getLogger(__name__)
-
-# A queued call whose job is gone from Redis this long is queued again; the sync job is
-# idempotent, so an early resend costs a lookup, not a duplicate.
-LOST_JOB_AFTER = timedelta(minutes=2)
-SWEEP_BATCH = 5000
-# Set by a full sweep; gone when Redis lost its data, and after an hour in any case.
-INTACT_KEY = "megaplan:sweep:intact"
-FULL_SWEEP_EVERY = timedelta(hours=1)
 
 _INSERT = insert(OutboxEntry).returning(OutboxEntry.id)
 
@@ -70,7 +62,7 @@ def insert_row(engine, values: dict) -> int | None:
 
 
 def insert_call(engine, record: dict) -> int | None:
-    return insert_row(engine, row_values(record, enqueued_at=utcnow()))
+    return insert_row(engine, row_values(record))
 
 
 def insert_refused(engine, record: dict, exc: Exception) -> None:
@@ -89,66 +81,46 @@ def insert_refused(engine, record: dict, exc: Exception) -> None:
 
 
 def sweep(db) -> dict:
-    """Queue again what the database holds and Redis does not; let RQ retry abandoned jobs.
+    """Wake the writer of every account with waiting calls; replay popups kept aside.
 
-    Jobs vanish when Redis loses its data (a restart without persistence, a flush, eviction),
-    so every waiting row is compared with Redis only when Redis may have lost some
-    (``INTACT_KEY`` gone, which it also is after ``FULL_SWEEP_EVERY``); otherwise only rows
-    that were never queued are. Redis is asked in pipelines of ``SWEEP_BATCH``; only rows
-    whose job is really gone are queued again and marked, so a sweep over a backlog of rows
-    whose jobs are alive writes nothing.
+    The accounts come from the ``ix_megaplan_outbox_work`` index one seek each (a loose index
+    scan), so a sweep costs as many steps as there are accounts with work, however many calls
+    wait. A writer that is already queued or running makes the wake-up a no-op for its turn.
+    Abandoned jobs (their worker died) are RQ's business: its registry cleanup handles them.
     """
     conn = queues.connection()
-    counts = {"calls": 0, "popups": 0, "stale_popups": 0, "abandoned": 0}
+    counts = {"accounts": 0, "popups": 0, "stale_popups": 0, "abandoned": 0}
     for name in queues.QUEUES:
         registry = StartedJobRegistry(name, connection=conn)
         counts["abandoned"] += len(registry.get_expired_job_ids())
         registry.cleanup()
+    accounts = accounts_with_work(db.session)
+    queues.wake_writers(accounts, conn)
+    counts["accounts"] = len(accounts)
     now = utcnow()
-    full = not conn.exists(INTACT_KEY)
-    waiting = [OutboxEntry.state == OutboxEntry.PENDING]
-    if full:
-        waiting.append(or_(OutboxEntry.enqueued_at.is_(None), OutboxEntry.enqueued_at < now - LOST_JOB_AFTER))
-    else:
-        waiting.append(or_(OutboxEntry.enqueued_at.is_(None), OutboxEntry.kind == OutboxEntry.POPUP))
-    rows = db.session.execute(select(OutboxEntry.id, OutboxEntry.kind, OutboxEntry.account_id,
-                                     OutboxEntry.call_id).where(*waiting)).all()
-    calls = [r for r in rows if r.kind == OutboxEntry.CALL]
-    queued = []
-    for start in range(0, len(calls), SWEEP_BATCH):
-        batch = calls[start:start + SWEEP_BATCH]
-        gone = [batch[i] for i in _missing(conn, [f"rq:job:{queues.call_job_id(r.account_id, r.call_id)}"
-                                                 for r in batch])]
-        for row in gone:  # no job of this id, just now: no uniqueness check needed
-            queues.enqueue_call(row.account_id, row.call_id, fresh=True)
-        queued += [row.id for row in gone]
-    for start in range(0, len(queued), SWEEP_BATCH):
-        db.session.execute(update(OutboxEntry).where(OutboxEntry.id.in_(queued[start:start + SWEEP_BATCH]))
-                           .values(enqueued_at=now).execution_options(synchronize_session=False))
-    counts["calls"] = len(queued)
-    for row in rows:
-        if row.kind == OutboxEntry.POPUP:
-            counts[_replay_popup(db, row.id, now)] += 1
+    popups = db.session.execute(select(OutboxEntry.id).where(
+        OutboxEntry.kind == OutboxEntry.POPUP, OutboxEntry.state == OutboxEntry.PENDING)).scalars().all()
+    for row_id in popups:
+        counts[_replay_popup(db, row_id, now)] += 1
     db.session.commit()
-    if full:
-        conn.set(INTACT_KEY, now.isoformat(), ex=int(FULL_SWEEP_EVERY.total_seconds()))
     return counts
 
 
-# Which of KEYS do not exist: one command and a short answer for thousands of keys.
-_MISSING = ("local gone = {} for i, key in ipairs(KEYS) do "
-            "if redis.call('EXISTS', key) == 0 then gone[#gone + 1] = i - 1 end end return gone")
+def accounts_with_work(session) -> list[str]:
+    """Accounts with calls waiting for Megaplan, by a loose scan of ``ix_megaplan_outbox_work``."""
+    return [a for a in session.execute(_ACCOUNTS_WITH_WORK).scalars() if a is not None]
 
 
-def _missing(conn, keys: list[str]) -> list[int]:
-    """Indexes of ``keys`` that Redis does not hold."""
-    try:
-        return [int(i) for i in conn.eval(_MISSING, len(keys), *keys)]
-    except (ResponseError, ImportError):  # fakeredis without a Lua runtime (the embedded mode)
-        with conn.pipeline(transaction=False) as pipe:
-            for key in keys:
-                pipe.exists(key)
-            return [i for i, alive in enumerate(pipe.execute()) if not alive]
+# Each step asks the index for the next account after the last one: O(accounts), not O(rows).
+_ACCOUNTS_WITH_WORK = text("""
+WITH RECURSIVE a(account_id) AS (
+  SELECT min(account_id) FROM megaplan_outbox WHERE kind = 'call' AND state = 'pending'
+  UNION ALL
+  SELECT (SELECT min(o.account_id) FROM megaplan_outbox o
+          WHERE o.kind = 'call' AND o.state = 'pending' AND o.account_id > a.account_id)
+  FROM a WHERE a.account_id IS NOT NULL
+)
+SELECT account_id FROM a""")
 
 
 def _replay_popup(db, row_id: int, now: datetime) -> str:
@@ -157,5 +129,5 @@ def _replay_popup(db, row_id: int, now: datetime) -> str:
         row.state, row.reason = OutboxEntry.SKIPPED, "всплывающее окно устарело, пока Redis был недоступен"
         return "stale_popups"
     queues.enqueue_live(row.record["event"], row.record["hook"])
-    row.state, row.enqueued_at = OutboxEntry.SENT, now
+    row.state = OutboxEntry.SENT
     return "popups"

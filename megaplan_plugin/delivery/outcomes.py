@@ -3,8 +3,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from rq import get_current_job
-
+from megaplan_plugin.delivery.queues import SYNC_RETRY_INTERVALS
 from megaplan_plugin.megaplan import MegaplanAuthError, MegaplanError, MegaplanTransientError
 from megaplan_plugin.models import OutboxEntry, utcnow
 
@@ -33,30 +32,21 @@ def describe(exc: BaseException) -> str:
 MAX_RETRY_AFTER = 3600  # a Retry-After beyond an hour is a misconfigured server, not advice
 
 
-def will_retry(not_before: float | None = None) -> tuple[bool, int | None]:
-    """Whether RQ will run the current job again after it raises, and in how many seconds.
-
-    ``not_before``: Megaplan's ``Retry-After`` (429/503). When it asks for longer than the
-    job's own schedule, this attempt's interval is stretched to it: RQ schedules the retry in
-    the same process right after the job raises, from the job's ``retry_intervals``.
-    """
-    job = get_current_job()
-    if job is None or not job.retries_left:
-        return False, None
-    interval = job.get_retry_interval()
-    if not_before and not_before > interval:
-        intervals = list(job.retry_intervals or [0])
-        index = max(len(intervals) - job.retries_left, 0)
-        while len(intervals) <= index:
-            intervals.append(intervals[-1])
-        intervals[index] = interval = int(min(not_before, MAX_RETRY_AFTER) + 0.999)
-        job.retry_intervals = intervals
-    return True, interval
+def next_try(attempts: int, not_before: float | None = None) -> int | None:
+    """Seconds until a call that failed ``attempts`` times is tried again, or None when its
+    schedule (``queues.SYNC_RETRY_INTERVALS``) is spent. ``not_before``: Megaplan's
+    ``Retry-After`` (429/503), which stretches this attempt's interval."""
+    if attempts > len(SYNC_RETRY_INTERVALS):
+        return None
+    interval = SYNC_RETRY_INTERVALS[attempts - 1]
+    if not_before:
+        interval = max(interval, int(min(not_before, MAX_RETRY_AFTER) + 0.999))
+    return interval
 
 
 def record(row: OutboxEntry, state: str, *, reason: str | None = None, error: str | None = None,
            retry_in: int | None = None) -> str:
-    """Set the row's outcome; the job's one commit follows."""
+    """Set the row's outcome; the writer's commit of this call follows."""
     row.state, row.reason = state, reason
     row.next_retry_at = utcnow() + timedelta(seconds=retry_in) if retry_in is not None else None
     if error is not None or state == OutboxEntry.SENT:

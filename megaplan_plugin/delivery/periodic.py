@@ -14,9 +14,9 @@ from megaplan_plugin import cabinet
 from megaplan_plugin.calls import client_index, employees
 from megaplan_plugin.calls.connection import client_for
 from megaplan_plugin.calls.routing import remember_route
-from megaplan_plugin.calls.rules import not_for_megaplan
+from megaplan_plugin.calls.rules import ACTIVE, active
 from megaplan_plugin.delivery import locks, outbox, queues
-from megaplan_plugin.delivery.app_context import with_app_context
+from megaplan_plugin.delivery.worker import with_app_context
 from megaplan_plugin.delivery.reconcile import reconcile_all
 from megaplan_plugin.models import Credential, Settings
 
@@ -30,11 +30,10 @@ def refresh_route(account_id: str, phone: str) -> str:
     """Ask Megaplan whose client a number is, without the PBX waiting (after a slow route)."""
     db = cabinet.db()
     settings = db.session.get(Settings, account_id)
-    if settings is None or not settings.active or settings.credential_id is None:
+    if not active(settings):
         return "skipped"
     client = client_for(db.session.get(Credential, settings.credential_id))
-    remember_route(cabinet.host(), settings.credential_id, account_id, phone,
-                   client.call_route(phone))
+    remember_route(db.session, settings.credential_id, phone, client.call_route(phone))
     db.session.commit()
     current_app.extensions["megaplan"].routes.forget(account_id)
     return "remembered"
@@ -50,7 +49,7 @@ def index_clients(credential_id: int) -> str:
     with locks.once(_redis(), f"index:{credential_id}", 3600) as mine:
         if not mine:
             return "another run is indexing"
-        count = client_index.rebuild(client_for(credential), credential_id)
+        count = client_index.rebuild(db.session, client_for(credential), credential_id)
         db.session.commit()
     return f"indexed {count} clients"
 
@@ -60,7 +59,7 @@ def write_call_user_configs(account_id: str) -> str:
     """Create in Megaplan the callUserConfig records of the account's hand-made links."""
     db = cabinet.db()
     settings = db.session.get(Settings, account_id)
-    if not_for_megaplan(settings, None) == "интеграция не активна":
+    if not active(settings):
         return "skipped"
     created = employees.create_missing_configs(account_id, db.session.get(Credential, settings.credential_id))
     db.session.commit()
@@ -72,7 +71,7 @@ def write_call_user_configs(account_id: str) -> str:
 def index_all() -> int:
     """Periodic: refresh the index of every credential an active integration uses."""
     credential_ids = set(cabinet.db().session.execute(select(Settings.credential_id).where(
-        Settings.active.is_(True), Settings.credential_id.is_not(None))).scalars())
+        *ACTIVE)).scalars())
     for credential_id in credential_ids:
         queues.enqueue_index(credential_id)
     return len(credential_ids)
@@ -80,7 +79,7 @@ def index_all() -> int:
 
 @with_app_context
 def sweep() -> dict:
-    """Periodic: queue again what Redis lost (see ``outbox.sweep``)."""
+    """Periodic: wake the writer of every account with waiting calls (see ``outbox.sweep``)."""
     with locks.once(_redis(), "sweep", 600) as mine:
         return outbox.sweep(cabinet.db()) if mine else {"skipped": "another sweep is running"}
 

@@ -5,6 +5,7 @@ Jobs are enqueued by dotted path, so nothing here (nor in hooks) imports the job
 from __future__ import annotations
 
 import hashlib
+import uuid
 from datetime import timedelta
 
 import redis
@@ -12,7 +13,7 @@ from flask import current_app
 from redis.backoff import NoBackoff
 from redis.retry import Retry as RedisRetry
 from rq import Queue, Retry
-from rq.rate_limit import RateLimit
+from rq.job import Job
 from rq.exceptions import DuplicateJobError
 
 LIVE_QUEUE = "megaplan-live"
@@ -22,16 +23,17 @@ QUEUES = (LIVE_QUEUE, SYNC_QUEUE)
 JOBS = "megaplan_plugin.delivery.jobs."
 PERIODIC = "megaplan_plugin.delivery.periodic."
 LIVE_EVENT = JOBS + "live_event"
-SYNC_CALL = JOBS + "sync_call"
+WRITE_ACCOUNT = "megaplan_plugin.delivery.writer.write_account"
+STORE_CALL = "megaplan_plugin.delivery.writer.store_call"
 REFRESH_ROUTE = PERIODIC + "refresh_route"
 INDEX_CLIENTS = PERIODIC + "index_clients"
 WRITE_CALL_USER_CONFIGS = PERIODIC + "write_call_user_configs"
 
 # A popup a minute late is noise: live jobs expire in the queue and are dropped when stale.
 POPUP_MAX_AGE = timedelta(seconds=60)
-# Megaplan outages are usually minutes: the first retries come quickly so a short outage
-# costs seconds, then back off to span about three hours before a call is left «ошибка» for
-# the journal's «Повторить» and the sweeper.
+# Megaplan outages are usually minutes: a call's first retries come quickly so a short outage
+# costs seconds, then back off to span about three hours before it is left «ошибка» for the
+# journal's «Повторить». The writer keeps this schedule on the outbox row (next_retry_at).
 SYNC_RETRY_INTERVALS = [5, 10, 20, 30, 60, 120, 300, 600, 1200, 1800, 3600, 3600]
 LIVE_RETRY_INTERVALS = [1, 3]
 # Hooks run on the host's request thread with a 2 ms budget: a dead Redis must fail fast.
@@ -76,21 +78,8 @@ def live_job_id(account_id: str, call_id: str, hook: str, login: str | None) -> 
     return "megaplan-live-" + _digest(account_id, call_id, hook, login)
 
 
-def call_job_id(account_id: str, call_id: str) -> str:
-    return "megaplan-call-" + _digest(account_id, call_id)
-
-
 def route_job_id(account_id: str, phone: str) -> str:
     return "megaplan-route-" + _digest(account_id, phone)
-
-
-# Fairness: an account whose Megaplan was down all day has thousands of calls to send; at
-# most MEGAPLAN_JOBS_PER_ACCOUNT of them are queued or running at once (RQ's RateLimit keeps
-# the rest aside and feeds them in as slots free), so every other account's calls go straight
-# to a worker, as long as there are more sync workers than that.
-def account_share(account_id: str) -> RateLimit:
-    return RateLimit("megaplan-account-" + _digest(account_id),
-                     current_app.config["MEGAPLAN_JOBS_PER_ACCOUNT"])
 
 
 def enqueue_live(payload: dict, hook: str) -> None:
@@ -106,37 +95,88 @@ def enqueue_live(payload: dict, hook: str) -> None:
         pass
 
 
-def enqueue_call(account_id: str, call_id: str, record: dict | None = None, *,
-                 fresh: bool = False, replace: bool = False) -> None:
-    """Queue the sync of a finished call, keyed by the PBX call id.
+# The wake flag of an account's writer: set when a writer job is queued, cleared by that job
+# when it starts, so a call stored while the flag is up is seen by the queued writer, and a
+# call stored after it is cleared queues the next one. It expires in case its job is lost
+# without Redis losing the flag; the sweep queues a writer meanwhile.
+WAKE_SECONDS = 600
 
-    ``record`` travels in the job only when the database could not store it (the job stores
-    it first). ``fresh`` (the hook, right after inserting the row) skips the uniqueness check:
-    no job can have this id yet, and the check costs Redis round trips inside the hook's 2 ms.
-    ``replace`` (the sweeper, «Повторить») replaces a job that is finished, failed or waiting
-    for a far retry; a job that is running or queued now is left alone.
+
+def wake_key(account_id: str) -> str:
+    return "megaplan:writer:wake:" + _digest(account_id)
+
+
+def writer_lock_key(account_id: str) -> str:
+    return "megaplan:writer:lock:" + _digest(account_id)
+
+
+def wake_writer(account_id: str, conn: redis.Redis | None = None) -> bool:
+    """Make sure a writer for the account is queued; True when this call queued it.
+
+    One round trip when a writer is already waiting (a burst of calls), two when not.
     """
-    job_id = call_job_id(account_id, call_id)
-    options = dict(result_ttl=RESULT_TTL, failure_ttl=FAILURE_TTL, rate_limit=account_share(account_id),
-                   retry=Retry(max=len(SYNC_RETRY_INTERVALS), interval=SYNC_RETRY_INTERVALS))
-    args = (account_id, call_id) if record is None else (account_id, call_id, record)
-    if fresh:
-        queue(SYNC_QUEUE).enqueue(SYNC_CALL, *args, job_id=job_id, **options)
-        return
-    _enqueue_once(SYNC_CALL, args, job_id, replace=replace, **options)
+    conn = conn or connection()
+    job_id = f"megaplan-writer-{_digest(account_id)}-{uuid.uuid4().hex[:12]}"
+    if not conn.set(wake_key(account_id), job_id, nx=True, ex=WAKE_SECONDS):
+        return False
+    queue(SYNC_QUEUE, conn).enqueue(WRITE_ACCOUNT, account_id, job_id=job_id, result_ttl=0,
+                                    failure_ttl=FAILURE_TTL, job_timeout=WRITER_TIMEOUT)
+    return True
 
 
-def _enqueue_once(func: str, args: tuple, job_id: str, *, replace: bool = False, **options) -> None:
-    """Enqueue unless a job with this id is queued or running; a finished or failed one (and,
-    with ``replace``, one waiting for a retry) gives way to the new one."""
+def wake_writers(account_ids: list[str], conn: redis.Redis) -> int:
+    """The sweep's wake-up: like ``wake_writer`` for each account, except that a flag whose
+    job is gone or ended (a worker that could not run it, Redis keeping the flag but losing
+    the job) is replaced instead of trusted. Returns how many writers were queued."""
+    if not account_ids:
+        return 0
+    flags = conn.mget([wake_key(a) for a in account_ids])
+    job_ids = [f.decode() if isinstance(f, bytes) else f for f in flags]
+    jobs = dict(zip([j for j in job_ids if j], Job.fetch_many([j for j in job_ids if j], connection=conn)))
+    queued = 0
+    for account_id, job_id in zip(account_ids, job_ids):
+        job = jobs.get(job_id) if job_id else None
+        if job_id and (job is None or job.get_status(refresh=False) in TERMINAL_STATUSES):
+            conn.delete(wake_key(account_id))
+        queued += wake_writer(account_id, conn)
+    return queued
+
+
+def wake_writer_at(account_id: str, when, conn: redis.Redis | None = None) -> None:
+    """A writer at ``when``, for calls waiting for their retry (same second, same job)."""
+    conn = conn or connection()
+    job_id = f"megaplan-writer-{_digest(account_id)}-at-{int(when.timestamp())}"
+    try:
+        queue(SYNC_QUEUE, conn).enqueue_at(when, WRITE_ACCOUNT, account_id, job_id=job_id,
+                                           result_ttl=0, failure_ttl=FAILURE_TTL,
+                                           job_timeout=WRITER_TIMEOUT, unique=True)
+    except DuplicateJobError:
+        pass
+
+
+# A writer's slice is a few seconds of work; a job running this long is stuck, not busy.
+WRITER_TIMEOUT = 600
+
+
+def enqueue_store(record: dict) -> None:
+    """The database could not take a finished call: the record rides in a job that stores it
+    (and wakes the writer) once it can, retried like any call; a repeated push is one job."""
+    try:
+        queue(SYNC_QUEUE).enqueue(STORE_CALL, record, job_id="megaplan-store-" + _digest(
+            record["account_id"], record["call_id"]), result_ttl=RESULT_TTL, failure_ttl=FAILURE_TTL,
+            retry=Retry(max=len(SYNC_RETRY_INTERVALS), interval=SYNC_RETRY_INTERVALS), unique=True)
+    except DuplicateJobError:
+        pass
+
+
+def _enqueue_once(func: str, args: tuple, job_id: str, **options) -> None:
+    """Enqueue unless a job with this id is queued, scheduled or running; a finished or
+    failed one gives way to the new one. Two callers racing here at worst queue it twice, and
+    these jobs are idempotent."""
     q = queue(SYNC_QUEUE)
-    # RQ refuses `unique` for rate-limited jobs, so look first; two callers racing here at
-    # worst queue the job twice, and the job is idempotent (it runs under its call's lock).
     job = q.fetch_job(job_id)
     if job is not None:
-        status = job.get_status(refresh=False)
-        if status in ("queued", "started", "rate_limited") or \
-                (status not in TERMINAL_STATUSES and not replace):
+        if job.get_status(refresh=False) not in TERMINAL_STATUSES:
             return  # on its way
         job.delete()
     q.enqueue(func, *args, job_id=job_id, **options)
@@ -156,6 +196,19 @@ def enqueue_index(credential_id: int) -> None:
     _enqueue_once(INDEX_CLIENTS, (credential_id,), f"megaplan-index-{credential_id}",
                   job_timeout=3600, result_ttl=600, failure_ttl=24 * 3600,
                   retry=Retry(max=3, interval=[60, 300, 900]))
+
+
+def enqueue_live_again(payload: dict, hook: str, seconds: float = 1.0) -> None:
+    """The same popup event a moment later (until it is stale, as every popup job)."""
+    again = int(payload.get("again") or 0) + 1
+    login = (payload.get("user") or {}).get("login")
+    try:
+        queue(LIVE_QUEUE).enqueue_in(
+            timedelta(seconds=seconds), LIVE_EVENT, payload["account_id"], hook, {**payload, "again": again},
+            job_id=f"{live_job_id(payload['account_id'], payload['call_id'], hook, login)}-{again}",
+            unique=True, ttl=int(POPUP_MAX_AGE.total_seconds()), result_ttl=60, failure_ttl=3600)
+    except DuplicateJobError:
+        pass
 
 
 def enqueue_call_user_configs(account_id: str) -> None:

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
-from megaplan_plugin.calls.rules import not_for_megaplan
+from megaplan_plugin.calls.rules import ACTIVE, not_for_megaplan
 from megaplan_plugin.models import OutboxEntry, Settings, aware, utcnow
 from megaplan_plugin.delivery import outbox, queues
 
@@ -32,7 +32,7 @@ def reconcile_all(host, *, since: datetime | None = None, until: datetime | None
         return {}  # a host of contract revision 1 has no history to offer
     db = host.db
     found = {}
-    accounts = db.session.execute(select(Settings).where(Settings.active.is_(True))).scalars().all()
+    accounts = db.session.execute(select(Settings).where(*ACTIVE)).scalars().all()
     for settings in accounts:
         end = until or utcnow()
         start = since or (aware(settings.reconciled_until) - OVERLAP
@@ -53,11 +53,12 @@ def reconcile_account(host, settings: Settings, since: datetime, until: datetime
             continue
         data = outbox.as_dict(record)
         if outbox.insert_row(db.engine, outbox.row_values(data, source="reconcile")) is not None:
-            queues.enqueue_call(record.account_id, record.call_id)
             added += 1
     settings.reconciled_at, settings.reconciled_until = utcnow(), until
     settings.reconcile_found = added
     db.session.commit()
+    if added:
+        queues.wake_writer(settings.account_id)
     if added:
         log.warning("megaplan: reconciliation found %d calls of %s the cabinet never pushed",
                     added, settings.account_id)

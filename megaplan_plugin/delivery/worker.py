@@ -1,15 +1,73 @@
-"""The RQ workers that run the plugin's jobs inside the cabinet's app context.
+"""The RQ workers that run the plugin's jobs inside the cabinet's app context, and the
+decorator that makes a job refuse to run anywhere else.
 
 Neither forks per job: building the cabinet app and its database pool costs far more than a
 job, so the app is built once per worker and every job runs in an app context of it.
 """
 from __future__ import annotations
 
-from flask import Flask
+import functools
+import importlib
+import logging
+import os
+
+from flask import Flask, has_app_context
 from rq import SimpleWorker
 from rq.timeouts import TimerDeathPenalty
 
-from megaplan_plugin.delivery.app_context import process_app
+from megaplan_plugin.config import ConfigError
+
+_process_app: Flask | None = None
+
+
+def app_factory_path() -> str:
+    """The cabinet's app factory ("module:function"), which only the cabinet can name."""
+    path = os.environ.get("CABINET_APP", "").strip()
+    if not path:
+        raise ConfigError(
+            "Не задана переменная CABINET_APP: укажите фабрику приложения кабинета, например "
+            "CABINET_APP=cabinet.app:create_app. / CABINET_APP is not set: name the cabinet's "
+            "app factory, e.g. CABINET_APP=cabinet.app:create_app.")
+    return path
+
+
+def process_app() -> Flask:
+    """One app per worker process, built on first use; never at import time."""
+    global _process_app
+    if _process_app is None:
+        module, _, name = app_factory_path().partition(":")
+        _process_app = getattr(importlib.import_module(module), name or "create_app")()
+    return _process_app
+
+
+WRONG_WORKER = (
+    "Задания интеграции с Мегаплан выполняет только её воркер: запустите "
+    "`rq worker -w megaplan_plugin.delivery.worker.CabinetWorker --with-scheduler megaplan-live megaplan` "
+    "(a plain `rq worker` would build the whole cabinet app inside every job: popups seconds late).")
+
+
+class WrongWorker(RuntimeError):
+    pass
+
+
+def with_app_context(func):
+    """Jobs run inside the app context their worker gives them (``CabinetWorker``).
+
+    A plain ``rq worker`` gives none; building the cabinet app per forked job would make every
+    popup seconds late, so the job refuses loudly instead, naming the right command (RQ keeps
+    it for a retry, so nothing is lost once the worker is started right).
+    """
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        if not has_app_context():
+            logging.getLogger(__name__).error(WRONG_WORKER)
+            raise WrongWorker(WRONG_WORKER)
+        return func(*args, **kwargs)
+    return wrapper
+
+
+
+PUBSUB_WAIT_SECONDS = 1.0
 
 
 class CabinetWorker(SimpleWorker):
@@ -27,6 +85,15 @@ class CabinetWorker(SimpleWorker):
     def perform_job(self, job, queue, *args):
         with self.flask_app.app_context():
             return super().perform_job(job, queue, *args)
+
+    def subscribe(self):
+        """RQ's command channel, read in one-second waits instead of RQ's sixty: redis-py 8's
+        ``stop()`` waits out the current wait, so every worker's shutdown (and every burst
+        run's end) took up to a minute."""
+        self.pubsub = self.connection.pubsub()
+        self.pubsub.subscribe(**{self.pubsub_channel_name: self.handle_payload})
+        self.pubsub_thread = self.pubsub.run_in_thread(
+            sleep_time=PUBSUB_WAIT_SECONDS, daemon=True, exception_handler=self._pubsub_exception_handler)
 
 
 class ThreadWorker(CabinetWorker):

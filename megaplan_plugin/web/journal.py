@@ -20,7 +20,7 @@ from sqlalchemy import and_, func, or_, select
 
 from megaplan_plugin import cabinet, phones
 from megaplan_plugin.delivery import queues
-from megaplan_plugin.models import KnownClient, OutboxEntry, Settings, aware
+from megaplan_plugin.models import OutboxEntry, Settings, aware
 from megaplan_plugin.web import inputs as web_input
 from megaplan_plugin.web import timezones
 from megaplan_plugin.web.forms import ActionForm
@@ -98,10 +98,9 @@ def _where(account_id: str, filters: Filters, tz: str, *, with_state: bool = Tru
 
 
 def _rows(where: list):
-    """Rows with the client's name from the known-clients table (one index lookup a row)."""
-    return select(OutboxEntry, KnownClient.name).outerjoin(KnownClient, and_(
-        KnownClient.account_id == OutboxEntry.account_id, KnownClient.phone == OutboxEntry.client_phone,
-    )).where(*where).order_by(OutboxEntry.started_at.desc(), OutboxEntry.id.desc())
+    """Rows with the name of the client the call was written with."""
+    return select(OutboxEntry, OutboxEntry.client_name).where(*where).order_by(
+        OutboxEntry.started_at.desc(), OutboxEntry.id.desc())
 
 
 def _cursor(row: OutboxEntry) -> str:
@@ -248,8 +247,8 @@ def _send_again(rows: list[OutboxEntry]) -> None:
     for row in rows:
         row.state, row.reason, row.next_retry_at = OutboxEntry.PENDING, None, None
     cabinet.db().session.commit()
-    for row in rows:
-        queues.enqueue_call(row.account_id, row.call_id, replace=True)
+    for account_id in {row.account_id for row in rows}:
+        queues.wake_writer(account_id)
 
 
 def _back_to_journal() -> str:

@@ -9,6 +9,7 @@ from flask import (Blueprint, abort, current_app, flash, g, jsonify, redirect, r
                    session, url_for)
 
 from megaplan_plugin import cabinet
+from megaplan_plugin.calls import rules
 from megaplan_plugin.calls import employees as employees_cache
 from megaplan_plugin.web import settings_store as store
 from megaplan_plugin.web.inputs import db_int
@@ -60,7 +61,7 @@ def settings():
     _fill_choices(form, credentials, employees)
     if request.method == "POST":
         if form.validate_on_submit():
-            was_indexed = (settings.active, settings.credential_id)
+            was_indexed = (rules.active(settings), settings.credential_id)
             form.populate_obj(settings)
             settings.virtual_numbers = list(form.virtual_numbers.data)
             settings.communication_types = list(form.communication_types.data)
@@ -70,10 +71,9 @@ def settings():
                 key[len("link-"):]: value for key, value in request.form.items() if key.startswith("link-")})
             cabinet.host().db.session.commit()
             _forget_cached(g.account_id)
-            if settings.active and settings.credential_id and \
-                    was_indexed != (True, settings.credential_id):
+            if rules.active(settings) and was_indexed != (True, settings.credential_id):
                 _later(queues.enqueue_index, settings.credential_id)  # activation, or another Megaplan
-            if settings.active and settings.credential_id and pending:
+            if rules.active(settings) and pending:
                 _later(queues.enqueue_call_user_configs, g.account_id)
             flash("Настройки сохранены.", "success")
             return redirect(url_for("megaplan.settings"))

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 
 from megaplan_plugin import cabinet
+from megaplan_plugin.calls import rules
 from megaplan_plugin.models import Credential, MegaplanEmployee, OutboxEntry, Settings, aware, utcnow
 from megaplan_plugin.web import timezones
 
@@ -38,7 +39,7 @@ def account_status(account_id: str) -> dict:
         MegaplanEmployee.credential_id == credential.id)).scalar() if credential else 0
     waiting_for = utcnow() - aware(oldest_waiting) if oldest_waiting else None
     return {
-        "active": bool(settings and settings.active and credential),
+        "active": rules.active(settings) and credential is not None,
         "megaplan": credential.base_url if credential else None,
         "megaplan_user": credential.megaplan_user_name if credential else None,
         "employees": employees,

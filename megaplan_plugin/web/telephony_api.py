@@ -10,9 +10,10 @@ from redis.exceptions import RedisError
 from sqlalchemy import select
 
 from megaplan_plugin import cabinet
+from megaplan_plugin.calls import rules
 from megaplan_plugin.web import inputs as web_input
 from megaplan_plugin.crypto import api_secret_matches
-from megaplan_plugin.delivery.known_calls import live_call_key
+from megaplan_plugin.delivery.intents import call_of_megaplan_id
 from megaplan_plugin.models import OutboxEntry, MegaplanEmployee, Settings
 from megaplan_plugin.phones import InvalidPhone, normalize
 
@@ -80,7 +81,7 @@ def _field(body: dict, name: str, max_length: int) -> str:
 
 
 def _require_active(settings: Settings) -> None:
-    if not settings.active or settings.credential_id is None:
+    if not rules.active(settings):
         raise ApiError(409, "integration_inactive", "Интеграция с Мегаплан не активна")
     if "megaplan" not in cabinet.host().enabled_plugins(settings.account_id):
         raise ApiError(409, "integration_inactive", "Интеграция отключена в кабинете")
@@ -146,16 +147,8 @@ def call(account_key: str):
 
 
 def _pbx_call_of(account_id: str, megaplan_call_id: str) -> str:
-    """The PBX call id behind the Megaplan call id a popup carries (live, then finished)."""
-    try:
-        live = current_app.extensions["megaplan"].redis.get(live_call_key(account_id, megaplan_call_id))
-    except RedisError:
-        live = None
-    if live:
-        return live.decode() if isinstance(live, bytes) else str(live)
-    return cabinet.host().db.session.execute(select(OutboxEntry.call_id).where(
-        OutboxEntry.account_id == account_id,
-        OutboxEntry.megaplan_call_id == megaplan_call_id)).scalar_one_or_none() or ""
+    """The PBX call id behind the Megaplan call id a popup carries (the call's intent)."""
+    return call_of_megaplan_id(cabinet.host().db.session, account_id, megaplan_call_id) or ""
 
 
 @bp.post("/<account_key>/hangup")

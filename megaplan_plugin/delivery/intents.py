@@ -1,0 +1,186 @@
+"""A durable intent before every create that Megaplan cannot make idempotent.
+
+CallInfo, clients and todos have no idempotency key on Megaplan's side: a create whose answer
+is lost (a timeout, a reset connection, a worker killed mid-request) may or may not have
+happened. So before such a create the plugin commits a row of ``megaplan_intent`` saying
+"creating X for Y", and the Megaplan id after the answer. From the row alone:
+
+* no row: nothing was ever sent, create at once (the usual path: no lookup);
+* a row with an id: it exists, use or update it;
+* a row without an id: the outcome is unknown, look it up (by ``providerId``, by phone, by the
+  call's todos) before creating anything.
+
+``busy_until`` is a lease: whoever holds it may have a request on the entity in flight, and
+nobody else sends one until it is given back (after an answer) or runs out (no answer: Megaplan
+may still be working on it). ``finished`` is set by the writer of a call's history, in the same
+statement that takes the lease; popup jobs never touch a finished call, so a late «talking»
+cannot land after the history.
+
+Every statement here commits on a connection of its own, before the request it guards: the
+intent must survive whatever happens to the caller's transaction.
+"""
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, bindparam, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from megaplan_plugin.megaplan import MegaplanError
+from megaplan_plugin.models import Intent, aware, utcnow
+
+# Longer than any one request a holder makes (connect 3 s + read 15 s, a token refresh first):
+# a lease that runs out without an answer means the request is over on Megaplan's side too.
+LEASE = timedelta(seconds=60)
+
+
+class Busy(Exception):
+    """Another job may have a request on this entity in flight; come back after ``until``."""
+
+    def __init__(self, until: datetime | None):
+        super().__init__(f"busy until {until}")
+        self.until = until
+
+
+class Finished(Exception):
+    """The call's history is being written: popup jobs leave it alone."""
+
+
+@dataclass
+class Claim:
+    """The lease on one intent. ``fresh``: the row was made just now, so nothing was ever sent."""
+
+    engine: object
+    id: int
+    fresh: bool
+    megaplan_id: str | None = None
+    megaplan_type: str | None = None
+    released: bool = False
+
+    def record(self, megaplan_id, megaplan_type: str | None = None) -> None:
+        """The entity exists in Megaplan under this id: written down and the lease given back."""
+        self.megaplan_id, self.megaplan_type = str(megaplan_id), megaplan_type
+        _execute(self.engine, update(Intent).where(Intent.id == self.id).values(
+            megaplan_id=self.megaplan_id, megaplan_type=megaplan_type, busy_until=None))
+        self.released = True
+
+    def release(self) -> None:
+        if not self.released:
+            _execute(self.engine, update(Intent).where(Intent.id == self.id).values(busy_until=None))
+            self.released = True
+
+
+def _execute(engine, statement):
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        return conn.execute(statement)
+
+
+def _key(account_id: str, kind: str, key: str):
+    return and_(Intent.account_id == account_id, Intent.kind == kind, Intent.key == key)
+
+
+def claim(engine, account_id: str, kind: str, key: str, *, finish: bool = False,
+          live: bool = False) -> Claim:
+    """Take the lease on an intent, making the row if there is none.
+
+    ``finish`` (the history writer) marks the call finished with the lease; ``live`` (a popup
+    job) refuses a finished call with ``Finished``. A lease held by someone else: ``Busy``.
+    """
+    now = utcnow()
+    until = now + LEASE
+    try:
+        row_id = _execute(engine, insert(Intent).values(
+            account_id=account_id, kind=kind, key=key, busy_until=until, finished=finish,
+            created_at=now).returning(Intent.id)).scalar_one()
+        return Claim(engine, row_id, fresh=True)
+    except IntegrityError:
+        pass
+    free = or_(Intent.busy_until.is_(None), Intent.busy_until < now)
+    conditions = [_key(account_id, kind, key), free]
+    values = {"busy_until": until}
+    if finish:
+        values["finished"] = True
+    if live:
+        conditions.append(Intent.finished.is_(False))
+    taken = _execute(engine, update(Intent).where(*conditions).values(**values)).rowcount
+    with engine.connect() as conn:
+        row = conn.execute(select(Intent.id, Intent.megaplan_id, Intent.megaplan_type, Intent.busy_until,
+                                  Intent.finished).where(_key(account_id, kind, key))).one()
+    if taken:
+        return Claim(engine, row.id, fresh=False, megaplan_id=row.megaplan_id,
+                     megaplan_type=row.megaplan_type)
+    if live and row.finished:
+        raise Finished(key)
+    raise Busy(aware(row.busy_until))
+
+
+def claim_many(engine, account_id: str, kind: str, keys: list[str]) -> dict[str, Claim]:
+    """Fresh claims (``finish``) for those of ``keys`` that have no intent yet, in one
+    statement; the others are left to :func:`claim` one by one."""
+    if not keys:
+        return {}
+    now = utcnow()
+    rows = [dict(account_id=account_id, kind=kind, key=k, busy_until=now + LEASE, finished=True,
+                 created_at=now) for k in keys]
+    statement = _insert_new(engine)(Intent).values(rows).returning(Intent.id, Intent.key)
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        made = conn.execute(statement.on_conflict_do_nothing()).all()
+    return {row.key: Claim(engine, row.id, fresh=True) for row in made}
+
+
+def _insert_new(engine):
+    if engine.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    return dialect_insert
+
+
+def record_many(engine, done: list[tuple[Claim, object]]) -> None:
+    """``Claim.record`` of many in one round trip."""
+    if not done:
+        return
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(update(Intent).where(Intent.id == bindparam("intent_id")).values(
+            megaplan_id=bindparam("mp_id"), busy_until=None),
+            [{"intent_id": claim.id, "mp_id": str(mp_id)} for claim, mp_id in done])
+    for claim, mp_id in done:
+        claim.megaplan_id, claim.released = str(mp_id), True
+
+
+def release_many(engine, claims: list[Claim], exc: BaseException) -> None:
+    """After a failed request on ``claims``: give the leases back if Megaplan answered."""
+    if claims and answered(exc):
+        _execute(engine, update(Intent).where(Intent.id.in_([c.id for c in claims]))
+                 .values(busy_until=None))
+
+
+def answered(exc: BaseException) -> bool:
+    """Whether the request is over on Megaplan's side: it answered (an error status other than
+    a gateway's timeout), or our own code failed. A timeout or a lost connection leaves the
+    request possibly in flight: its lease must run out first."""
+    if isinstance(exc, MegaplanError):
+        return exc.status is not None and exc.status != 504
+    return True
+
+
+@contextlib.contextmanager
+def lease(engine, account_id: str, kind: str, key: str, *, finish: bool = False, live: bool = False):
+    """``claim`` for the length of a ``with`` block: the lease is given back when the block
+    ends, unless it ends with a request that got no answer."""
+    held = claim(engine, account_id, kind, key, finish=finish, live=live)
+    try:
+        yield held
+    except BaseException as exc:
+        release_many(engine, [held], exc)
+        raise
+    held.release()
+
+
+def call_of_megaplan_id(session, account_id: str, megaplan_call_id: str) -> str | None:
+    """The PBX call id of a CallInfo the plugin created («Завершить» from the popup)."""
+    return session.execute(select(Intent.key).where(
+        Intent.account_id == account_id, Intent.kind == Intent.CALL,
+        Intent.megaplan_id == megaplan_call_id)).scalars().first()

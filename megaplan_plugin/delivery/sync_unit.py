@@ -1,0 +1,194 @@
+"""What one account's finished calls need in Megaplan, one call or one batch at a time.
+
+The unit is given everything it works with (the session, the engine its intents commit on,
+the host, the Megaplan client, the account's settings), so it runs the same in a job, a test
+or a benchmark. It never commits the session: the writer does, once per call. Every create
+goes through a durable intent (``intents.py``): the usual call sends one request, and a call
+whose earlier answer was lost is looked up before anything is created again.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from megaplan_plugin import phones
+from megaplan_plugin.calls import callbacks, client_index, contractors, mapping, sync
+from megaplan_plugin.delivery import intents
+from megaplan_plugin.megaplan import MegaplanClient, MegaplanError, unconfirmed
+from megaplan_plugin.models import Intent, OutboxEntry, Settings
+
+
+@dataclass
+class Planned:
+    """A waiting call with what local data says about it, before any request."""
+
+    row: OutboxEntry
+    owner: mapping.CallOwner
+    contractor: dict | None   # the client, when the local index knows it
+    known: bool               # the client (or that there is none) is known without asking
+    wants_todo: bool
+    notes: list = field(default_factory=list)
+
+
+@dataclass
+class Written:
+    call: dict
+    contractor: dict | None
+    todo_id: str | None = None
+    # A client found or created in Megaplan, for the local index: (contractor, numbers or None)
+    to_index: tuple | None = None
+
+
+class BatchFailed(Exception):
+    def __init__(self, cause: MegaplanError):
+        super().__init__(str(cause))
+        self.cause = cause
+
+
+class CallSync:
+    def __init__(self, session, engine, host, client: MegaplanClient, settings: Settings):
+        self.session, self.engine, self.host = session, engine, host
+        self.client, self.settings = client, settings
+        self.account_id = settings.account_id
+        self._owners: dict = {}
+
+    # -- what local data says ---------------------------------------------------------------
+    def plan(self, rows: list[OutboxEntry]) -> tuple[list[Planned], list[Planned]]:
+        """(calls that can go in one history batch, calls that go one by one).
+
+        A batch takes calls whose client is known locally and that want nothing but their
+        history: no communication to create, no callback to close.
+        """
+        own = contractors.own_numbers(self.host, self.account_id)
+        matches = client_index.lookup_many(self.session, self.settings.credential_id,
+                                           [r.client_phone for r in rows if r.client_phone not in own])
+        reaching = callbacks.numbers_with_open(self.session, self.account_id, [
+            r.client_phone for r in rows if r.status == sync.ANSWERED])
+        batch, single = [], []
+        for row in rows:
+            match = matches.get(row.client_phone)
+            owner = self._owner(row.record.get("user"))
+            planned = Planned(row, owner, match.contractor if match else None,
+                              known=row.client_phone in own or match is not None,
+                              wants_todo=self._wants_todo(row.record),
+                              notes=[mapping.note(owner), client_index.choice_note(match) if match else None,
+                                     sync.dropped_recording(row.record)])
+            simple = planned.known and not planned.wants_todo and row.client_phone not in reaching
+            (batch if simple else single).append(planned)
+        return batch, single
+
+    def _owner(self, user: dict | None) -> mapping.CallOwner:
+        key = None if user is None else str(user.get("ext"))
+        if key not in self._owners:
+            self._owners[key] = mapping.owner_of(self.session, self.settings, user)
+        return self._owners[key]
+
+    def _wants_todo(self, record: dict) -> bool:
+        return bool(self.settings.create_communication) and \
+            sync.communication_kind(record) in (self.settings.communication_types or [])
+
+    # -- requests -----------------------------------------------------------------------------
+    def write_batch(self, planned: list[Planned]) -> tuple[list[tuple[Planned, dict]], list[Planned]]:
+        """Create the calls finished in one ``POST /callInfo/history`` (up to
+        ``HISTORY_BATCH_SIZE``); returns (written with their CallInfo, left for one by one).
+
+        Only calls with no intent yet go in (a popup made the others): their intents are made
+        in one statement first. Raises ``BatchFailed`` when Megaplan does not take the batch.
+        """
+        planned = planned[:unconfirmed.HISTORY_BATCH_SIZE]
+        claims = intents.claim_many(self.engine, self.account_id, Intent.CALL,
+                                    [p.row.call_id for p in planned])
+        taken = [p for p in planned if p.row.call_id in claims]
+        rest = [p for p in planned if p.row.call_id not in claims]
+        if not taken:
+            return [], rest
+        try:
+            saved = self.client.save_call_history([
+                sync.history_fields(p.row.record, p.owner, p.contractor) for p in taken])
+        except MegaplanError as exc:
+            intents.release_many(self.engine, list(claims.values()), exc)
+            raise BatchFailed(exc) from exc
+        by_provider = {str(c.get("providerId")): c for c in _listed(saved)}
+        written, missing = [], []
+        for p in taken:
+            call = by_provider.get(p.row.call_id)
+            (written.append((p, call)) if call is not None else missing.append(claims[p.row.call_id]))
+        intents.record_many(self.engine, [(claims[p.row.call_id], call["id"]) for p, call in written])
+        intents.release_many(self.engine, missing, RuntimeError("not in Megaplan's answer"))
+        return written, rest + [p for p in taken if by_provider.get(p.row.call_id) is None]
+
+    def write_one(self, p: Planned) -> Written:
+        """Client, history, communication and reached callbacks of one call.
+
+        Raises ``intents.Busy`` when a popup job has a request on the call in flight.
+        """
+        row, record = p.row, p.row.record
+        to_index = None if p.known else self._client_of(row, p.owner)
+        contractor = to_index[0] if to_index else p.contractor
+        fields = sync.history_fields(record, p.owner, contractor)
+        with intents.lease(self.engine, self.account_id, Intent.CALL, row.call_id, finish=True) as claim:
+            if claim.megaplan_id is None and not claim.fresh:
+                existing = self.client.get_call_by_provider(row.call_id)
+                if existing is not None:
+                    claim.megaplan_id = str(existing["id"])
+            if claim.megaplan_id is not None:
+                call = self.client.update_call(claim.megaplan_id, fields)  # the popup's, finished
+            else:
+                call = _listed(self.client.save_call_history([fields]))[0]
+            claim.record(call["id"])
+        written = Written(call, contractor, to_index=to_index)
+        if p.wants_todo:
+            written.todo_id = self._communication(row, call, p.owner, contractor)
+        if row.status == sync.ANSWERED:
+            callbacks.close_reached(self.session, self.client, row)
+        return written
+
+    def _client_of(self, row: OutboxEntry, owner: mapping.CallOwner) -> tuple | None:
+        """The client of a number the index does not know: searched, and created when the
+        settings say so (under the number's intent). Returns (client, its numbers for the
+        index or None when its card has them), or None."""
+        create = None
+        if row.direction == "in" and self.settings.create_client_on_incoming:
+            create = "client"
+        elif row.direction == "out" and self.settings.create_contact_on_outgoing:
+            create = "contact"
+        found = contractors.find(self.client, row.client_phone)
+        if found is not None:
+            return found, None
+        if create is None:
+            return None
+        national = phones.national(row.client_phone) or row.client_phone
+        with intents.lease(self.engine, self.account_id, Intent.CLIENT, national) as claim:
+            if claim.megaplan_id is not None:  # made before, and the search has not caught up
+                made = {"contentType": claim.megaplan_type or "ContractorHuman", "id": claim.megaplan_id,
+                        "name": f"{'Новый клиент' if create == 'client' else 'Новый контакт'} "
+                                f"{phones.display(row.client_phone)}"}
+            else:
+                made = contractors.create(self.client, row.client_phone, create, owner.responsible_id)
+                claim.record(made["id"], made.get("contentType") or "ContractorHuman")
+        return made, [national]
+
+    def index(self, written: Written) -> None:
+        """A client the call found or created goes into the local index (after the requests:
+        on SQLite a write would hold the database's one write lock through them)."""
+        if written.to_index is not None:
+            contractor, numbers = written.to_index
+            client_index.remember(self.session, self.settings.credential_id, contractor, numbers)
+
+    def _communication(self, row: OutboxEntry, call: dict, owner, contractor) -> str:
+        record = row.record
+        with intents.lease(self.engine, self.account_id, Intent.TODO, row.call_id) as claim:
+            if claim.megaplan_id is None and not claim.fresh:
+                existing = self.client.call_todos(call["id"])
+                if existing:
+                    claim.megaplan_id = str(existing[0]["id"])
+            if claim.megaplan_id is None:
+                missed_by = mapping.rung(self.session, self.settings.credential_id, record.get("users_rung"))
+                todo = self.client.create_call_todo(call["id"], sync.communication_fields(
+                    record, owner, contractor, missed_by=missed_by))
+                claim.megaplan_id = str(todo["id"])
+            claim.record(claim.megaplan_id)
+        return claim.megaplan_id
+
+
+def _listed(saved) -> list[dict]:
+    return saved if isinstance(saved, list) else [saved]

@@ -1,0 +1,218 @@
+"""One writer per account: every finished call reaches Megaplan through its account's writer.
+
+The hook stores the call and wakes the writer (``queues.wake_writer``: nothing to enqueue
+when one is already waiting). The writer takes the account's lock (without waiting: if
+another writer of the account runs, that one sees the new calls), drains the account's due
+calls oldest first, for a bounded slice, and then queues itself again at the back if calls
+are left, so accounts take turns and one account's backlog never holds the workers. Calls
+whose client is known locally go to Megaplan together (``POST /callInfo/history``), the
+others one by one (``sync_unit.py``). Each call's outcome is committed on its own.
+
+Nothing here trusts Redis to remember: the outbox row is the record, a lost writer job is
+replaced by the next sweep, a writer killed mid-call leaves an intent that the next one
+settles.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from datetime import timedelta
+
+from flask import current_app
+from redis.exceptions import LockError
+from sqlalchemy import func, or_, select
+
+from megaplan_plugin import cabinet
+from megaplan_plugin.calls.connection import client_for
+from megaplan_plugin.calls.contractors import display_name
+from megaplan_plugin.calls.rules import not_for_megaplan
+from megaplan_plugin.delivery import intents, outbox, outcomes, queues
+from megaplan_plugin.delivery.sync_unit import BatchFailed, CallSync, Planned, Written
+from megaplan_plugin.delivery.worker import with_app_context
+from megaplan_plugin.megaplan import MegaplanError
+from megaplan_plugin.models import Credential, OutboxEntry, Settings, aware, utcnow
+
+log = logging.getLogger(__name__)
+
+SLICE_CALLS = 100       # one history batch
+SLICE_SECONDS = 5.0     # then the other accounts' writers get their turn
+# The account lock outlives a slice's slowest call (a few requests of up to 15 s); it is
+# extended after every call, and frees itself this long after a writer was killed.
+LOCK_SECONDS = 60
+# Calls due within this get a writer scheduled for them; later ones are left to the sweep.
+SCHEDULE_AHEAD = timedelta(minutes=2)
+
+
+@with_app_context
+def write_account(account_id: str) -> str:
+    conn = current_app.extensions["megaplan"].redis
+    conn.delete(queues.wake_key(account_id))  # calls stored from now on wake the next writer
+    lock = conn.lock(queues.writer_lock_key(account_id), timeout=LOCK_SECONDS)
+    if not lock.acquire(blocking=False):
+        return "another writer of the account is running"  # it looks for due calls when done
+    try:
+        outcome, pause = _drain(account_id, lock)
+    finally:
+        with contextlib.suppress(LockError):
+            lock.release()
+    _next_turn(account_id, pause)
+    return outcome
+
+
+def _due(account_id: str, now) -> list:
+    return [OutboxEntry.kind == OutboxEntry.CALL, OutboxEntry.account_id == account_id,
+            OutboxEntry.state == OutboxEntry.PENDING,
+            or_(OutboxEntry.next_retry_at.is_(None), OutboxEntry.next_retry_at <= now)]
+
+
+def _drain(account_id: str, lock) -> tuple[str, int | None]:
+    """Write a slice of the account's due calls; returns (what happened, seconds to pause
+    before the next writer when Megaplan asked for it)."""
+    db = cabinet.db()
+    session = db.session
+    rows = session.execute(select(OutboxEntry).where(*_due(account_id, utcnow()))
+                           .order_by(OutboxEntry.started_at).limit(SLICE_CALLS)).scalars().all()
+    if not rows:
+        return "nothing due", None
+    settings = session.get(Settings, account_id)
+    gated = {row.id: not_for_megaplan(settings, row.virtual_number) for row in rows}
+    for row in rows:
+        if gated[row.id]:
+            outcomes.record(row, OutboxEntry.SKIPPED, reason=gated[row.id])
+    rows = [row for row in rows if not gated[row.id]]
+    session.commit()
+    if not rows:
+        return "skipped", None
+    unit = CallSync(session, db.engine, cabinet.host(),
+                    client_for(session.get(Credential, settings.credential_id)), settings)
+    started = time.monotonic()
+    try:
+        batch, single = unit.plan(rows)
+        if batch:
+            single = _write_batch(unit, batch) + single
+        for planned in single:
+            if time.monotonic() - started > SLICE_SECONDS:
+                break
+            _write_one(unit, planned)
+            lock.reacquire()
+    except _Pause as pause:
+        return "paused", pause.seconds
+    return f"wrote {len(rows)}", None
+
+
+class _Pause(Exception):
+    """Megaplan is failing or asks to wait: the slice ends, the calls keep their schedule."""
+
+    def __init__(self, seconds: int | None):
+        self.seconds = seconds
+
+
+def _write_batch(unit: CallSync, batch: list[Planned]) -> list[Planned]:
+    """The batch's calls written; returns those left for one by one."""
+    try:
+        written, rest = unit.write_batch(batch)
+    except BatchFailed as failed:
+        if not failed.cause.transient and len(batch) > 1:
+            # One of them may be what Megaplan refuses: each goes alone, to find out which.
+            log.warning("megaplan: a history batch of %d calls was refused (%s); sending them one by one",
+                        len(batch), failed.cause)
+            return batch
+        retry = None
+        for planned in batch:
+            retry = _failed(planned, failed.cause)
+        unit.session.commit()
+        if failed.cause.transient:
+            raise _Pause(retry) from None
+        return []
+    for planned, call in written:
+        _sent(planned, Written(call, planned.contractor))
+    unit.session.commit()
+    return rest
+
+
+def _write_one(unit: CallSync, planned: Planned) -> None:
+    row = planned.row
+    try:
+        written = unit.write_one(planned)
+    except intents.Busy as busy:
+        # A popup job has a request on this call in flight: after it, or after its lease.
+        row.next_retry_at = (busy.until or utcnow()) + timedelta(seconds=1)
+        unit.session.commit()
+        return
+    except MegaplanError as exc:
+        unit.session.rollback()  # callbacks marked closed before the failure are not
+        retry = _failed(planned, exc)
+        unit.session.commit()
+        if exc.transient:
+            raise _Pause(retry) from None
+        return
+    except Exception as exc:
+        # A defect or an outage of ours (database, Redis): said in the journal, tried again.
+        log.exception("megaplan: sync of call %s failed", row.call_id)
+        unit.session.rollback()
+        retry = _failed(planned, exc)
+        unit.session.commit()
+        raise _Pause(retry) from None
+    unit.index(written)
+    row.callback_todo_id = written.todo_id or row.callback_todo_id
+    _sent(planned, written)
+    unit.session.commit()
+
+
+def _sent(planned: Planned, written: Written) -> None:
+    row = planned.row
+    row.attempts += 1
+    row.megaplan_call_id = str(written.call["id"])
+    _name_client(row, written.contractor)
+    outcomes.record(row, OutboxEntry.SENT, reason="; ".join(n for n in planned.notes if n) or None)
+
+
+def _name_client(row: OutboxEntry, contractor: dict | None) -> None:
+    if contractor:
+        row.client_name = display_name(contractor)[:300]
+
+
+def _failed(planned: Planned, exc: BaseException) -> int | None:
+    """Record a failed attempt; returns the seconds until the call's next one (None: no more)."""
+    row = planned.row
+    _name_client(row, planned.contractor)
+    row.attempts += 1
+    transient = getattr(exc, "transient", True)
+    retry = outcomes.next_try(row.attempts, getattr(exc, "retry_after", None)) if transient else None
+    outcomes.record(row, OutboxEntry.PENDING if retry is not None else OutboxEntry.FAILED,
+                    error=outcomes.describe(exc), retry_in=retry)
+    if isinstance(exc, MegaplanError):
+        log.warning("megaplan: call %s attempt %d failed: %s", row.call_id, row.attempts,
+                    outcomes.describe(exc))
+    return retry
+
+
+def _next_turn(account_id: str, pause: int | None) -> None:
+    """After the slice: queue the next writer at the back (calls are due), or at the time the
+    first waiting call is due, when that is soon."""
+    now = utcnow()
+    if pause is not None:
+        queues.wake_writer_at(account_id, now + timedelta(seconds=pause))
+        return
+    session = cabinet.db().session
+    due = session.execute(select(OutboxEntry.id).where(*_due(account_id, now)).limit(1)).first()
+    if due is not None:
+        queues.wake_writer(account_id)
+        return
+    soonest = aware(session.execute(select(func.min(OutboxEntry.next_retry_at)).where(
+        OutboxEntry.kind == OutboxEntry.CALL, OutboxEntry.account_id == account_id,
+        OutboxEntry.state == OutboxEntry.PENDING)).scalar())
+    session.rollback()
+    if soonest is not None and soonest - now < SCHEDULE_AHEAD:
+        queues.wake_writer_at(account_id, max(soonest, now))
+
+
+@with_app_context
+def store_call(record: dict) -> str:
+    """A call the hook could not store (database down): stored now, and its writer woken.
+    Raises while the database is still down, so RQ tries again."""
+    if outbox.insert_call(cabinet.db().engine, record) is None:
+        return "already stored"
+    queues.wake_writer(record["account_id"])
+    return "stored"

@@ -64,7 +64,7 @@ def _why_not(host, account_id: str, virtual_number: str | None) -> str | None:
     it applies the same rule once the database is back.
     """
     try:
-        settings = current_app.extensions["megaplan"].hook_settings.get(host.db, account_id)
+        settings = current_app.extensions["megaplan"].hook_settings.get(host.db.engine, account_id)
     except (OperationalError, InterfaceError):
         return None
     return settings.why_not(virtual_number)

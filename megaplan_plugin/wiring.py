@@ -30,7 +30,7 @@ class PluginState:
     routes: RouteCache = field(default_factory=RouteCache)
     route_refresher: RouteRefresher = field(default_factory=RouteRefresher)
     runner: object = None
-    side_engine: object = None  # see connection._side_engine
+    side_engine: object = None  # see connection.side_engine
 
 
 def init_app(app: Flask, host) -> None:

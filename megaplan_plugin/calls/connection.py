@@ -5,28 +5,25 @@ import threading
 
 from cachetools import LRUCache
 from flask import current_app
-from sqlalchemy import create_engine, select
-from sqlalchemy.pool import NullPool
+from sqlalchemy import select
 
 from megaplan_plugin import cabinet
 from megaplan_plugin.crypto import decrypt, encrypt
-from megaplan_plugin.delivery.locks import token_lock
+from megaplan_plugin.engines import own_engine
 from megaplan_plugin.megaplan import MegaplanClient, Tokens
 from megaplan_plugin.models import Credential, aware
 
 
-def _side_engine():
-    """An engine without a pool, for the token row only.
-
-    A job holds its session's pooled connection from its first query to its commit; the
-    token store reads and writes apart from that transaction, and a second pooled connection
-    per thread would deadlock a full pool (every thread holding one, waiting for another).
-    Tokens are read from the database only at a refresh, so opening a connection then is cheap.
-    """
+def side_engine():
+    """For statements that commit apart from a job's transaction: the token row and durable
+    intents (``engines.py`` says why they have a pool of their own)."""
     state = current_app.extensions["megaplan"]
     if state.side_engine is None:
-        state.side_engine = create_engine(cabinet.db().engine.url, poolclass=NullPool)
+        state.side_engine = own_engine(cabinet.db().engine, size=2, overflow=8, wait=30, pre_ping=True)
     return state.side_engine
+
+
+TOKEN_LOCK_SECONDS = 30
 
 
 class DbTokenStore:
@@ -40,12 +37,14 @@ class DbTokenStore:
     def __init__(self, credential_id: int, key_setting: str, redis):
         self.credential_id = credential_id
         self.key_setting = key_setting
-        self.engine = _side_engine()
+        self.engine = side_engine()
         self.redis = redis
         self._cached: Tokens | None = None
 
     def refresh_lock(self):
-        return token_lock(self.redis, self.credential_id)
+        """Held around a refresh or login of this credential, in every process."""
+        return self.redis.lock(f"megaplan:lock:token:{self.credential_id}", timeout=TOKEN_LOCK_SECONDS,
+                               blocking_timeout=TOKEN_LOCK_SECONDS)
 
     def _read(self, conn, for_update: bool = False) -> Tokens | None:
         query = select(

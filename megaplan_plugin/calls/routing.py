@@ -17,16 +17,16 @@ import time
 from cachetools import TLRUCache, TTLCache
 from flask import current_app
 from redis.exceptions import RedisError
-from sqlalchemy import bindparam, create_engine, select
-from sqlalchemy.pool import QueuePool
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from megaplan_plugin.calls import client_index
+from megaplan_plugin.calls import clients
 from megaplan_plugin.delivery import queues
 from megaplan_plugin.cabinet import Route
 from megaplan_plugin.megaplan import unconfirmed
 from megaplan_plugin import phones
+from megaplan_plugin.engines import own_engine
 from megaplan_plugin.models import ClientPhone, MegaplanEmployee
 
 log = logging.getLogger(__name__)
@@ -79,12 +79,8 @@ class RouteCache:
         with self._lock:
             reader = self._readers.get(engine)
             if reader is None:
-                if engine.dialect.name == "sqlite" and engine.url.database in (None, "", ":memory:"):
-                    reader = engine
-                else:
-                    pool = QueuePool(functools.partial(_detached, engine), pool_size=POOL_SIZE,
-                                     max_overflow=POOL_SIZE, timeout=POOL_WAIT_SECONDS, recycle=300)
-                    reader = create_engine(engine.url, pool=pool, isolation_level="AUTOCOMMIT")
+                reader = own_engine(engine, size=POOL_SIZE, overflow=POOL_SIZE, wait=POOL_WAIT_SECONDS,
+                                    isolation_level="AUTOCOMMIT")
                 self._readers[engine] = reader
             return reader
 
@@ -111,7 +107,7 @@ def route_for(host, event) -> Route | None:
     state = current_app.extensions["megaplan"]
     reader = state.routes.reader(host.db.engine)
     try:
-        settings = state.hook_settings.get_via(reader, event.account_id)
+        settings = state.hook_settings.get(reader, event.account_id)
         if not settings.route_to_manager or not settings.wants(event.virtual_number):
             return None
         cached = state.routes.get(event.account_id, event.client_phone)
@@ -134,13 +130,6 @@ def route_for(host, event) -> Route | None:
     return route
 
 
-def _detached(engine):
-    """A new DBAPI connection made by the host's engine, no longer counted in its pool."""
-    connection = engine.raw_connection()
-    connection.detach()
-    return connection.dbapi_connection
-
-
 def _lookup(engine, credential_id: int, account_id: str, phone: str):
     """(internal number of the manager, client name) from the index; None when it does not
     know the number. One statement on an autocommit connection: a single round trip to the
@@ -150,7 +139,7 @@ def _lookup(engine, credential_id: int, account_id: str, phone: str):
         return None
     with engine.connect() as conn:
         rows = conn.execute(_statement(), {"credential_id": credential_id, "national": national}).all()
-    match = client_index.choose(rows)
+    match = clients.choose(rows)
     if match is None:
         return None
     best = next(r for r in rows if r.contractor_id == match.contractor["id"])
@@ -185,7 +174,7 @@ def remember_route(session, credential_id: int, phone: str, answer: dict):
             contractor = {**contractor, "responsibles": [{"contentType": "Employee", "id": str(employee["id"])}]}
     national = phones.national(phone)
     if contractor is not None and contractor.get("id") and national:
-        client_index.remember(session, credential_id, contractor, [national])
+        clients.remember(session, credential_id, contractor, [national])
     return (str(internal_number) if internal_number else None), contractor
 
 

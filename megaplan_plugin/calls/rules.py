@@ -51,8 +51,9 @@ def why_not(active: bool, numbers, virtual_number: str | None) -> str | None:
     return None
 
 
-def active(settings: Settings | None) -> bool:
-    """The integration is on: activated, with credentials to write with."""
+def active(settings) -> bool:
+    """The integration is on: activated, with credentials to write with (``settings``: the
+    account's ``Settings``, or a row with those two columns)."""
     return settings is not None and bool(settings.active and settings.credential_id is not None)
 
 
@@ -94,24 +95,20 @@ class HookSettingsCache:
                 self._entries.clear()
                 self._generation = generation
 
-    def get(self, db, account_id: str) -> HookSettings:
-        """From the cache, else read through the host's session (``db``)."""
-        return self._get(account_id, lambda query: db.session.execute(query))
-
-    def get_via(self, engine, account_id: str) -> HookSettings:
+    def get(self, engine, account_id: str) -> HookSettings:
         """From the cache, else read on a connection of ``engine`` given back at once."""
-        def execute(query):
-            with engine.connect() as conn:
-                return conn.execute(query).all()
-        return self._get(account_id, execute)
-
-    def _get(self, account_id: str, execute) -> HookSettings:
         self._check_generation()
         with self._lock:
             hit = self._entries.get(account_id)
         if hit is not None:
             return hit
-        value = _read(execute, account_id)
+        with engine.connect() as conn:
+            row = conn.execute(select(Settings.active, Settings.credential_id, Settings.filter_by_numbers,
+                                      Settings.virtual_numbers, Settings.route_to_manager)
+                               .where(Settings.account_id == account_id)).first()
+        value = INACTIVE if not active(row) else HookSettings(
+            True, frozenset(row.virtual_numbers or ()) if row.filter_by_numbers else None,
+            bool(row.route_to_manager), row.credential_id)
         with self._lock:
             self._entries[account_id] = value
         return value
@@ -127,14 +124,3 @@ class HookSettingsCache:
             except RedisError:
                 pass  # the others' entries are short-lived while Redis is away
 
-
-def _read(execute, account_id: str) -> HookSettings:
-    rows = list(execute(select(
-        Settings.active, Settings.credential_id, Settings.filter_by_numbers, Settings.virtual_numbers,
-        Settings.route_to_manager,
-    ).where(Settings.account_id == account_id)))
-    row = rows[0] if rows else None
-    if row is None or not row.active or row.credential_id is None:
-        return INACTIVE
-    return HookSettings(True, frozenset(row.virtual_numbers or ()) if row.filter_by_numbers else None,
-                        bool(row.route_to_manager), row.credential_id)

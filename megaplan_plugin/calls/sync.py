@@ -1,21 +1,87 @@
-"""What a call becomes in Megaplan: the popup while it rings, the history entry once it is over.
+"""What a call becomes in Megaplan: whose it is, the popup while it rings, the history entry
+once it is over, its communication, and the «Перезвонить» todos it closes.
 
-One PBX call is one ``CallInfo``, keyed by ``providerId`` = the PBX call id. Only fields
-here: the requests are the writer's (``delivery/``), each create under a durable intent.
+One PBX call is one ``CallInfo``, keyed by ``providerId`` = the PBX call id. The requests are
+the writer's (``delivery/``), each create under a durable intent; the one exception is
+closing reached callbacks (finish + comment), which is idempotent enough to repeat. Helpers
+here never commit: the writer does, once per call.
+
+Ownership: the PBX employee maps to the Megaplan employee by telephony internal number (PBX
+extension = ``CallUserConfig.internalNumber``), as the provider's «Важно» note requires.
 """
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
+from sqlalchemy import select
+
 from megaplan_plugin import phones
-from megaplan_plugin.calls.mapping import CallOwner
-from megaplan_plugin.megaplan import datetime_value, link, unconfirmed
+from megaplan_plugin.megaplan import MegaplanClient, datetime_value, link, unconfirmed
+from megaplan_plugin.models import MegaplanEmployee, OutboxEntry, Settings
 
 log = logging.getLogger(__name__)
 
 ANSWERED = "answered"
+
+
+# -- whose call it is ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class CallOwner:
+    employee_id: str | None      # whose call it is in Megaplan (popup, fromUser/toUser)
+    responsible_id: str | None   # who answers for the client and the communication
+    reason: str                  # "mapped" | "unknown_employee_user" | "no_employee" | "unmapped"
+
+
+NOTES = {
+    "no_employee": "звонок без сотрудника: ответственный по умолчанию",
+    "unmapped": "сотрудник не найден в Мегаплан",
+    "unknown_employee_user": "сотрудник не найден в Мегаплан: сохранён от имени выбранного пользователя",
+}
+
+
+def note(owner: CallOwner) -> str | None:
+    """What the journal says about who the call went to, when it is not the plain case."""
+    return NOTES.get(owner.reason)
+
+
+def employee_by_ext(session, credential_id: int, ext: str | None) -> str | None:
+    if not ext:
+        return None
+    return session.execute(
+        select(MegaplanEmployee.megaplan_id).where(
+            MegaplanEmployee.credential_id == credential_id,
+            MegaplanEmployee.internal_number == str(ext))).scalars().first()
+
+
+def owner_of(session, settings: Settings, user: dict | None) -> CallOwner:
+    """``user`` is the PBX employee of the call as a dict (login, name, ext) or None."""
+    if user is None:
+        # IVR, group or `pbx`: the call is the default responsible's, so it shows up somewhere.
+        default = settings.default_responsible_id
+        return CallOwner(default, default, "no_employee")
+    employee_id = employee_by_ext(session, settings.credential_id, user.get("ext"))
+    if employee_id:
+        return CallOwner(employee_id, employee_id, "mapped")
+    if settings.save_unknown_employees and settings.unknown_employee_user_id:
+        chosen = settings.unknown_employee_user_id
+        return CallOwner(chosen, chosen, "unknown_employee_user")
+    return CallOwner(None, settings.default_responsible_id, "unmapped")
+
+
+def rung(session, credential_id: int, users: list | None) -> list[str]:
+    """Megaplan employees who rang and did not answer, in the order the PBX rang them."""
+    ids = []
+    for user in users or []:
+        employee_id = employee_by_ext(session, credential_id, (user or {}).get("ext"))
+        if employee_id and employee_id not in ids:
+            ids.append(employee_id)
+    return ids
+
+
+# -- the CallInfo ---------------------------------------------------------------------------------
 
 
 def call_type(direction: str, status: str) -> str:
@@ -117,3 +183,35 @@ def communication_fields(record: dict, owner: CallOwner, contractor: dict | None
     if contractor is not None:
         fields["relations"] = [link(contractor["contentType"], contractor["id"])]
     return fields
+
+
+# -- «Перезвонить»: a missed call's callback todo closes once the number is reached ------------
+def close_reached(session, client: MegaplanClient, row: OutboxEntry) -> list[OutboxEntry]:
+    """Finish the open callback todos of ``row``'s number; returns the outbox rows closed."""
+    open_rows = session.execute(select(OutboxEntry).where(
+        *_still_open(row.account_id), OutboxEntry.client_phone == row.client_phone,
+        OutboxEntry.id != row.id)).scalars().all()
+    started = datetime.fromisoformat(row.record["started_at"]).strftime("%d.%m.%Y %H:%M")
+    direction = "входящим" if row.direction == "in" else "исходящим"
+    for missed in open_rows:
+        client.finish_todo(missed.callback_todo_id)
+        client.comment_todo(missed.callback_todo_id,
+                            f"Закрыто автоматически: клиент дозвонился {direction} звонком "
+                            f"{started} (UTC), звонок АТС {row.call_id}.")
+        missed.callback_closed_by = row.call_id
+    return open_rows
+
+
+def numbers_with_open(session, account_id: str, numbers: list[str]) -> set[str]:
+    """Which of ``numbers`` have a callback todo still open: an answered call of one of them
+    has todos to close, so it is more than a history entry."""
+    if not numbers:
+        return set()
+    return set(session.execute(select(OutboxEntry.client_phone).distinct().where(
+        *_still_open(account_id), OutboxEntry.client_phone.in_(sorted(set(numbers))))).scalars())
+
+
+def _still_open(account_id: str) -> tuple:
+    """The account's missed calls whose callback todo nobody has closed yet."""
+    return (OutboxEntry.kind == OutboxEntry.CALL, OutboxEntry.account_id == account_id,
+            OutboxEntry.callback_todo_id.is_not(None), OutboxEntry.callback_closed_by.is_(None))

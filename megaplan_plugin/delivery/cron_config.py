@@ -2,7 +2,7 @@
 imports this module and takes what it registers. Nothing else imports it."""
 from rq import cron
 
-from megaplan_plugin.delivery.cron import schedule
+from megaplan_plugin.delivery.periodic import schedule
 
 for entry in schedule():
     cron.register(**entry)

@@ -15,7 +15,7 @@ from flask import Flask
 from rq.cron import CronScheduler
 from rq.scheduler import RQScheduler
 
-from megaplan_plugin.delivery import cron, queues
+from megaplan_plugin.delivery import periodic, queues
 from megaplan_plugin.delivery.worker import thread_worker
 
 log = logging.getLogger(__name__)
@@ -76,7 +76,7 @@ class Embedded:
 
     def _cron(self) -> None:
         scheduler = CronScheduler(connection=self.connection, logging_level="WARNING")
-        for entry in cron.schedule():
+        for entry in periodic.schedule():
             scheduler.register(**entry)
         while not self.stopping.is_set():
             scheduler.enqueue_jobs()

@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import and_, bindparam, insert, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
 from megaplan_plugin.megaplan import MegaplanError
@@ -61,20 +63,19 @@ class Claim:
 
     def record(self, megaplan_id, megaplan_type: str | None = None) -> None:
         """The entity exists in Megaplan under this id: written down and the lease given back."""
-        self.megaplan_id, self.megaplan_type = str(megaplan_id), megaplan_type
-        _execute(self.engine, update(Intent).where(Intent.id == self.id).values(
-            megaplan_id=self.megaplan_id, megaplan_type=megaplan_type, busy_until=None))
-        self.released = True
+        self.megaplan_type = megaplan_type
+        record_many(self.engine, [(self, megaplan_id)])
 
     def release(self) -> None:
         if not self.released:
-            _execute(self.engine, update(Intent).where(Intent.id == self.id).values(busy_until=None))
-            self.released = True
+            release_many(self.engine, [self])
 
 
 def _execute(engine, statement):
+    """One statement, committed at once: its rows (RETURNING) or how many rows it changed."""
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        return conn.execute(statement)
+        result = conn.execute(statement)
+        return result.all() if result.returns_rows else result.rowcount
 
 
 def _key(account_id: str, kind: str, key: str):
@@ -93,7 +94,7 @@ def claim(engine, account_id: str, kind: str, key: str, *, finish: bool = False,
     try:
         row_id = _execute(engine, insert(Intent).values(
             account_id=account_id, kind=kind, key=key, busy_until=until, finished=finish,
-            created_at=now).returning(Intent.id)).scalar_one()
+            created_at=now).returning(Intent.id))[0].id
         return Claim(engine, row_id, fresh=True)
     except IntegrityError:
         pass
@@ -104,7 +105,7 @@ def claim(engine, account_id: str, kind: str, key: str, *, finish: bool = False,
         values["finished"] = True
     if live:
         conditions.append(Intent.finished.is_(False))
-    taken = _execute(engine, update(Intent).where(*conditions).values(**values)).rowcount
+    taken = _execute(engine, update(Intent).where(*conditions).values(**values))
     with engine.connect() as conn:
         row = conn.execute(select(Intent.id, Intent.megaplan_id, Intent.megaplan_type, Intent.busy_until,
                                   Intent.finished).where(_key(account_id, kind, key))).one()
@@ -124,37 +125,30 @@ def claim_many(engine, account_id: str, kind: str, keys: list[str]) -> dict[str,
     now = utcnow()
     rows = [dict(account_id=account_id, kind=kind, key=k, busy_until=now + LEASE, finished=True,
                  created_at=now) for k in keys]
-    statement = _insert_new(engine)(Intent).values(rows).returning(Intent.id, Intent.key)
-    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        made = conn.execute(statement.on_conflict_do_nothing()).all()
+    dialect_insert = {"postgresql": postgresql_insert}.get(engine.dialect.name, sqlite_insert)
+    made = _execute(engine, dialect_insert(Intent).values(rows).on_conflict_do_nothing()
+                    .returning(Intent.id, Intent.key))
     return {row.key: Claim(engine, row.id, fresh=True) for row in made}
-
-
-def _insert_new(engine):
-    if engine.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert
-    return dialect_insert
 
 
 def record_many(engine, done: list[tuple[Claim, object]]) -> None:
     """``Claim.record`` of many in one round trip."""
-    if not done:
-        return
-    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.execute(update(Intent).where(Intent.id == bindparam("intent_id")).values(
-            megaplan_id=bindparam("mp_id"), busy_until=None),
-            [{"intent_id": claim.id, "mp_id": str(mp_id)} for claim, mp_id in done])
+    if done:
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(update(Intent).where(Intent.id == bindparam("intent_id")).values(
+                megaplan_id=bindparam("mp_id"), megaplan_type=bindparam("mp_type"), busy_until=None),
+                [{"intent_id": c.id, "mp_id": str(mp_id), "mp_type": c.megaplan_type} for c, mp_id in done])
     for claim, mp_id in done:
         claim.megaplan_id, claim.released = str(mp_id), True
 
 
-def release_many(engine, claims: list[Claim], exc: BaseException) -> None:
-    """After a failed request on ``claims``: give the leases back if Megaplan answered."""
-    if claims and answered(exc):
-        _execute(engine, update(Intent).where(Intent.id.in_([c.id for c in claims]))
-                 .values(busy_until=None))
+def release_many(engine, claims: list[Claim], exc: BaseException | None = None) -> None:
+    """Give the leases back, unless a request on them got no answer (``exc``): Megaplan may
+    still be working on it, so the lease must run out first."""
+    if claims and (exc is None or answered(exc)):
+        _execute(engine, update(Intent).where(Intent.id.in_([c.id for c in claims])).values(busy_until=None))
+        for claim in claims:
+            claim.released = True
 
 
 def answered(exc: BaseException) -> bool:

@@ -8,12 +8,11 @@ writer has taken the call (``finished``), no popup job touches it.
 """
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from megaplan_plugin import cabinet
-from megaplan_plugin.calls import client_index, sync
-from megaplan_plugin.calls.connection import client_for
-from megaplan_plugin.calls.mapping import owner_of
+from megaplan_plugin.calls import clients, sync
+from megaplan_plugin.calls.connection import client_for, side_engine
 from megaplan_plugin.calls.rules import not_for_megaplan
 from megaplan_plugin.delivery import intents, queues
 from megaplan_plugin.delivery.worker import with_app_context
@@ -31,18 +30,18 @@ def live_event(account_id: str, hook: str, payload: dict) -> str:
     settings = db.session.get(Settings, account_id)
     if not_for_megaplan(settings, payload.get("virtual_number")):
         return "skipped"
-    owner = owner_of(db.session, settings, payload.get("user"))
+    owner = sync.owner_of(db.session, settings, payload.get("user"))
     if owner.employee_id is None:
         return "no-employee"  # a popup needs a Megaplan user to show it to
     client = client_for(db.session.get(Credential, settings.credential_id))
-    known = client_index.lookup(db.session, settings.credential_id, payload["client_phone"])
+    known = clients.lookup(db.session, settings.credential_id, payload["client_phone"])
     contractor = known.contractor if known else None
     db.session.rollback()  # nothing to write here: give the connection back before the requests
     call_id = payload["call_id"]
     state = "calling" if hook == "call_started" else "talking"
     fields = sync.popup_fields(payload, owner, state, contractor)
     try:
-        with intents.lease(db.engine, account_id, Intent.CALL, call_id, live=True) as claim:
+        with intents.lease(side_engine(), account_id, Intent.CALL, call_id, live=True) as claim:
             if hook == "call_started" and claim.megaplan_id is not None:
                 return "exists"  # another leg of a group call: one call, one popup
             if claim.megaplan_id is None and not claim.fresh:
@@ -61,6 +60,6 @@ def live_event(account_id: str, hook: str, payload: dict) -> str:
         if hook == "call_started":
             return "exists"  # the other leg is opening it right now
         # Another popup job's request on this call is in flight: this one follows it.
-        queues.enqueue_live_again(payload, hook)
+        queues.enqueue_live(payload, hook, at=datetime.now(timezone.utc) + timedelta(seconds=1))
         return "after the request in flight"
     return hook

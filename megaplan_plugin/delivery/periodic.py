@@ -3,26 +3,46 @@
 The client index, callUserConfig records, a number's route asked of Megaplan in the
 background, the outbox sweep and reconciliation with the PBX history. Each is idempotent and
 guards against overlapping runs where two could collide; each commits once.
+
+:func:`schedule` is the one list of periodic work: ``rq cron
+megaplan_plugin.delivery.cron_config`` registers it with RQ's cron scheduler in production,
+the embedded mode's cron thread (``embedded.py``) with its own.
 """
 from __future__ import annotations
 
+import contextlib
+import os
 
 from flask import current_app
+from redis.exceptions import LockError
 from sqlalchemy import select
 
 from megaplan_plugin import cabinet
-from megaplan_plugin.calls import client_index, employees
+from megaplan_plugin.calls import clients, employees
 from megaplan_plugin.calls.connection import client_for
 from megaplan_plugin.calls.routing import remember_route
 from megaplan_plugin.calls.rules import ACTIVE, active
-from megaplan_plugin.delivery import locks, outbox, queues
+from megaplan_plugin.delivery import outbox, queues
 from megaplan_plugin.delivery.worker import with_app_context
-from megaplan_plugin.delivery.reconcile import reconcile_all
+from megaplan_plugin.delivery.reconcile import EVERY_SECONDS as RECONCILE_EVERY_SECONDS, reconcile_all
 from megaplan_plugin.models import Credential, Settings
 
 
 def _redis():
     return current_app.extensions["megaplan"].redis
+
+
+@contextlib.contextmanager
+def _once(conn, name: str, seconds: int):
+    """Run a periodic job's body only if no other run of it is in progress, in any process."""
+    lock = conn.lock(f"megaplan:lock:periodic:{name}", timeout=seconds)
+    acquired = lock.acquire(blocking=False)
+    try:
+        yield acquired
+    finally:
+        if acquired:
+            with contextlib.suppress(LockError):
+                lock.release()
 
 
 @with_app_context
@@ -46,10 +66,10 @@ def index_clients(credential_id: int) -> str:
     credential = db.session.get(Credential, credential_id)
     if credential is None:
         return "gone"
-    with locks.once(_redis(), f"index:{credential_id}", 3600) as mine:
+    with _once(_redis(), f"index:{credential_id}", 3600) as mine:
         if not mine:
             return "another run is indexing"
-        count = client_index.rebuild(db.session, client_for(credential), credential_id)
+        count = clients.rebuild(db.session, client_for(credential), credential_id)
         db.session.commit()
     return f"indexed {count} clients"
 
@@ -80,7 +100,7 @@ def index_all() -> int:
 @with_app_context
 def sweep() -> dict:
     """Periodic: wake the writer of every account with waiting calls (see ``outbox.sweep``)."""
-    with locks.once(_redis(), "sweep", 600) as mine:
+    with _once(_redis(), "sweep", 600) as mine:
         return outbox.sweep(cabinet.db()) if mine else {"skipped": "another sweep is running"}
 
 
@@ -88,7 +108,20 @@ def sweep() -> dict:
 def reconcile() -> dict:
     """Periodic: put calls the PBX history has and the plugin never received into the outbox
     (``flask megaplan reconcile --since`` runs ``reconcile_all`` for a chosen window)."""
-    with locks.once(_redis(), "reconcile", 600) as mine:
+    with _once(_redis(), "reconcile", 600) as mine:
         if not mine:
             return {"skipped": "another reconciliation is running"}
         return reconcile_all(cabinet.host())
+
+
+def sweep_every_seconds() -> int:
+    """How often every account with waiting calls gets its writer woken (default a minute;
+    ``MEGAPLAN_SWEEP_SECONDS`` for fault runs that cannot wait)."""
+    return max(1, int(os.environ.get("MEGAPLAN_SWEEP_SECONDS") or 60))
+
+
+def schedule() -> list[dict]:
+    common = dict(queue_name=queues.SYNC_QUEUE, result_ttl=600, failure_ttl=24 * 3600)
+    return [dict(func=sweep, interval=sweep_every_seconds(), **common),
+            dict(func=reconcile, interval=RECONCILE_EVERY_SECONDS, **common),
+            dict(func=index_all, interval=3600, **common)]

@@ -82,24 +82,39 @@ def route_job_id(account_id: str, phone: str) -> str:
     return "megaplan-route-" + _digest(account_id, phone)
 
 
-def enqueue_live(payload: dict, hook: str) -> None:
-    """Queue a popup job; a repeated push of the same event is dropped (same job id)."""
-    login = (payload.get("user") or {}).get("login")
+def _once(name: str, func: str, *args, job_id: str, at=None, conn=None, **options) -> bool:
+    """Enqueue (at ``at``, if given) unless a job of this id exists; True when queued."""
+    q = queue(name, conn)
     try:
-        queue(LIVE_QUEUE).enqueue(
-            LIVE_EVENT, payload["account_id"], hook, payload,
-            job_id=live_job_id(payload["account_id"], payload["call_id"], hook, login),
-            unique=True, ttl=int(POPUP_MAX_AGE.total_seconds()), result_ttl=60,
-            failure_ttl=3600, retry=Retry(max=len(LIVE_RETRY_INTERVALS), interval=LIVE_RETRY_INTERVALS))
+        if at is None:
+            q.enqueue(func, *args, job_id=job_id, unique=True, **options)
+        else:
+            q.enqueue_at(at, func, *args, job_id=job_id, unique=True, **options)
     except DuplicateJobError:
-        pass
+        return False
+    return True
+
+
+def enqueue_live(payload: dict, hook: str, at=None) -> None:
+    """Queue a popup job; a repeated push of the same event is dropped (same job id). ``at``:
+    the same event again later (its ``again`` count in the id), until it is stale."""
+    login = (payload.get("user") or {}).get("login")
+    job_id = live_job_id(payload["account_id"], payload["call_id"], hook, login)
+    if at is not None:
+        payload = {**payload, "again": int(payload.get("again") or 0) + 1}
+        job_id += f"-{payload['again']}"
+    _once(LIVE_QUEUE, LIVE_EVENT, payload["account_id"], hook, payload, job_id=job_id, at=at,
+          ttl=int(POPUP_MAX_AGE.total_seconds()), result_ttl=60, failure_ttl=3600,
+          retry=Retry(max=len(LIVE_RETRY_INTERVALS), interval=LIVE_RETRY_INTERVALS))
 
 
 # The wake flag of an account's writer: set when a writer job is queued, cleared by that job
 # when it starts, so a call stored while the flag is up is seen by the queued writer, and a
 # call stored after it is cleared queues the next one. It expires in case its job is lost
-# without Redis losing the flag; the sweep queues a writer meanwhile.
+# without Redis losing the flag; the sweep replaces such a flag sooner (``wake_writers``).
 WAKE_SECONDS = 600
+# A writer's slice is a few seconds of work; a job running this long is stuck, not busy.
+WRITER_TIMEOUT = 600
 
 
 def wake_key(account_id: str) -> str:
@@ -110,13 +125,17 @@ def writer_lock_key(account_id: str) -> str:
     return "megaplan:writer:lock:" + _digest(account_id)
 
 
-def wake_writer(account_id: str, conn: redis.Redis | None = None) -> bool:
-    """Make sure a writer for the account is queued; True when this call queued it.
+def wake_writer(account_id: str, conn: redis.Redis | None = None, at=None) -> bool:
+    """Make sure a writer for the account is queued; True when this call queued it. One round
+    trip when a writer is already waiting (a burst of calls), two when not.
 
-    One round trip when a writer is already waiting (a burst of calls), two when not.
-    """
+    ``at``: a writer at that time, for calls waiting for their retry (one job per second)."""
     conn = conn or connection()
-    job_id = f"megaplan-writer-{_digest(account_id)}-{uuid.uuid4().hex[:12]}"
+    prefix = f"megaplan-writer-{_digest(account_id)}-"
+    if at is not None:
+        return _once(SYNC_QUEUE, WRITE_ACCOUNT, account_id, job_id=f"{prefix}at-{int(at.timestamp())}",
+                     at=at, conn=conn, result_ttl=0, failure_ttl=FAILURE_TTL, job_timeout=WRITER_TIMEOUT)
+    job_id = prefix + uuid.uuid4().hex[:12]
     if not conn.set(wake_key(account_id), job_id, nx=True, ex=WAKE_SECONDS):
         return False
     queue(SYNC_QUEUE, conn).enqueue(WRITE_ACCOUNT, account_id, job_id=job_id, result_ttl=0,
@@ -124,55 +143,38 @@ def wake_writer(account_id: str, conn: redis.Redis | None = None) -> bool:
     return True
 
 
-def wake_writers(account_ids: list[str], conn: redis.Redis) -> int:
-    """The sweep's wake-up: like ``wake_writer`` for each account, except that a flag whose
-    job is gone or ended (a worker that could not run it, Redis keeping the flag but losing
-    the job) is replaced instead of trusted. Returns how many writers were queued."""
+def wake_writers(account_ids: list[str], conn: redis.Redis) -> None:
+    """The sweep's wake-up: ``wake_writer`` for each account, except that a flag whose job is
+    gone or ended (a worker that could not run it, Redis keeping the flag but losing the job)
+    is replaced instead of trusted."""
     if not account_ids:
-        return 0
-    flags = conn.mget([wake_key(a) for a in account_ids])
-    job_ids = [f.decode() if isinstance(f, bytes) else f for f in flags]
-    jobs = dict(zip([j for j in job_ids if j], Job.fetch_many([j for j in job_ids if j], connection=conn)))
-    queued = 0
+        return
+    job_ids = [f.decode() if isinstance(f, bytes) else f for f in conn.mget([wake_key(a) for a in account_ids])]
+    named = [j for j in job_ids if j]
+    jobs = dict(zip(named, Job.fetch_many(named, connection=conn)))
     for account_id, job_id in zip(account_ids, job_ids):
-        job = jobs.get(job_id) if job_id else None
+        job = jobs.get(job_id)
         if job_id and (job is None or job.get_status(refresh=False) in TERMINAL_STATUSES):
             conn.delete(wake_key(account_id))
-        queued += wake_writer(account_id, conn)
-    return queued
-
-
-def wake_writer_at(account_id: str, when, conn: redis.Redis | None = None) -> None:
-    """A writer at ``when``, for calls waiting for their retry (same second, same job)."""
-    conn = conn or connection()
-    job_id = f"megaplan-writer-{_digest(account_id)}-at-{int(when.timestamp())}"
-    try:
-        queue(SYNC_QUEUE, conn).enqueue_at(when, WRITE_ACCOUNT, account_id, job_id=job_id,
-                                           result_ttl=0, failure_ttl=FAILURE_TTL,
-                                           job_timeout=WRITER_TIMEOUT, unique=True)
-    except DuplicateJobError:
-        pass
-
-
-# A writer's slice is a few seconds of work; a job running this long is stuck, not busy.
-WRITER_TIMEOUT = 600
+        wake_writer(account_id, conn)
 
 
 def enqueue_store(record: dict) -> None:
     """The database could not take a finished call: the record rides in a job that stores it
     (and wakes the writer) once it can, retried like any call; a repeated push is one job."""
-    try:
-        queue(SYNC_QUEUE).enqueue(STORE_CALL, record, job_id="megaplan-store-" + _digest(
-            record["account_id"], record["call_id"]), result_ttl=RESULT_TTL, failure_ttl=FAILURE_TTL,
-            retry=Retry(max=len(SYNC_RETRY_INTERVALS), interval=SYNC_RETRY_INTERVALS), unique=True)
-    except DuplicateJobError:
-        pass
+    _once(SYNC_QUEUE, STORE_CALL, record, job_id="megaplan-store-" + _digest(record["account_id"], record["call_id"]),
+          result_ttl=RESULT_TTL, failure_ttl=FAILURE_TTL,
+          retry=Retry(max=len(SYNC_RETRY_INTERVALS), interval=SYNC_RETRY_INTERVALS))
 
 
-def _enqueue_once(func: str, args: tuple, job_id: str, **options) -> None:
+def enqueue_route_refresh(account_id: str, phone: str) -> None:
+    _once(SYNC_QUEUE, REFRESH_ROUTE, account_id, phone, job_id=route_job_id(account_id, phone),
+          result_ttl=0, failure_ttl=3600, retry=Retry(max=len(LIVE_RETRY_INTERVALS), interval=LIVE_RETRY_INTERVALS))
+
+
+def _replacing(func: str, args: tuple, job_id: str, **options) -> None:
     """Enqueue unless a job with this id is queued, scheduled or running; a finished or
-    failed one gives way to the new one. Two callers racing here at worst queue it twice, and
-    these jobs are idempotent."""
+    failed one gives way to the new one (these jobs are idempotent)."""
     q = queue(SYNC_QUEUE)
     job = q.fetch_job(job_id)
     if job is not None:
@@ -182,35 +184,11 @@ def _enqueue_once(func: str, args: tuple, job_id: str, **options) -> None:
     q.enqueue(func, *args, job_id=job_id, **options)
 
 
-def enqueue_route_refresh(account_id: str, phone: str) -> None:
-    try:
-        queue(SYNC_QUEUE).enqueue(
-            REFRESH_ROUTE, account_id, phone, job_id=route_job_id(account_id, phone),
-            unique=True, result_ttl=0, failure_ttl=3600,
-            retry=Retry(max=len(LIVE_RETRY_INTERVALS), interval=LIVE_RETRY_INTERVALS))
-    except DuplicateJobError:
-        pass  # already on its way
-
-
 def enqueue_index(credential_id: int) -> None:
-    _enqueue_once(INDEX_CLIENTS, (credential_id,), f"megaplan-index-{credential_id}",
-                  job_timeout=3600, result_ttl=600, failure_ttl=24 * 3600,
-                  retry=Retry(max=3, interval=[60, 300, 900]))
-
-
-def enqueue_live_again(payload: dict, hook: str, seconds: float = 1.0) -> None:
-    """The same popup event a moment later (until it is stale, as every popup job)."""
-    again = int(payload.get("again") or 0) + 1
-    login = (payload.get("user") or {}).get("login")
-    try:
-        queue(LIVE_QUEUE).enqueue_in(
-            timedelta(seconds=seconds), LIVE_EVENT, payload["account_id"], hook, {**payload, "again": again},
-            job_id=f"{live_job_id(payload['account_id'], payload['call_id'], hook, login)}-{again}",
-            unique=True, ttl=int(POPUP_MAX_AGE.total_seconds()), result_ttl=60, failure_ttl=3600)
-    except DuplicateJobError:
-        pass
+    _replacing(INDEX_CLIENTS, (credential_id,), f"megaplan-index-{credential_id}", job_timeout=3600,
+               result_ttl=600, failure_ttl=24 * 3600, retry=Retry(max=3, interval=[60, 300, 900]))
 
 
 def enqueue_call_user_configs(account_id: str) -> None:
-    _enqueue_once(WRITE_CALL_USER_CONFIGS, (account_id,), "megaplan-cuc-" + _digest(account_id),
-                  result_ttl=600, failure_ttl=24 * 3600, retry=Retry(max=3, interval=[10, 60, 300]))
+    _replacing(WRITE_CALL_USER_CONFIGS, (account_id,), "megaplan-cuc-" + _digest(account_id),
+               result_ttl=600, failure_ttl=24 * 3600, retry=Retry(max=3, interval=[10, 60, 300]))

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from megaplan_plugin import phones
-from megaplan_plugin.calls import callbacks, client_index, contractors, mapping, sync
+from megaplan_plugin.calls import clients, sync
 from megaplan_plugin.delivery import intents
 from megaplan_plugin.megaplan import MegaplanClient, MegaplanError, unconfirmed
 from megaplan_plugin.models import Intent, OutboxEntry, Settings
@@ -22,7 +22,7 @@ class Planned:
     """A waiting call with what local data says about it, before any request."""
 
     row: OutboxEntry
-    owner: mapping.CallOwner
+    owner: sync.CallOwner
     contractor: dict | None   # the client, when the local index knows it
     known: bool               # the client (or that there is none) is known without asking
     wants_todo: bool
@@ -36,12 +36,6 @@ class Written:
     todo_id: str | None = None
     # A client found or created in Megaplan, for the local index: (contractor, numbers or None)
     to_index: tuple | None = None
-
-
-class BatchFailed(Exception):
-    def __init__(self, cause: MegaplanError):
-        super().__init__(str(cause))
-        self.cause = cause
 
 
 class CallSync:
@@ -58,10 +52,10 @@ class CallSync:
         A batch takes calls whose client is known locally and that want nothing but their
         history: no communication to create, no callback to close.
         """
-        own = contractors.own_numbers(self.host, self.account_id)
-        matches = client_index.lookup_many(self.session, self.settings.credential_id,
+        own = clients.own_numbers(self.host, self.account_id)
+        matches = clients.lookup_many(self.session, self.settings.credential_id,
                                            [r.client_phone for r in rows if r.client_phone not in own])
-        reaching = callbacks.numbers_with_open(self.session, self.account_id, [
+        reaching = sync.numbers_with_open(self.session, self.account_id, [
             r.client_phone for r in rows if r.status == sync.ANSWERED])
         batch, single = [], []
         for row in rows:
@@ -70,16 +64,16 @@ class CallSync:
             planned = Planned(row, owner, match.contractor if match else None,
                               known=row.client_phone in own or match is not None,
                               wants_todo=self._wants_todo(row.record),
-                              notes=[mapping.note(owner), client_index.choice_note(match) if match else None,
+                              notes=[sync.note(owner), clients.choice_note(match) if match else None,
                                      sync.dropped_recording(row.record)])
             simple = planned.known and not planned.wants_todo and row.client_phone not in reaching
             (batch if simple else single).append(planned)
         return batch, single
 
-    def _owner(self, user: dict | None) -> mapping.CallOwner:
+    def _owner(self, user: dict | None) -> sync.CallOwner:
         key = None if user is None else str(user.get("ext"))
         if key not in self._owners:
-            self._owners[key] = mapping.owner_of(self.session, self.settings, user)
+            self._owners[key] = sync.owner_of(self.session, self.settings, user)
         return self._owners[key]
 
     def _wants_todo(self, record: dict) -> bool:
@@ -92,7 +86,7 @@ class CallSync:
         ``HISTORY_BATCH_SIZE``); returns (written with their CallInfo, left for one by one).
 
         Only calls with no intent yet go in (a popup made the others): their intents are made
-        in one statement first. Raises ``BatchFailed`` when Megaplan does not take the batch.
+        in one statement first. Raises ``MegaplanError`` when Megaplan does not take the batch.
         """
         planned = planned[:unconfirmed.HISTORY_BATCH_SIZE]
         claims = intents.claim_many(self.engine, self.account_id, Intent.CALL,
@@ -106,7 +100,7 @@ class CallSync:
                 sync.history_fields(p.row.record, p.owner, p.contractor) for p in taken])
         except MegaplanError as exc:
             intents.release_many(self.engine, list(claims.values()), exc)
-            raise BatchFailed(exc) from exc
+            raise
         by_provider = {str(c.get("providerId")): c for c in _listed(saved)}
         written, missing = [], []
         for p in taken:
@@ -139,10 +133,10 @@ class CallSync:
         if p.wants_todo:
             written.todo_id = self._communication(row, call, p.owner, contractor)
         if row.status == sync.ANSWERED:
-            callbacks.close_reached(self.session, self.client, row)
+            sync.close_reached(self.session, self.client, row)
         return written
 
-    def _client_of(self, row: OutboxEntry, owner: mapping.CallOwner) -> tuple | None:
+    def _client_of(self, row: OutboxEntry, owner: sync.CallOwner) -> tuple | None:
         """The client of a number the index does not know: searched, and created when the
         settings say so (under the number's intent). Returns (client, its numbers for the
         index or None when its card has them), or None."""
@@ -151,7 +145,7 @@ class CallSync:
             create = "client"
         elif row.direction == "out" and self.settings.create_contact_on_outgoing:
             create = "contact"
-        found = contractors.find(self.client, row.client_phone)
+        found = clients.find(self.client, row.client_phone)
         if found is not None:
             return found, None
         if create is None:
@@ -163,7 +157,7 @@ class CallSync:
                         "name": f"{'Новый клиент' if create == 'client' else 'Новый контакт'} "
                                 f"{phones.display(row.client_phone)}"}
             else:
-                made = contractors.create(self.client, row.client_phone, create, owner.responsible_id)
+                made = clients.create(self.client, row.client_phone, create, owner.responsible_id)
                 claim.record(made["id"], made.get("contentType") or "ContractorHuman")
         return made, [national]
 
@@ -172,7 +166,7 @@ class CallSync:
         on SQLite a write would hold the database's one write lock through them)."""
         if written.to_index is not None:
             contractor, numbers = written.to_index
-            client_index.remember(self.session, self.settings.credential_id, contractor, numbers)
+            clients.remember(self.session, self.settings.credential_id, contractor, numbers)
 
     def _communication(self, row: OutboxEntry, call: dict, owner, contractor) -> str:
         record = row.record
@@ -182,7 +176,7 @@ class CallSync:
                 if existing:
                     claim.megaplan_id = str(existing[0]["id"])
             if claim.megaplan_id is None:
-                missed_by = mapping.rung(self.session, self.settings.credential_id, record.get("users_rung"))
+                missed_by = sync.rung(self.session, self.settings.credential_id, record.get("users_rung"))
                 todo = self.client.create_call_todo(call["id"], sync.communication_fields(
                     record, owner, contractor, missed_by=missed_by))
                 claim.megaplan_id = str(todo["id"])

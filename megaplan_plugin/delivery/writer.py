@@ -21,14 +21,14 @@ from datetime import timedelta
 
 from flask import current_app
 from redis.exceptions import LockError
-from sqlalchemy import func, or_, select
+from sqlalchemy import or_, select
 
 from megaplan_plugin import cabinet
-from megaplan_plugin.calls.connection import client_for
-from megaplan_plugin.calls.contractors import display_name
+from megaplan_plugin.calls.connection import client_for, side_engine
+from megaplan_plugin.calls.clients import display_name
 from megaplan_plugin.calls.rules import not_for_megaplan
 from megaplan_plugin.delivery import intents, outbox, outcomes, queues
-from megaplan_plugin.delivery.sync_unit import BatchFailed, CallSync, Planned, Written
+from megaplan_plugin.delivery.sync_unit import CallSync, Planned, Written
 from megaplan_plugin.delivery.worker import with_app_context
 from megaplan_plugin.megaplan import MegaplanError
 from megaplan_plugin.models import Credential, OutboxEntry, Settings, aware, utcnow
@@ -61,9 +61,12 @@ def write_account(account_id: str) -> str:
 
 
 def _due(account_id: str, now) -> list:
-    return [OutboxEntry.kind == OutboxEntry.CALL, OutboxEntry.account_id == account_id,
-            OutboxEntry.state == OutboxEntry.PENDING,
-            or_(OutboxEntry.next_retry_at.is_(None), OutboxEntry.next_retry_at <= now)]
+    """The account's waiting calls whose time has come (``now`` None: all waiting calls)."""
+    waiting = [OutboxEntry.kind == OutboxEntry.CALL, OutboxEntry.account_id == account_id,
+               OutboxEntry.state == OutboxEntry.PENDING]
+    if now is None:
+        return waiting
+    return waiting + [or_(OutboxEntry.next_retry_at.is_(None), OutboxEntry.next_retry_at <= now)]
 
 
 def _drain(account_id: str, lock) -> tuple[str, int | None]:
@@ -84,7 +87,7 @@ def _drain(account_id: str, lock) -> tuple[str, int | None]:
     session.commit()
     if not rows:
         return "skipped", None
-    unit = CallSync(session, db.engine, cabinet.host(),
+    unit = CallSync(session, side_engine(), cabinet.host(),
                     client_for(session.get(Credential, settings.credential_id)), settings)
     started = time.monotonic()
     try:
@@ -95,7 +98,11 @@ def _drain(account_id: str, lock) -> tuple[str, int | None]:
             if time.monotonic() - started > SLICE_SECONDS:
                 break
             _write_one(unit, planned)
-            lock.reacquire()
+            try:
+                lock.reacquire()  # another minute: this writer is alive
+            except LockError:
+                break  # a call outlasted the lock: another writer may have started
+
     except _Pause as pause:
         return "paused", pause.seconds
     return f"wrote {len(rows)}", None
@@ -112,17 +119,15 @@ def _write_batch(unit: CallSync, batch: list[Planned]) -> list[Planned]:
     """The batch's calls written; returns those left for one by one."""
     try:
         written, rest = unit.write_batch(batch)
-    except BatchFailed as failed:
-        if not failed.cause.transient and len(batch) > 1:
+    except MegaplanError as exc:
+        if not exc.transient and len(batch) > 1:
             # One of them may be what Megaplan refuses: each goes alone, to find out which.
             log.warning("megaplan: a history batch of %d calls was refused (%s); sending them one by one",
-                        len(batch), failed.cause)
+                        len(batch), exc)
             return batch
-        retry = None
-        for planned in batch:
-            retry = _failed(planned, failed.cause)
+        retry = [_failed(planned, exc) for planned in batch][-1]
         unit.session.commit()
-        if failed.cause.transient:
+        if exc.transient:
             raise _Pause(retry) from None
         return []
     for planned, call in written:
@@ -140,20 +145,15 @@ def _write_one(unit: CallSync, planned: Planned) -> None:
         row.next_retry_at = (busy.until or utcnow()) + timedelta(seconds=1)
         unit.session.commit()
         return
-    except MegaplanError as exc:
+    except Exception as exc:
+        if not isinstance(exc, MegaplanError):  # a defect or an outage of ours (database, Redis)
+            log.exception("megaplan: sync of call %s failed", row.call_id)
         unit.session.rollback()  # callbacks marked closed before the failure are not
         retry = _failed(planned, exc)
         unit.session.commit()
-        if exc.transient:
+        if getattr(exc, "transient", True):
             raise _Pause(retry) from None
         return
-    except Exception as exc:
-        # A defect or an outage of ours (database, Redis): said in the journal, tried again.
-        log.exception("megaplan: sync of call %s failed", row.call_id)
-        unit.session.rollback()
-        retry = _failed(planned, exc)
-        unit.session.commit()
-        raise _Pause(retry) from None
     unit.index(written)
     row.callback_todo_id = written.todo_id or row.callback_todo_id
     _sent(planned, written)
@@ -164,19 +164,16 @@ def _sent(planned: Planned, written: Written) -> None:
     row = planned.row
     row.attempts += 1
     row.megaplan_call_id = str(written.call["id"])
-    _name_client(row, written.contractor)
+    if written.contractor:
+        row.client_name = display_name(written.contractor)[:300]
     outcomes.record(row, OutboxEntry.SENT, reason="; ".join(n for n in planned.notes if n) or None)
-
-
-def _name_client(row: OutboxEntry, contractor: dict | None) -> None:
-    if contractor:
-        row.client_name = display_name(contractor)[:300]
 
 
 def _failed(planned: Planned, exc: BaseException) -> int | None:
     """Record a failed attempt; returns the seconds until the call's next one (None: no more)."""
     row = planned.row
-    _name_client(row, planned.contractor)
+    if planned.contractor:
+        row.client_name = display_name(planned.contractor)[:300]
     row.attempts += 1
     transient = getattr(exc, "transient", True)
     retry = outcomes.next_try(row.attempts, getattr(exc, "retry_after", None)) if transient else None
@@ -189,23 +186,22 @@ def _failed(planned: Planned, exc: BaseException) -> int | None:
 
 
 def _next_turn(account_id: str, pause: int | None) -> None:
-    """After the slice: queue the next writer at the back (calls are due), or at the time the
-    first waiting call is due, when that is soon."""
+    """After the slice: queue the next writer at the back when calls are due, or for the time
+    the first waiting call is due, when that is soon (later ones are the sweep's)."""
     now = utcnow()
-    if pause is not None:
-        queues.wake_writer_at(account_id, now + timedelta(seconds=pause))
-        return
-    session = cabinet.db().session
-    due = session.execute(select(OutboxEntry.id).where(*_due(account_id, now)).limit(1)).first()
-    if due is not None:
+    when = now + timedelta(seconds=pause) if pause is not None else None
+    if pause is None:
+        session = cabinet.db().session
+        first = session.execute(select(OutboxEntry.next_retry_at).where(*_due(account_id, None))
+                                .order_by(OutboxEntry.next_retry_at.asc().nulls_first()).limit(1)).first()
+        session.rollback()
+        if first is None:
+            return
+        when = aware(first[0]) or now
+    if when <= now:
         queues.wake_writer(account_id)
-        return
-    soonest = aware(session.execute(select(func.min(OutboxEntry.next_retry_at)).where(
-        OutboxEntry.kind == OutboxEntry.CALL, OutboxEntry.account_id == account_id,
-        OutboxEntry.state == OutboxEntry.PENDING)).scalar())
-    session.rollback()
-    if soonest is not None and soonest - now < SCHEDULE_AHEAD:
-        queues.wake_writer_at(account_id, max(soonest, now))
+    elif when - now < SCHEDULE_AHEAD:
+        queues.wake_writer(account_id, at=when)
 
 
 @with_app_context

@@ -11,6 +11,7 @@ from flask import (Blueprint, abort, current_app, flash, g, jsonify, redirect, r
 from megaplan_plugin import cabinet
 from megaplan_plugin.calls import rules
 from megaplan_plugin.calls import employees as employees_cache
+from megaplan_plugin.web import employee_table
 from megaplan_plugin.web import settings_store as store
 from megaplan_plugin.web.inputs import db_int
 from megaplan_plugin.web import one_time
@@ -67,7 +68,7 @@ def settings():
             settings.communication_types = list(form.communication_types.data)
             settings.default_responsible_id = form.default_responsible_id.data or None
             settings.unknown_employee_user_id = form.unknown_employee_user_id.data or None
-            pending = employees_cache.save_links(g.account_id, cabinet.host().pbx.users(g.account_id), employees, {
+            pending = employee_table.save_links(g.account_id, cabinet.host().pbx.users(g.account_id), employees, {
                 key[len("link-"):]: value for key, value in request.form.items() if key.startswith("link-")})
             cabinet.host().db.session.commit()
             _forget_cached(g.account_id)
@@ -148,7 +149,7 @@ def refresh_employees():
         flash("Сначала добавьте учетные данные.", "warning")
     else:
         try:
-            employees_cache.refresh_employees(credential)
+            employee_table.refresh_employees(credential)
             _forget_cached(g.account_id)
             flash("Список сотрудников Мегаплан обновлён.", "success")
         except MegaplanError as exc:
@@ -221,7 +222,7 @@ def _fill_choices(form: SettingsForm, credentials, employees) -> None:
 
 def _render(*, form, settings, credentials, employees, status=200):
     host = cabinet.host()
-    mapping = employees_cache.employee_mapping(g.account_id, host.pbx.users(g.account_id), employees)
+    mapping = employee_table.employee_mapping(g.account_id, host.pbx.users(g.account_id), employees)
     return render_template(
         "megaplan/settings.html", form=form, settings=settings, credentials=credentials,
         employees=employees, mapping=mapping, action_form=ActionForm(),

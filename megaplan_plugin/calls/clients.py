@@ -1,4 +1,5 @@
-"""The local index of Megaplan clients by phone (``megaplan_client_phone``), per credential.
+"""Clients by phone: the local index of Megaplan clients (``megaplan_client_phone``), per
+credential, and finding or creating a client in Megaplan when the index does not know a number.
 
 Numbers are keyed by their national significant number, so «8 (916) 123-45-67», «+7 916 …»
 and «9161234567» in Megaplan all match a PBX's 79161234567. When several clients share a
@@ -10,15 +11,16 @@ calls them does.
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from sqlalchemy import delete, select
 
-from megaplan_plugin.calls.contractors import display_name, responsible_of
 from megaplan_plugin import phones
 from megaplan_plugin.megaplan import MegaplanClient, contractor_phones
 from megaplan_plugin.models import ClientPhone, utcnow
 
+log = logging.getLogger(__name__)
 KINDS = ("contractorHuman", "contractorCompany")
 
 
@@ -121,3 +123,40 @@ def _time_updated(contractor: dict) -> str | None:
     if isinstance(value, dict):
         value = value.get("value")
     return str(value)[:40] if value else None
+
+
+# -- in Megaplan -----------------------------------------------------------------------------------
+
+
+def own_numbers(host, account_id: str) -> set[str]:
+    """Employees' direct numbers and the account's own numbers: they never become clients."""
+    pbx = host.pbx
+    return {u.telnum for u in pbx.users(account_id) if u.telnum} | set(pbx.virtual_numbers(account_id))
+
+
+def find(client: MegaplanClient, phone: str) -> dict | None:
+    found = client.find_contractors_by_phone(phone)
+    return found[0] if found else None
+
+
+def create(client: MegaplanClient, phone: str, kind: str, responsible_id: str | None) -> dict:
+    """``kind`` "client" (unknown incoming) or "contact" (unknown outgoing)."""
+    # Named by what happened, with the number written the way a manager would dial it;
+    # Megaplan lists people surname first, so the list reads «Новый клиент +7 (916) …».
+    label = "Новый клиент" if kind == "client" else "Новый контакт"
+    log.info("megaplan: creating %s for %s", kind, phone)
+    return client.create_contractor_human(first_name=phones.display(phone), last_name=label,
+                                          phone="+" + phone, responsible_id=responsible_id)
+
+
+def display_name(contractor: dict) -> str:
+    if contractor.get("name"):
+        return str(contractor["name"])
+    parts = [contractor.get("lastName"), contractor.get("firstName"), contractor.get("middleName")]
+    return " ".join(str(p) for p in parts if p) or f"Клиент {contractor.get('id')}"
+
+
+def responsible_of(contractor: dict) -> str | None:
+    responsibles = contractor.get("responsibles") or []
+    first = responsibles[0] if responsibles else None
+    return str(first["id"]) if isinstance(first, dict) and first.get("id") else None

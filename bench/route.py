@@ -5,19 +5,21 @@ Run: .venv/bin/python bench/route.py [--numbers 10000] [--samples 2000] [--http-
 
 The README's production processes (PostgreSQL, Redis, `flask --app host_stub run`, the
 `rq worker`s and `rq cron`) with the Megaplan sandbox in its own process; the demo account
-has «переадресация на персонального менеджера» on and --numbers clients in the known-clients
-table (megaplan_client). Two paths:
+has «переадресация на персонального менеджера» on and --numbers clients in the plugin's client
+index (megaplan_client_phone, ``ClientPhone``, for the demo's credential), their managers the
+sandbox's employees with internal numbers (ivanov 101, petrova 102, sidorov 103). Two paths:
 
 * host.route(...): the host's own routing call (its thread pool and CABINET_ROUTE_TIMEOUT_MS
   deadline) in a cabinet app in this process, on the same PostgreSQL and Redis;
 * HTTP: `POST /pbx/demo/crm` with `cmd=contact` on the real web server, as the PBX asks.
 
-Kinds of number: warm (asked before), known (in the known-clients table, first ask), cold
+Kinds of number: warm (asked before: the route cache in memory), known (in the client index,
+first ask: one indexed read), cold
 (never seen, unknown to Megaplan). Each with Megaplan fast and with every Megaplan request
 taking --slow-ms (sandbox latency), in alternating rounds (fast, slow, slow, fast, …) so that
 the drift of a shared machine hits both alike.
-Baselines in the same run: a bare indexed lookup of the known-clients table (SQLAlchemy, same
-database) for host.route; for HTTP, the same door with `cmd=rating` (token check, parse, no hook).
+Baselines in the same run: a bare indexed lookup of the client index (SQLAlchemy, same
+database, by credential and national number) for host.route; for HTTP, the same door with `cmd=rating` (token check, parse, no hook).
 Goals: p99 with Megaplan slow within 1.2x of p99 with it fast; p99 <= 2x the bare lookup's.
 """
 from __future__ import annotations
@@ -56,7 +58,7 @@ def timed(fn, items) -> tuple[list[float], list]:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--numbers", type=int, default=10_000, help="clients in the known-clients table")
+    parser.add_argument("--numbers", type=int, default=10_000, help="clients in the client index")
     parser.add_argument("--samples", type=int, default=2000, help="warm and known asks via host.route")
     parser.add_argument("--http-samples", type=int, default=400, help="warm and known asks over HTTP")
     parser.add_argument("--cold-samples", type=int, default=200, help="cold asks with Megaplan fast")
@@ -68,12 +70,13 @@ def main() -> None:
     print("bench/route.py: route_request (PBX `contact`) latency, production processes, "
           "Megaplan = sandbox in its own process")
     print("goals: p99 with Megaplan slow within 1.20x of p99 with it fast; p99 <= 2.00x a bare "
-          "indexed lookup of the known-clients table")
+          "indexed lookup of the client index")
     print(code_line())
 
     from sqlalchemy import insert, select
     from host_stub.db import db
-    from megaplan_plugin.models import KnownClient
+    from megaplan_plugin import phones as plugin_phones
+    from megaplan_plugin.models import ClientPhone, Credential
 
     stack = Stack("production")
     stack.start_sandbox()
@@ -86,14 +89,28 @@ def main() -> None:
     host = app.extensions["cabinet"]
     pusher = Pusher(stack.web_url)
 
-    # --numbers clients of ivanov (Megaplan 1000002, internal number 101) in the table.
+    # The activation's index run (and cron's first index_all) rebuilds the index from Megaplan,
+    # dropping clients the sandbox does not have: the bench's numbers go in after it.
+    wait_until(lambda: stack.scalar("SELECT count(*) FROM megaplan_client_phone") > 0 and stack.queues_idle(),
+               120, "the activation's client index", interval=0.1, check=stack.check)
+    # --numbers clients in the index of the demo's credential, their managers the sandbox's
+    # employees with internal numbers, in turn: the answer must name each one's PBX login.
+    managers = [("1000002", "ivanov"), ("1000003", "petrova"), ("1000004", "sidorov")]
     phones = [f"7900{n:07d}" for n in range(args.numbers)]
+    login_of = {p: managers[n % len(managers)][1] for n, p in enumerate(phones)}
     with app.app_context():
-        db.session.execute(insert(KnownClient), [
-            {"account_id": "demo", "phone": p, "contractor_type": "ContractorHuman",
-             "contractor_id": str(5_000_000 + n), "name": f"Клиент {n}", "responsible_id": "1000002"}
+        (credential_id,) = db.session.execute(select(Credential.id).where(
+            Credential.account_id == "demo")).scalars().all()
+        db.session.execute(insert(ClientPhone), [
+            {"credential_id": credential_id, "national": plugin_phones.national(p),
+             "contractor_type": "ContractorHuman", "contractor_id": str(5_000_000 + n),
+             "name": f"Клиент {n}", "responsible_id": managers[n % len(managers)][0],
+             "megaplan_updated_at": "2026-11-01T00:00:00+00:00"}
             for n, p in enumerate(phones)])
         db.session.commit()
+        db.session.remove()
+    with stack.engine().connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.exec_driver_sql("ANALYZE megaplan_client_phone")  # what autovacuum does soon after
     rng = random.Random(17)
     shuffled = phones[:]
     rng.shuffle(shuffled)
@@ -124,15 +141,17 @@ def main() -> None:
     def http_contact(phone):
         return contact(pusher, phone)
 
-    def expect_login(answers, what):
-        wrong = [a for a in answers if (a.user_login if hasattr(a, "user_login")
-                                        else (a or {}).get("responsible")) != "ivanov"]
+    def expect_login(numbers, answers, what):
+        wrong = [(p, a) for p, a in zip(numbers, answers)
+                 if (a.user_login if hasattr(a, "user_login") else (a or {}).get("responsible")) != login_of[p]]
         if wrong:
-            errors.append(f"{what}: {len(wrong)} of {len(answers)} not routed to ivanov, e.g. {wrong[0]!r}")
+            errors.append(f"{what}: {len(wrong)} of {len(answers)} not routed to their manager, "
+                          f"e.g. {wrong[0][0]} (manager {login_of[wrong[0][0]]}): {wrong[0][1]!r}")
 
     def bare_lookup(phone):
-        db.session.execute(select(KnownClient).where(
-            KnownClient.account_id == "demo", KnownClient.phone == phone)).scalar_one()
+        db.session.execute(select(ClientPhone).where(
+            ClientPhone.credential_id == credential_id,
+            ClientPhone.national == plugin_phones.national(phone))).scalar_one()
 
     def door(_):
         pusher.push(cmd="rating", callid=uuid.uuid4().hex.upper(), rating="5")
@@ -168,7 +187,7 @@ def main() -> None:
         with app.app_context():
             samples, answers = timed(route_in_host, host_numbers)
             add(("host.route", "known", speed), samples)
-            expect_login(answers, f"host.route known, Megaplan {speed}")
+            expect_login(host_numbers, answers, f"host.route known, Megaplan {speed}")
             # warm: the same numbers again, alternating with the bare lookup of each
             bare, warm = interleaved(bare_lookup, route_in_host, host_numbers)
             add(("bare lookup", "indexed", "—"), bare)
@@ -185,7 +204,7 @@ def main() -> None:
             db.session.remove()
         samples, answers = timed(http_contact, http_numbers)
         add(("HTTP", "known", speed), samples)
-        expect_login(answers, f"HTTP known, Megaplan {speed}")
+        expect_login(http_numbers, answers, f"HTTP known, Megaplan {speed}")
         base, warm = interleaved(door, http_contact, http_numbers)
         add(("HTTP", "door (cmd=rating)", "—"), base)
         add(("HTTP", "warm", speed), warm)

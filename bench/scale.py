@@ -1,7 +1,8 @@
 """A thousand accounts on one cabinet, production processes (issue 16, «Fair to many accounts»).
 
 Run: .venv/bin/python bench/scale.py [--accounts 1000] [--backlog 10000] [--others 150]
-                                     [--rows 100000] [--rss-calls 5000] [--hook-samples 3000]
+                                     [--rows 100000] [--few-accounts 5] [--rss-calls 5000]
+                                     [--hook-samples 3000]
 
 The README's production processes (PostgreSQL, Redis, `flask --app host_stub run`, two
 `rq worker`s on both queues, one on popups, `rq cron`) with the Megaplan sandbox in its own
@@ -12,11 +13,17 @@ process; --accounts accounts configured like demo (popup.py's add_accounts). Mea
 (b) routing with 64 calls at once from unknown numbers while Megaplan answers in 5 s, through
     the host and over HTTP (`cmd=contact`); goal: none past CABINET_ROUTE_TIMEOUT_MS;
 (c) the delay from a `history` push to «отправлен» for calls of other accounts while one
-    account drains a --backlog backlog, next to the same without it; goal: p99 within 2x;
+    account drains a --backlog backlog, next to the same without it, with the README's two
+    sync workers and nothing per account to set: each account has one writer, which drains a
+    slice (writer.SLICE_CALLS calls / SLICE_SECONDS s) and queues itself at the back, so the
+    other accounts' writers take turns with it; goal (issue 22): p99 within 1.5x;
 (d) worker RSS after 1,000 and after --rss-calls synced calls (the backlog); goal: no growth
     after warm-up (within 1.1x);
-(e) the sweeper with --rows waiting rows whose jobs are in Redis but for 1 %; goal < 2 s, and
-    it queues exactly the 1 % again;
+(e) the sweep (`outbox.sweep`, what cron and `flask megaplan resend` run) over --rows waiting
+    calls spread over --few-accounts accounts, then over --accounts accounts: it wakes one
+    writer per account with waiting calls (a loose index scan, per account, not per row);
+    timed with no writer queued (every account's writer is queued by it) and again right
+    after (every writer already waiting); goal < 2 s, one writer queued per account;
 (f) the journal page of an account with --rows calls, next to one with 100; goal: within 2x.
 """
 from __future__ import annotations
@@ -185,8 +192,8 @@ def others_delay(stack: Stack, accounts, n: int, rate: float = 5.0) -> list[floa
 
 def add_backlog(stack: Stack, account: str, number: str, n: int, prefix: str = "BACKLOG",
                 queue: bool = True, state: str = "pending") -> None:
-    """n finished calls of one account waiting in the outbox with their jobs queued, as after a
-    day of its Megaplan being down."""
+    """n finished calls of one account waiting in the outbox and its writer woken (``queue``),
+    as after a day of its Megaplan being down."""
     import sqlalchemy as sa
     app = stack.app()
     from megaplan_plugin.delivery import queues
@@ -204,8 +211,7 @@ def add_backlog(stack: Stack, account: str, number: str, n: int, prefix: str = "
     if not queue:
         return
     with app.app_context():
-        for i in range(n):
-            queues.enqueue_call(account, f"{prefix}{i:06d}")
+        queues.wake_writer(account)
 
 
 def backlog_sent(stack: Stack) -> int:
@@ -214,36 +220,44 @@ def backlog_sent(stack: Stack) -> int:
 
 # -- (e) sweeper, (f) journal ---------------------------------------------------------------------
 
-def sweeper(stack: Stack, rows: int) -> dict:
-    """rows waiting calls of demo, every job in Redis but 1 %: how long one sweep takes."""
+def sweeper(stack: Stack, rows: int, accounts: list[str], prefix: str) -> dict:
+    """rows waiting calls spread evenly over ``accounts``, no writer queued: how long the sweep
+    takes that wakes them all, and the same sweep again with every writer already waiting.
+    The rows are marked sent afterwards (the next case is measured on its own rows)."""
     import sqlalchemy as sa
-    from megaplan_plugin.delivery import queues
+    from rq import Queue
     from megaplan_plugin.delivery.outbox import sweep
     start = datetime(2026, 1, 1, tzinfo=timezone.utc)
     with stack.engine().begin() as conn:
         conn.execute(sa.text(
             "INSERT INTO megaplan_outbox (kind, source, account_id, call_id, direction, client_phone, status, "
-            "started_at, record, state, attempts, created_at, updated_at, enqueued_at) "
-            "SELECT 'call', 'push', 'demo', 'SWEEP' || n, 'in', '79161234567', 'answered', "
-            ":start + n * interval '10 seconds', '{}', 'pending', 0, :start, :start, :start "
-            "FROM generate_series(1, :rows) AS n"), {"start": start, "rows": rows})
+            "started_at, record, state, attempts, created_at, updated_at) "
+            "SELECT 'call', 'push', (CAST(:accounts AS text[]))[1 + n % :k], :prefix || n, 'in', '79161234567', 'answered', "
+            ":start + n * interval '10 seconds', '{}', 'pending', 0, :start, :start "
+            "FROM generate_series(1, :rows) AS n"),
+            {"start": start, "rows": rows, "accounts": accounts, "k": len(accounts), "prefix": prefix})
     with stack.engine().connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(sa.text("VACUUM ANALYZE megaplan_outbox"))  # what autovacuum does soon after
-    gone = set(range(1, rows + 1, 100))
     redis = stack.redis()
-    with redis.pipeline(transaction=False) as pipe:
-        for n in range(1, rows + 1):
-            if n not in gone:
-                pipe.hset(f"rq:job:{queues.call_job_id('demo', f'SWEEP{n}')}", "status", "scheduled")
-        pipe.execute()
+    redis.flushdb()  # no writer queued: the sweep queues every one
+    queue = Queue("megaplan", connection=redis)
     app = stack.app()
+    out = {"rows": rows, "accounts": len(accounts)}
     with app.app_context():
         db = app.extensions["cabinet"].db
-        t0 = time.perf_counter()
-        counts = sweep(db)
-        seconds = time.perf_counter() - t0
+        for run in ("first", "again"):
+            before = queue.count
+            t0 = time.perf_counter()
+            counts = sweep(db)
+            out[run] = time.perf_counter() - t0
+            out[run + "_queued"] = queue.count - before
+            out[run + "_accounts"] = counts["accounts"]
         db.session.remove()
-    return {"seconds": seconds, "queued": counts["calls"], "gone": len(gone)}
+    with stack.engine().begin() as conn:
+        conn.execute(sa.text("UPDATE megaplan_outbox SET state = 'sent' WHERE call_id LIKE :p"),
+                     {"p": prefix + "%"})
+    redis.flushdb()
+    return out
 
 
 def journal_page(stack: Stack, session, account_query: str = "", samples: int = 20) -> dict:
@@ -262,6 +276,8 @@ def main() -> None:
     parser.add_argument("--backlog", type=int, default=10_000)
     parser.add_argument("--others", type=int, default=150, help="calls of other accounts per fairness run")
     parser.add_argument("--rows", type=int, default=100_000, help="outbox rows for the sweeper and the journal")
+    parser.add_argument("--few-accounts", type=int, default=5,
+                        help="(e): the accounts of the first sweep's rows (demo and bench ones)")
     parser.add_argument("--rss-calls", type=int, default=5000)
     parser.add_argument("--hook-samples", type=int, default=3000)
     args = parser.parse_args()
@@ -269,8 +285,9 @@ def main() -> None:
     print(f"bench/scale.py: {args.accounts} accounts on one cabinet, production processes, "
           "Megaplan = sandbox in its own process")
     print(code_line())
-    # Two sync workers: an account may hold one of them (README, MEGAPLAN_JOBS_PER_ACCOUNT).
-    stack = Stack("production", extra_env={"MEGAPLAN_JOBS_PER_ACCOUNT": "1"})
+    # The README's setup: two sync workers (one with the scheduler), one for popups, cron;
+    # nothing per account to set (one writer per account takes turns with the others).
+    stack = Stack("production")
     stack.start_sandbox()
     stack.start_web()
     stack.configure_demo()
@@ -325,9 +342,28 @@ def main() -> None:
     add_backlog(stack, "demo", "74950000001", 100, prefix="JOURNAL", queue=False, state="sent")  # a page's worth
     small = journal_page(stack, stack.cabinet)
     small_rows = stack.scalar("SELECT count(*) FROM megaplan_outbox WHERE account_id = 'demo'")
-    e = sweeper(stack, args.rows)
+    few_accounts = ["demo"] + [a for a, _, _ in accounts[1:max(1, args.few_accounts)]]
+    meter = CpuMeter(stack)
+    before = meter.snapshot()
+    e_few = sweeper(stack, args.rows, few_accounts, "SWEEPFEW")
+    e_many = sweeper(stack, args.rows, [a for a, _, _ in accounts], "SWEEPMANY")
+    sweep_usage = CpuMeter.between(before, meter.snapshot())
+    # (f): the demo account with --rows calls (its share of the sweep's rows and more like them)
+    demo_rows = stack.scalar("SELECT count(*) FROM megaplan_outbox WHERE account_id = 'demo' "
+                             "AND call_id LIKE 'SWEEP%'")
+    with stack.engine().begin() as conn:
+        conn.execute(sa.text(
+            "INSERT INTO megaplan_outbox (kind, source, account_id, call_id, direction, client_phone, status, "
+            "started_at, record, state, attempts, created_at, updated_at) "
+            "SELECT 'call', 'push', 'demo', 'JRNLTOP' || n, 'in', '79161234567', 'answered', "
+            ":start + n * interval '10 seconds' + interval '5 seconds', '{}', "
+            "CASE WHEN n % 10 = 0 THEN 'failed' ELSE 'sent' END, 1, :start, :start "
+            "FROM generate_series(1, :rows) AS n"),
+            {"start": datetime(2026, 1, 1, tzinfo=timezone.utc), "rows": max(0, args.rows - demo_rows)})
+    with stack.engine().connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(sa.text("VACUUM ANALYZE megaplan_outbox"))
     large = journal_page(stack, stack.cabinet)
-    large_failed = journal_page(stack, stack.cabinet, "?state=pending&date=2026-01-05")
+    large_failed = journal_page(stack, stack.cabinet, "?state=failed&date=2026-01-05")
     stack.close()
 
     print()
@@ -349,15 +385,19 @@ def main() -> None:
     print(f"(c) push → «отправлен» for other accounts' calls ({args.others} at 5/s), s: no backlog p50 "
           f"{q['p50']:.2f} p99 {q['p99']:.2f}; while {backlog_account} drains {args.backlog} calls "
           f"(queued in {backlog_made:.0f} s) p50 {bz['p50']:.2f} p99 {bz['p99']:.2f}: {ratio:.2f}x "
-          f"— within 2x {verdict(ratio <= 2)}")
+          f"— within 1.5x {verdict(ratio <= 1.5)}")
     print("    CPU meanwhile: " + CpuMeter.describe(usage, group={"workers": "worker-"}))
     growth = max(b2 / b1 for b1, b2 in zip(rss[1000], rss[args.rss_calls]))
     print(f"(d) sync worker RSS, MB: after 1,000 backlog calls {', '.join(f'{x:.0f}' for x in rss[1000])}; "
           f"after {args.rss_calls:,} {', '.join(f'{x:.0f}' for x in rss[args.rss_calls])}: {growth:.2f}x "
           f"— no growth (<= 1.10x) {verdict(growth <= 1.10)}; backlog left undrained when stopped: {backlog_left}")
-    print(f"(e) sweeper, {args.rows:,} waiting rows, {e['gone']:,} of their jobs gone: {e['seconds']:.2f} s, "
-          f"queued again {e['queued']:,} — < 2 s {verdict(e['seconds'] < 2)}, exactly the gone ones "
-          f"{verdict(e['queued'] == e['gone'])}")
+    for e in (e_few, e_many):
+        print(f"(e) sweep over {e['rows']:,} waiting calls of {e['accounts']:,} accounts: "
+              f"{e['first']:.3f} s with no writer queued (woke {e['first_accounts']:,} accounts, "
+              f"queued {e['first_queued']:,} writers), {e['again']:.3f} s again with every writer waiting "
+              f"(queued {e['again_queued']:,}) — < 2 s {verdict(max(e['first'], e['again']) < 2)}, one writer "
+              f"per account {verdict(e['first_queued'] == e['accounts'] and e['again_queued'] == 0)}")
+    print("    CPU during (e) (inserts and VACUUM included): " + CpuMeter.describe(sweep_usage))
     ratio = large["p50"] / small["p50"]
     print(f"(f) journal page, ms: {small_rows} rows p50 {small['p50']:.1f} p99 {small['p99']:.1f}; "
           f"{args.rows + small_rows:,} rows p50 {large['p50']:.1f} p99 {large['p99']:.1f} "

@@ -316,13 +316,16 @@ class Stack:
     """One cabinet: database, Redis (production), sandbox, web app, workers, cron."""
 
     def __init__(self, mode: str = "production", *, route_timeout_ms: int | None = None,
-                 extra_env: dict | None = None):
+                 extra_env: dict | None = None, redis_server: str | None = None):
+        """``redis_server`` (production): a Redis of the caller's instead of the shared
+        ``REDIS_SERVER`` (e.g. a private ``redis-server`` that a fault run restarts)."""
         global _counter
         assert mode in ("production", "embedded")
         _counter += 1
         self.mode = mode
         self.procs: list[Proc] = []
         self.workers: list[Proc] = []
+        self._all_procs: list[Proc] = []  # every process ever started, respawned ones too
         self.tmp = Path(tempfile.mkdtemp(prefix=f"bench-{mode}-"))
         self.sandbox_url: str | None = None
         self.web_url: str | None = None
@@ -350,7 +353,7 @@ class Stack:
         if mode == "production":
             self.db_name = f"bench_{os.getpid()}_{_counter}"
             self.database_url = f"{PG_SERVER}/{self.db_name}"
-            self.redis_url = f"{REDIS_SERVER}/{REDIS_DB}"
+            self.redis_url = f"{redis_server or REDIS_SERVER}/{REDIS_DB}"
             self._create_database()
             self.redis().flushdb()
             env.update({"DATABASE_URL": self.database_url, "REDIS_URL": self.redis_url})
@@ -416,6 +419,7 @@ class Stack:
     def _start(self, name: str, argv: list[str], env: dict | None = None) -> Proc:
         proc = Proc(name, argv, env or self.env, self.tmp)
         self.procs.append(proc)
+        self._all_procs.append(proc)
         return proc
 
     def check(self) -> None:
@@ -442,6 +446,24 @@ class Stack:
                    check=proc.check)
         self.web_url = url
         return url
+
+    def respawn(self, proc: Proc, wait: bool = True) -> Proc:
+        """Start ``proc``'s command again, as a supervisor does when a process exits (stopped
+        first if it still runs). Same argv (so the web app keeps its port), a log file of its
+        own (``web#2.log``); it takes the old one's place in ``procs`` / ``workers``. With
+        ``wait``, the web app is waited for until it answers."""
+        proc.stop()
+        base = proc.name.split("#")[0]
+        n = 1 + sum(1 for p in self._all_procs if p.name.split("#")[0] == base)
+        new = Proc(f"{base}#{n}", proc.argv, self.env, self.tmp)
+        self._all_procs.append(new)
+        for group in (self.procs, self.workers):
+            if proc in group:
+                group[group.index(proc)] = new
+        if wait and base == "web":
+            wait_until(lambda: _answers(self.web_url + "/login"), 60, "the web app to listen again",
+                       interval=0.05, check=new.check)
+        return new
 
     def start_worker(self, queues=("megaplan-live", "megaplan"), scheduler: bool = False) -> Proc:
         """The README's ``rq worker -w …CabinetWorker [--with-scheduler] <queues>``."""

@@ -41,8 +41,8 @@ def dump():
 
 @bp.post("/_sandbox/faults")
 def faults():
-    """JSON: fail_next + status + path_prefix, ok_with_error_next, latency_ms, outage_seconds,
-    revoke_tokens, expire_access_tokens, reset.
+    """JSON: fail_next + status + path_prefix (+ retry_after: seconds, sent as Retry-After),
+    ok_with_error_next, latency_ms, outage_seconds, revoke_tokens, expire_access_tokens, reset.
 
     ``lose_answers_next: n`` (+ optional ``path_prefix``, ``method`` default "POST", null for
     any, and ``answer_delay`` in seconds): the next n matching ``/api/v3/`` requests are
@@ -55,7 +55,9 @@ def faults():
     if body.get("reset"):
         state.reset()
     if body.get("fail_next"):
-        state.fail_next(int(body["fail_next"]), int(body.get("status", 500)), body.get("path_prefix"))
+        retry_after = body.get("retry_after")
+        state.fail_next(int(body["fail_next"]), int(body.get("status", 500)), body.get("path_prefix"),
+                        int(retry_after) if retry_after is not None else None)
     if body.get("lose_answers_next"):
         delay = body.get("answer_delay")
         state.lose_answers_next(int(body["lose_answers_next"]), body.get("path_prefix"),

@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import JSON, DateTime, Index, String, UniqueConstraint
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .db import db
@@ -27,12 +28,14 @@ class PbxCall(db.Model):
 
 
 def log_call(record: CallRecord, ended_at: datetime) -> None:
-    """Keep a finished call; a repeated ``history`` push of the same call keeps the first."""
-    exists = db.session.execute(db.select(PbxCall.id).filter_by(
-        account_id=record.account_id, call_id=record.call_id)).first()
-    if exists is None:
-        db.session.add(PbxCall(account_id=record.account_id, call_id=record.call_id,
-                               ended_at=ended_at, record=record.to_dict()))
+    """Keep a finished call; a repeated ``history`` push of the same call keeps the first,
+    also when the repeats arrive at once (the unique key decides, not a look first)."""
+    try:
+        with db.session.begin_nested():
+            db.session.add(PbxCall(account_id=record.account_id, call_id=record.call_id,
+                                   ended_at=ended_at, record=record.to_dict()))
+    except IntegrityError:
+        pass  # the same call, kept by the push that came first
     db.session.commit()
 
 

@@ -352,3 +352,36 @@ def test_a_missed_group_call_nobody_mapped_goes_to_the_default_responsible(
     rq_worker()
     (todo,) = megaplan_sandbox.state.todos.values()
     assert todo["responsible"]["id"] == "1000003"  # BASE_SETTINGS' default responsible
+
+
+def test_the_same_history_pushed_three_times_at_once_is_200_each_and_one_call(app, live_server):
+    """A PBX that repeats a push before the first is answered: every copy gets its 200, the
+    PBX's call log and the outbox each keep the call once."""
+    import threading
+    import uuid
+
+    import requests
+    from host_stub.db import db
+    from host_stub.pbx_log import PbxCall
+    from megaplan_plugin.models import OutboxEntry
+    for _ in range(5):
+        call_id = uuid.uuid4().hex
+        fields = {"cmd": "history", "type": "in", "phone": "79161234567", "diversion": "74950000001",
+                  "user": "ivanov", "callid": call_id, "start": "20261204T120000Z", "duration": "42",
+                  "status": "Success", "crm_token": "demo-crm-token"}
+        barrier, answers = threading.Barrier(3), []
+
+        def push():
+            barrier.wait(10)
+            answers.append(requests.post(f"{live_server}/pbx/demo/crm", data=fields, timeout=30).status_code)
+        threads = [threading.Thread(target=push) for _ in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        assert answers == [200, 200, 200]
+        with app.app_context():
+            assert db.session.execute(db.select(db.func.count()).select_from(PbxCall).filter_by(
+                call_id=call_id)).scalar() == 1
+            assert db.session.execute(db.select(db.func.count()).select_from(OutboxEntry).filter_by(
+                call_id=call_id)).scalar() == 1

@@ -134,3 +134,16 @@ def test_the_demo_server_stops_on_a_signal_and_leaves_no_process_behind(sig, tmp
     finally:
         if server.poll() is None:
             os.killpg(server.pid, signal.SIGKILL)
+
+
+def test_workers_take_the_cabinet_app_from_cabinet_app_or_else_flasks_own_flask_app(monkeypatch):
+    from megaplan_plugin.config import ConfigError
+    from megaplan_plugin.delivery import worker
+    monkeypatch.delenv("CABINET_APP", raising=False)
+    monkeypatch.delenv("FLASK_APP", raising=False)
+    with pytest.raises(ConfigError, match="CABINET_APP.*FLASK_APP"):
+        worker.app_factory_path()
+    monkeypatch.setenv("FLASK_APP", "host_stub")
+    assert worker.app_factory_path() == "host_stub"
+    monkeypatch.setenv("CABINET_APP", "host_stub:create_app")
+    assert worker.app_factory_path() == "host_stub:create_app"  # the plugin's own name wins

@@ -54,10 +54,12 @@ def test_sigkilled_worker_mid_job_loses_and_duplicates_nothing(pbx, rq_worker, m
     call = pbx.new_call()
     call.history(status="Success", user="ivanov")
     rq_bin = Path(sys.executable).with_name("rq")
+    env = _worker_env(app)
+    env["FLASK_APP"] = env.pop("CABINET_APP")  # Flask's own name for the app serves as well
     worker = subprocess.Popen(
         [str(rq_bin), "worker", "-w", "megaplan_plugin.delivery.worker.CabinetWorker", "--url",
          app.config["REDIS_URL"], "megaplan"],
-        env=_worker_env(app), cwd=ROOT, start_new_session=True,
+        env=env, cwd=ROOT, start_new_session=True,
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 30

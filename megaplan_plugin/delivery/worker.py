@@ -7,11 +7,11 @@ job, so the app is built once per worker and every job runs in an app context of
 from __future__ import annotations
 
 import functools
-import importlib
 import logging
 import os
 
 from flask import Flask, has_app_context
+from flask.cli import ScriptInfo
 from rq import SimpleWorker
 from rq.timeouts import TimerDeathPenalty
 
@@ -21,22 +21,23 @@ _process_app: Flask | None = None
 
 
 def app_factory_path() -> str:
-    """The cabinet's app factory ("module:function"), which only the cabinet can name."""
-    path = os.environ.get("CABINET_APP", "").strip()
+    """The cabinet's app ("module:factory", or anything Flask's ``--app`` takes), which only
+    the cabinet can name: ``CABINET_APP``, else Flask's own ``FLASK_APP``."""
+    path = (os.environ.get("CABINET_APP") or os.environ.get("FLASK_APP") or "").strip()
     if not path:
         raise ConfigError(
-            "Не задана переменная CABINET_APP: укажите фабрику приложения кабинета, например "
-            "CABINET_APP=cabinet.app:create_app. / CABINET_APP is not set: name the cabinet's "
-            "app factory, e.g. CABINET_APP=cabinet.app:create_app.")
+            "Не задана переменная CABINET_APP (или FLASK_APP): укажите приложение кабинета, например "
+            "CABINET_APP=cabinet.app:create_app. / Neither CABINET_APP nor FLASK_APP is set: name the "
+            "cabinet's app, e.g. CABINET_APP=cabinet.app:create_app.")
     return path
 
 
 def process_app() -> Flask:
-    """One app per worker process, built on first use; never at import time."""
+    """One app per worker process, built on first use; never at import time. Loaded the way
+    ``flask --app`` loads it (a factory is called, an app object taken as it is)."""
     global _process_app
     if _process_app is None:
-        module, _, name = app_factory_path().partition(":")
-        _process_app = getattr(importlib.import_module(module), name or "create_app")()
+        _process_app = ScriptInfo(app_import_path=app_factory_path()).load_app()
     return _process_app
 
 

@@ -105,6 +105,8 @@ def _refuse_oversized():
 def _security_headers(response):
     for name, value in SECURITY_HEADERS.items():
         response.headers.setdefault(name, value)
+    if request.is_secure:  # over plain HTTP the header means nothing and browsers ignore it
+        response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
     return response
 
 

@@ -397,3 +397,14 @@ def test_hash_method_comes_from_the_environment(monkeypatch, tmp_path):
     monkeypatch.delenv("CABINET_PASSWORD_HASH_METHOD")
     load_config(app)
     assert app.config["CABINET_PASSWORD_HASH_METHOD"] is None  # werkzeug's default (scrypt)
+
+
+def test_an_accounts_pages_stay_in_no_cache_and_https_gets_hsts(configured, client):
+    for url in ("/plugins/megaplan/", "/plugins/megaplan/journal/", "/plugins/megaplan/journal/export.csv",
+                "/plugins/megaplan/status.json"):
+        response = configured.get(url)
+        assert response.status_code == 200, url
+        assert response.headers["Cache-Control"] == "no-store", url
+        assert "Strict-Transport-Security" not in response.headers  # plain HTTP: it would mean nothing
+    secure = configured.get("/plugins/megaplan/", base_url="https://localhost")
+    assert secure.headers["Strict-Transport-Security"].startswith("max-age=")

@@ -5,3 +5,10 @@ The settings page (``settings``, ``settings_store``, ``forms``), the sync journa
 the JSON API for click-to-call and «Завершить» (``telephony_api``, ``api_errors``), and the one
 place that makes outside input safe (``inputs``). Nothing else in the plugin imports ``web``.
 """
+
+
+def not_kept(response):
+    """Pages of an account (its calls, its settings, the one-time secret) stay in no browser's
+    or proxy's cache: a shared computer, the back button after logout."""
+    response.headers["Cache-Control"] = "no-store"
+    return response

@@ -23,6 +23,7 @@ from megaplan_plugin.delivery import queues
 from megaplan_plugin.models import OutboxEntry, Settings, aware
 from megaplan_plugin.web import inputs as web_input
 from megaplan_plugin.web import timezones
+from megaplan_plugin.web import not_kept
 from megaplan_plugin.web.forms import ActionForm
 
 bp = Blueprint("megaplan_journal", __name__, url_prefix="/plugins/megaplan/journal")
@@ -37,6 +38,8 @@ STATUS_TITLES = {
     "unavailable": "недоступен", "not_allowed": "запрещён", "not_found": "номер не найден",
     "failed": "ошибка АТС",
 }
+
+bp.after_request(not_kept)
 
 
 @bp.before_request

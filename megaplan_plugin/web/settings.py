@@ -17,6 +17,7 @@ from megaplan_plugin.web.inputs import db_int
 from megaplan_plugin.web import one_time
 from megaplan_plugin.web import status as panel
 from megaplan_plugin.web import timezones
+from megaplan_plugin.web import not_kept
 from megaplan_plugin.delivery import queues
 from megaplan_plugin.web.forms import (
     ActionForm,
@@ -32,6 +33,8 @@ bp = Blueprint("megaplan", __name__, url_prefix="/plugins/megaplan",
                template_folder="../templates", static_folder="../static",
                static_url_path="/static")
 NOBODY = ("", "— не выбран —")
+
+bp.after_request(not_kept)
 
 
 @bp.before_request

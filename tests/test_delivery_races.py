@@ -173,3 +173,29 @@ def test_four_workers_draining_a_backlog_send_each_call_once_in_batches(app, pbx
         assert set(states) == {"sent"}
     # One writer for the account, whichever worker runs it: a hundred calls a request.
     assert megaplan_sandbox.state.request_count("POST", "/api/v3/callInfo/history") <= 4
+
+
+def test_a_refreshed_token_that_is_dead_too_is_refreshed_again_once(app, megaplan_sandbox):
+    """Megaplan expires every token, and then the first refreshed one as well: eight threads
+    that all met the first 401 get through, with two refreshes in all (one at a time)."""
+    from megaplan_plugin.calls.connection import client_for
+    from megaplan_plugin.models import Credential
+    state = megaplan_sandbox.state
+    state.set_latency(20)
+    for _ in range(ROUNDS):
+        with app.app_context():
+            client_for(db.session.get(Credential, 1)).current_user()  # a live token to start with
+            db.session.remove()
+        state.expire_access_tokens()
+        state.expire_issued_next(1)
+        before = len(state.grants)
+        barrier = threading.Barrier(8)
+
+        def work():
+            with app.app_context():
+                client = client_for(db.session.get(Credential, 1))
+                db.session.remove()
+                barrier.wait(30)
+                client.current_user()
+        _in_threads(8, work)
+        assert state.grants[before:] == ["refresh_token", "refresh_token"]

@@ -49,6 +49,7 @@ class SandboxState:
             self._ids = {"Employee": 1000100, "ContractorHuman": 2000000, "ContractorCompany": 3000000,
                          "CallInfo": 4000000, "Todo": 5000000, "CallUserConfig": 6000000}
             self._faults: list[dict] = []
+            self.dead_tokens_next = 0  # access tokens issued already expired (expire_issued_next)
             self._lost_answer_faults: list[dict] = []
             self.lost_answers = 0  # answers withheld so far
             self.lost_answer_requests: list[tuple[str, str]] = []  # (method, path) of each
@@ -144,7 +145,9 @@ class SandboxState:
     def issue_tokens(self, employee_id: str) -> dict:
         with self.lock:
             access, refresh = secrets.token_hex(16), secrets.token_hex(16)
-            self.access_tokens[access] = (employee_id, time.time() + self.token_ttl)
+            born_dead = self.dead_tokens_next > 0
+            self.dead_tokens_next -= born_dead
+            self.access_tokens[access] = (employee_id, 0.0 if born_dead else time.time() + self.token_ttl)
             self.refresh_tokens[refresh] = employee_id
             return {"access_token": access, "expires_in": self.token_ttl, "token_type": "bearer",
                     "scope": None, "refresh_token": refresh}
@@ -167,6 +170,12 @@ class SandboxState:
     def expire_access_tokens(self) -> None:
         with self.lock:
             self.access_tokens = {t: (e, 0.0) for t, (e, _) in self.access_tokens.items()}
+
+    def expire_issued_next(self, n: int) -> None:
+        """The next ``n`` access tokens are issued already expired (Megaplan expiring tokens
+        again right after a refresh)."""
+        with self.lock:
+            self.dead_tokens_next = n
 
     # -- faults ---------------------------------------------------------------------------------
     def fail_next(self, n: int, status: int = 500, path_prefix: str | None = None,

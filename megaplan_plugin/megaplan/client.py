@@ -114,7 +114,12 @@ class MegaplanClient:
     def request(self, method: str, path: str, *, params: dict | None = None, json_body=None):
         tokens = self.access_token()
         response = self._send(method, path, params, json_body, tokens)
-        if response.status_code == 401:
+        # A 401 asks for a fresh token: the one another thread got meanwhile, else our own
+        # refresh. That one may be dead too (Megaplan expiring tokens twice in a row): a second
+        # 401 makes this client refresh again, still one refresh at a time per credential.
+        for _ in range(2):
+            if response.status_code != 401:
+                break
             tokens = self.access_token(force_refresh_of=tokens)
             response = self._send(method, path, params, json_body, tokens)
         try:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from megaplan_plugin import phones
 
@@ -146,13 +146,23 @@ def _direction(value: str, *, required: bool) -> str | None:
 
 def _int(fields: dict, name: str) -> int:
     value = _text(fields, name)
-    if not value.isdigit() or len(value) > 9:
+    # ASCII digits only: "²" and other Unicode digits pass isdigit() and then break int()
+    if not (value.isascii() and value.isdigit()) or len(value) > 9:
         raise PushError(f"field {name} must be a non-negative integer")
     return int(value)
 
 
+# A call's start as a PBX can mean it: not before this, not later than a clock's skew from now.
+# A date at the calendar's edge would be stored, then break every page that shows it in a zone.
+EARLIEST_START = datetime(2000, 1, 1, tzinfo=timezone.utc)
+START_SKEW = timedelta(days=1)
+
+
 def _parse_start(value: str) -> datetime:
     try:
-        return datetime.strptime(value, "%Y%m%dT%H%M%SZ").replace(tzinfo=timezone.utc)
+        start = datetime.strptime(value, "%Y%m%dT%H%M%SZ").replace(tzinfo=timezone.utc)
     except ValueError:
         raise PushError(f"invalid start (want YYYYmmddTHHMMSSZ): {value!r}") from None
+    if not EARLIEST_START <= start <= datetime.now(timezone.utc) + START_SKEW:
+        raise PushError(f"start out of range (from 2000 to now): {value!r}")
+    return start

@@ -189,3 +189,15 @@ def test_counts_stop_at_the_cap_so_a_huge_journal_costs_what_a_small_one_does(co
     add_rows(app, 5, start=datetime.now(timezone.utc) - timedelta(hours=1))
     counts = re.search(r'id="journal-counts">(.*?)</p>', configured.get(JOURNAL).text, re.S).group(1)
     assert "Звонков: больше 3" in counts and "отправлен: больше 3" in counts and "ошибка: 0" in counts
+
+
+def test_a_call_stored_at_the_calendars_edge_still_renders_everywhere(configured, app):
+    """A row stored before the door refused such times (or by another host) must not break
+    the journal, its CSV or the status panel: shown in UTC."""
+    add_rows(app, 1, start=datetime(9999, 12, 31, 23, 59, 59, tzinfo=timezone.utc))
+    add_rows(app, 1, start=datetime(1, 1, 1, 0, 0, 1, tzinfo=timezone.utc))
+    for url in (JOURNAL, JOURNAL + "?state=pending", JOURNAL + "export.csv", "/plugins/megaplan/",
+                "/plugins/megaplan/status.json"):
+        response = configured.get(url)
+        assert response.status_code == 200, url
+    assert "31.12.9999 23:59:59 UTC" in configured.get(JOURNAL).text

@@ -154,8 +154,17 @@ def test_a_wrong_token_is_401_and_reaches_no_plugin(pbx, recorder, fields, error
       "callid": "1", "start": "20261124T101500Z", "duration": "5"}, "direction"),
     ({"cmd": "history", "type": "in", "status": "Success", "phone": "79161234567",
       "callid": "1", "start": "20261124T101500Z", "duration": "-5"}, "duration"),
+    ({"cmd": "history", "type": "in", "status": "Success", "phone": "79161234567",
+      "callid": "1", "start": "99991231T235959Z", "duration": "5"}, "start out of range"),
+    ({"cmd": "history", "type": "in", "status": "Success", "phone": "79161234567",
+      "callid": "1", "start": "00010101T000000Z", "duration": "5"}, "start out of range"),
+    ({"cmd": "history", "type": "in", "status": "Success", "phone": "79161234567",
+      "callid": "1", "start": "20261124T101500Z", "duration": "4²"}, "duration"),
+    ({"cmd": "history", "type": "in", "status": "Success", "phone": "79161234567",
+      "callid": "1", "start": "20261124T101500Z", "duration": "5", "wait": "٣"}, "wait"),
     ({"cmd": "contact", "callid": "1"}, "phone"),
     ({"cmd": "rating", "callid": "1", "rating": "five"}, "rating"),
+    ({"cmd": "rating", "callid": "1", "rating": "⁵"}, "rating"),
 ])
 def test_malformed_pushes_are_400_with_a_json_error(pbx, recorder, fields, message):
     response = pbx.push(**fields)

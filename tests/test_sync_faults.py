@@ -181,3 +181,25 @@ def test_database_down_during_the_hook_hands_the_call_to_redis(pbx, rq_worker, m
     (row,) = rows(app)
     assert row.call_id == call.call_id and row.state == "sent"
     assert len(megaplan_sandbox.state.calls) == 1
+
+
+def test_a_stored_call_no_try_can_write_fails_once_and_holds_up_no_other(pbx, rq_worker, megaplan_sandbox, app):
+    """A record at the calendar's edge, stored by a host that let it in: «ошибка» at the first
+    try, not three hours of retries, and the account's other calls go on."""
+    import sqlalchemy as sa
+    from datetime import datetime, timezone
+    with app.app_context():
+        db.session.execute(sa.insert(OutboxEntry).values(
+            kind="call", source="push", account_id="demo", call_id="EDGE-1", direction="in",
+            client_phone="79161234567", status="answered", state="pending", attempts=0,
+            started_at=datetime(2000, 1, 1, tzinfo=timezone.utc),
+            record={"account_id": "demo", "call_id": "EDGE-1", "direction": "in",
+                    "client_phone": "79161234567", "virtual_number": "74950000001", "status": "answered",
+                    "user": None, "users_rung": [], "started_at": "9999-12-31T23:59:59+00:00",
+                    "wait_seconds": 0, "duration_seconds": 42, "recording_url": None}))
+        db.session.commit()
+    pbx.new_call().history(status="Success", user="ivanov")
+    rq_worker(scheduled=False)
+    edge, other = rows(app)
+    assert (edge.state, edge.attempts) == ("failed", 1) and "OverflowError" in edge.last_error
+    assert other.state == "sent"

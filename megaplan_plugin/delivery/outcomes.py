@@ -38,10 +38,8 @@ def next_try(attempts: int, not_before: float | None = None) -> int | None:
     ``Retry-After`` (429/503), which stretches this attempt's interval."""
     if attempts > len(SYNC_RETRY_INTERVALS):
         return None
-    interval = SYNC_RETRY_INTERVALS[attempts - 1]
-    if not_before:
-        interval = max(interval, int(min(not_before, MAX_RETRY_AFTER) + 0.999))
-    return interval
+    asked = int(min(not_before or 0, MAX_RETRY_AFTER) + 0.999)
+    return max(SYNC_RETRY_INTERVALS[attempts - 1], asked)
 
 
 def record(row: OutboxEntry, state: str, *, reason: str | None = None, error: str | None = None,

@@ -74,10 +74,6 @@ def _digest(*parts: str | None) -> str:
     return hashlib.sha1("\0".join(p or "" for p in parts).encode()).hexdigest()
 
 
-def live_job_id(account_id: str, call_id: str, hook: str, login: str | None) -> str:
-    return "megaplan-live-" + _digest(account_id, call_id, hook, login)
-
-
 def route_job_id(account_id: str, phone: str) -> str:
     return "megaplan-route-" + _digest(account_id, phone)
 
@@ -99,7 +95,7 @@ def enqueue_live(payload: dict, hook: str, at=None) -> None:
     """Queue a popup job; a repeated push of the same event is dropped (same job id). ``at``:
     the same event again later (its ``again`` count in the id), until it is stale."""
     login = (payload.get("user") or {}).get("login")
-    job_id = live_job_id(payload["account_id"], payload["call_id"], hook, login)
+    job_id = "megaplan-live-" + _digest(payload["account_id"], payload["call_id"], hook, login)
     if at is not None:
         payload = {**payload, "again": int(payload.get("again") or 0) + 1}
         job_id += f"-{payload['again']}"

@@ -8,6 +8,7 @@ whose earlier answer was lost is looked up before anything is created again.
 """
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 
 from megaplan_plugin import phones
@@ -27,6 +28,7 @@ class Planned:
     known: bool               # the client (or that there is none) is known without asking
     wants_todo: bool
     notes: list = field(default_factory=list)
+    fields: dict | None = None  # its history item, when it can go in a batch
 
 
 @dataclass
@@ -66,8 +68,10 @@ class CallSync:
                               wants_todo=self._wants_todo(row.record),
                               notes=[sync.note(owner), clients.choice_note(match) if match else None,
                                      sync.dropped_recording(row.record)])
-            simple = planned.known and not planned.wants_todo and row.client_phone not in reaching
-            (batch if simple else single).append(planned)
+            if planned.known and not planned.wants_todo and row.client_phone not in reaching:
+                with contextlib.suppress(ValueError, OverflowError):  # no try can write it: alone
+                    planned.fields = sync.history_fields(row.record, owner, planned.contractor)
+            (batch if planned.fields else single).append(planned)
         return batch, single
 
     def _owner(self, user: dict | None) -> sync.CallOwner:
@@ -96,19 +100,16 @@ class CallSync:
         if not taken:
             return [], rest
         try:
-            saved = self.client.save_call_history([
-                sync.history_fields(p.row.record, p.owner, p.contractor) for p in taken])
+            saved = self.client.save_call_history([p.fields for p in taken])
         except MegaplanError as exc:
             intents.release_many(self.engine, list(claims.values()), exc)
             raise
         by_provider = {str(c.get("providerId")): c for c in _listed(saved)}
-        written, missing = [], []
-        for p in taken:
-            call = by_provider.get(p.row.call_id)
-            (written.append((p, call)) if call is not None else missing.append(claims[p.row.call_id]))
+        written = [(p, by_provider[p.row.call_id]) for p in taken if p.row.call_id in by_provider]
+        missing = [p for p in taken if p.row.call_id not in by_provider]  # looked up, one by one
         intents.record_many(self.engine, [(claims[p.row.call_id], call["id"]) for p, call in written])
-        intents.release_many(self.engine, missing, RuntimeError("not in Megaplan's answer"))
-        return written, rest + [p for p in taken if by_provider.get(p.row.call_id) is None]
+        intents.release_many(self.engine, [claims[p.row.call_id] for p in missing])
+        return written, rest + missing
 
     def write_one(self, p: Planned) -> Written:
         """Client, history, communication and reached callbacks of one call.

@@ -151,7 +151,7 @@ def _write_one(unit: CallSync, planned: Planned) -> None:
         unit.session.rollback()  # callbacks marked closed before the failure are not
         retry = _failed(planned, exc)
         unit.session.commit()
-        if getattr(exc, "transient", True):
+        if _transient(exc):
             raise _Pause(retry) from None
         return
     unit.index(written)
@@ -175,14 +175,18 @@ def _failed(planned: Planned, exc: BaseException) -> int | None:
     if planned.contractor:
         row.client_name = display_name(planned.contractor)[:300]
     row.attempts += 1
-    transient = getattr(exc, "transient", True)
-    retry = outcomes.next_try(row.attempts, getattr(exc, "retry_after", None)) if transient else None
+    retry = outcomes.next_try(row.attempts, getattr(exc, "retry_after", None)) if _transient(exc) else None
     outcomes.record(row, OutboxEntry.PENDING if retry is not None else OutboxEntry.FAILED,
                     error=outcomes.describe(exc), retry_in=retry)
     if isinstance(exc, MegaplanError):
         log.warning("megaplan: call %s attempt %d failed: %s", row.call_id, row.attempts,
                     outcomes.describe(exc))
     return retry
+
+
+def _transient(exc: BaseException) -> bool:
+    # Megaplan says; an outage of ours is; a record no try can write (a date at the edge) is not
+    return getattr(exc, "transient", not isinstance(exc, (ValueError, OverflowError)))
 
 
 def _next_turn(account_id: str, pause: int | None) -> None:

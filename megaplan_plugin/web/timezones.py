@@ -41,7 +41,10 @@ def local(value: datetime | None, name: str | None, fmt: str = "%d.%m.%Y %H:%M:%
     """A stored (UTC, naive on SQLite) time as the account reads it."""
     if value is None:
         return ""
-    return aware(value).astimezone(zone(name)).strftime(fmt)
+    try:
+        return aware(value).astimezone(zone(name)).strftime(fmt)
+    except OverflowError:  # stored before the door checked it: shown in UTC rather than not at all
+        return aware(value).strftime(fmt) + " UTC"
 
 
 def day_bounds(day: date, name: str | None) -> tuple[datetime, datetime]:

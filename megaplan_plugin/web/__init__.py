@@ -6,6 +6,8 @@ the JSON API for click-to-call and «Завершить» (``telephony_api``, ``
 place that makes outside input safe (``inputs``). Nothing else in the plugin imports ``web``.
 """
 
+REDIS_DOWN = "Очередь задач интеграции (Redis) сейчас недоступна, попробуйте через минуту."
+
 
 def not_kept(response):
     """Pages of an account (its calls, its settings, the one-time secret) stay in no browser's

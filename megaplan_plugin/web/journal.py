@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from urllib.parse import urlsplit
 
-from flask import (Blueprint, Response, abort, flash, g, redirect, render_template, request,
+from flask import (Blueprint, Response, abort, current_app, flash, g, redirect, render_template, request,
                    stream_with_context, url_for)
+from redis.exceptions import RedisError
 from sqlalchemy import and_, func, or_, select
 
 from megaplan_plugin import cabinet, phones
@@ -23,7 +24,7 @@ from megaplan_plugin.delivery import queues
 from megaplan_plugin.models import OutboxEntry, Settings, aware
 from megaplan_plugin.web import inputs as web_input
 from megaplan_plugin.web import timezones
-from megaplan_plugin.web import not_kept
+from megaplan_plugin.web import REDIS_DOWN, not_kept
 from megaplan_plugin.web.forms import ActionForm
 
 bp = Blueprint("megaplan_journal", __name__, url_prefix="/plugins/megaplan/journal")
@@ -221,8 +222,7 @@ def retry(row_id: int):
         abort(404)
     if row.kind != OutboxEntry.CALL or row.state not in (OutboxEntry.FAILED, OutboxEntry.PENDING):
         flash("Повторить можно только звонок с ошибкой или ожидающий отправки.", "warning")
-    else:
-        _send_again([row])
+    elif _send_again([row]):
         flash("Звонок снова поставлен в очередь на отправку.", "success")
     return redirect(_back_to_journal())
 
@@ -238,20 +238,29 @@ def retry_failed():
         .limit(RETRY_ALL_LIMIT)).scalars().all()
     if not rows:
         flash("Звонков с ошибкой нет.", "info")
-    else:
-        _send_again(rows)
+    elif _send_again(rows):
         more = " Остальные — следующим нажатием." if len(rows) == RETRY_ALL_LIMIT else ""
         flash(f"Снова поставлено в очередь звонков: {len(rows)}.{more}", "success")
     return redirect(_back_to_journal())
 
 
-def _send_again(rows: list[OutboxEntry]) -> None:
-    # A waiting call's next try may be an hour away: «Повторить» sends it now.
+def _send_again(rows: list[OutboxEntry]) -> bool:
+    """A waiting call's next try may be an hour away: «Повторить» sends it now. With Redis
+    down nothing changes (False): the button says so instead of promising a send."""
+    try:
+        current_app.extensions["megaplan"].redis.ping()
+    except RedisError:
+        flash(REDIS_DOWN + " Звонки не поставлены в очередь заново.", "danger")
+        return False
     for row in rows:
         row.state, row.reason, row.next_retry_at = OutboxEntry.PENDING, None, None
     cabinet.db().session.commit()
     for account_id in {row.account_id for row in rows}:
-        queues.wake_writer(account_id)
+        try:
+            queues.wake_writer(account_id)
+        except RedisError:  # gone since the ping: the sweep wakes the writer when it is back
+            pass
+    return True
 
 
 def _back_to_journal() -> str:

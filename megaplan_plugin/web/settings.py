@@ -17,7 +17,7 @@ from megaplan_plugin.web.inputs import db_int
 from megaplan_plugin.web import one_time
 from megaplan_plugin.web import status as panel
 from megaplan_plugin.web import timezones
-from megaplan_plugin.web import not_kept
+from megaplan_plugin.web import REDIS_DOWN, not_kept
 from megaplan_plugin.delivery import queues
 from megaplan_plugin.web.forms import (
     ActionForm,
@@ -165,9 +165,12 @@ def refresh_employees():
 def rotate_secret():
     if not ActionForm().validate_on_submit():
         return _bad_request()
-    secret = store.rotate_api_secret(store.settings_for(g.account_id))
-    # The cookie carries only a ticket; the secret waits, encrypted, in Redis for one showing.
-    session[SECRET_TICKET] = one_time.keep(g.account_id, secret)
+    try:
+        # The cookie carries only a ticket; the secret waits, encrypted, in Redis for one showing.
+        session[SECRET_TICKET] = store.rotate_api_secret(store.settings_for(g.account_id),
+                                                         lambda secret: one_time.keep(g.account_id, secret))
+    except RedisError:
+        flash(REDIS_DOWN + " Новый ключ не создан, прежний по-прежнему действует.", "danger")
     return redirect(url_for("megaplan.settings"))
 
 

@@ -115,13 +115,16 @@ def check_and_store_credential(account_id: str, *, title: str, login: str, passw
     return CheckResult(credential=credential)
 
 
-def rotate_api_secret(settings: Settings) -> str:
-    """A new secret for the Megaplan telephony app; only its hash is kept, shown once."""
+def rotate_api_secret(settings: Settings, keep) -> str:
+    """A new secret for the Megaplan telephony app; only its hash is kept, shown once.
+    ``keep(secret)`` puts it aside for that showing first: when it cannot (Redis down), it
+    raises and the old secret stays the one that works."""
     secret = new_api_secret()
+    kept = keep(secret)
     settings.api_secret_hash = hash_api_secret(secret)
     settings.api_secret_hint = secret[-4:]
     cabinet.db().session.commit()
-    return secret
+    return kept
 
 
 def delete_credential(account_id: str, credential: Credential) -> None:

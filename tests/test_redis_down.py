@@ -1,4 +1,6 @@
 """Redis down while the cabinet runs: every button answers in Russian and changes nothing."""
+import re
+
 import sqlalchemy as sa
 
 from host_stub.db import db
@@ -41,7 +43,16 @@ def test_buttons_with_redis_down_say_so_and_change_nothing(configured, integrati
             flashes = [line.strip() for line in shown.splitlines() if 'class="flash' in line]
             assert "Очередь задач интеграции (Redis) сейчас недоступна" in shown and expected in shown, (url, flashes)
             assert snapshot(app) == before, url
-        assert configured.get(SETTINGS).status_code == 200  # the status panel renders
-        assert configured.get(SETTINGS + "status.json").status_code == 200
+        saved = post_form(configured, SETTINGS, {"credential_id": "1", "active": "y", "route_to_manager": "y",
+                                                 "default_responsible_id": "1000003"}, page=SETTINGS)
+        assert saved.status_code == 200 and "Настройки не сохранены." in saved.text
+        (box,) = re.findall(r'<input[^>]*name="route_to_manager"[^>]*>', saved.text)
+        assert "checked" in box  # the form as typed
+        assert snapshot(app) == before
+        panel = configured.get(SETTINGS)
+        assert panel.status_code == 200 and 'id="queue-down"' in panel.text
+        assert "звонки сохраняются" in configured.get(SETTINGS + "status.json").get_json()["queue"]
     finally:
         state.redis = real
+    assert 'id="queue-down"' not in configured.get(SETTINGS).text
+    assert configured.get(SETTINGS + "status.json").get_json()["queue"] is None

@@ -63,25 +63,25 @@ def settings():
     # Choices come from the chosen credential's Megaplan, and only from this account's.
     employees = employees_cache.employees_of(selected if any(c.id == selected for c in credentials) else None)
     _fill_choices(form, credentials, employees)
-    if request.method == "POST":
-        if form.validate_on_submit():
-            was_indexed = (rules.active(settings), settings.credential_id)
-            form.populate_obj(settings)
-            settings.virtual_numbers = list(form.virtual_numbers.data)
-            settings.communication_types = list(form.communication_types.data)
-            settings.default_responsible_id = form.default_responsible_id.data or None
-            settings.unknown_employee_user_id = form.unknown_employee_user_id.data or None
-            pending = employee_table.save_links(g.account_id, cabinet.host().pbx.users(g.account_id), employees, {
-                key[len("link-"):]: value for key, value in request.form.items() if key.startswith("link-")})
-            cabinet.host().db.session.commit()
-            _forget_cached(g.account_id)
-            if rules.active(settings) and was_indexed != (True, settings.credential_id):
-                _later(queues.enqueue_index, settings.credential_id)  # activation, or another Megaplan
-            if rules.active(settings) and pending:
-                _later(queues.enqueue_call_user_configs, g.account_id)
-            flash("Настройки сохранены.", "success")
-            return redirect(url_for("megaplan.settings"))
+    if request.method == "POST" and not form.validate_on_submit():
         flash("Настройки не сохранены: исправьте ошибки, отмеченные ниже.", "danger")
+    elif request.method == "POST" and not _queue_down():  # with Redis away the form stays as typed
+        was_indexed = (rules.active(settings), settings.credential_id)
+        form.populate_obj(settings)
+        settings.virtual_numbers = list(form.virtual_numbers.data)
+        settings.communication_types = list(form.communication_types.data)
+        settings.default_responsible_id = form.default_responsible_id.data or None
+        settings.unknown_employee_user_id = form.unknown_employee_user_id.data or None
+        pending = employee_table.save_links(g.account_id, cabinet.host().pbx.users(g.account_id), employees, {
+            key[len("link-"):]: value for key, value in request.form.items() if key.startswith("link-")})
+        cabinet.host().db.session.commit()
+        _forget_cached(g.account_id)
+        if rules.active(settings) and was_indexed != (True, settings.credential_id):
+            _later(queues.enqueue_index, settings.credential_id)  # activation, or another Megaplan
+        if rules.active(settings) and pending:
+            _later(queues.enqueue_call_user_configs, g.account_id)
+        flash("Настройки сохранены.", "success")
+        return redirect(url_for("megaplan.settings"))
     return _render(form=form, settings=settings, credentials=credentials, employees=employees,
                    status=400 if form.errors else 200)
 
@@ -159,6 +159,17 @@ def refresh_employees():
             cabinet.host().db.session.rollback()
             flash(f"Не удалось загрузить сотрудников из Мегаплан: {exc.message or exc.status}", "danger")
     return redirect(url_for("megaplan.settings") + "#mapping")
+
+
+def _queue_down() -> bool:
+    """Saved settings must reach every worker (their caches listen to Redis): with Redis away
+    nothing is saved, and the page says why."""
+    try:
+        current_app.extensions["megaplan"].redis.ping()
+    except RedisError:
+        flash(REDIS_DOWN + " Настройки не сохранены.", "danger")
+        return True
+    return False
 
 
 @bp.post("/secret")

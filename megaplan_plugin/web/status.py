@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from flask import current_app
+from redis.exceptions import RedisError
 from sqlalchemy import func, select
 
 from megaplan_plugin import cabinet
@@ -52,7 +54,18 @@ def account_status(account_id: str) -> dict:
         "oldest_waiting_seconds": int(waiting_for.total_seconds()) if waiting_for else None,
         "reconciled_at": _iso(settings.reconciled_at if settings else None),
         "reconcile_found": settings.reconcile_found if settings else None,
+        "queue": _queue_state(),
     }
+
+
+def _queue_state() -> str | None:
+    """None while the plugin's queue (Redis) answers, else what the account should know."""
+    try:
+        current_app.extensions["megaplan"].redis.ping()
+    except RedisError:
+        return ("Очередь задач интеграции (Redis) недоступна: звонки сохраняются и уйдут в Мегаплан, "
+                "когда она вернётся")
+    return None
 
 
 def _iso(value: datetime | None) -> str | None:

@@ -116,3 +116,22 @@ def test_a_plain_rq_worker_refuses_the_plugins_jobs_naming_the_right_command(pbx
         # The failed writer's wake flag does not hold the account back: the sweep replaces it.
         assert sweep(db)["accounts"] == 1
     assert queues.queue(queues.SYNC_QUEUE, conn).count == 1
+
+
+def test_megaplans_500s_are_one_warning_line_each_and_no_traceback(pbx, app, megaplan_sandbox):
+    megaplan_sandbox.state.fail_next(50, status=500)
+    call = pbx.new_call()
+    call.ring("ivanov")                          # a popup job: it raises, RQ retries it
+    call.history(status="Success", user="ivanov")  # the writer: it records, pauses
+    rq_bin = Path(sys.executable).with_name("rq")
+    result = subprocess.run(
+        [str(rq_bin), "worker", "--burst", "-w", "megaplan_plugin.delivery.worker.CabinetWorker",
+         "--url", app.config["REDIS_URL"], "megaplan-live", "megaplan"],
+        env=_worker_env(app), cwd=ROOT, capture_output=True, timeout=120)
+    output = (result.stdout + result.stderr).decode()
+    assert result.returncode == 0, output[-2000:]
+    assert "Traceback" not in output, output[-3000:]
+    assert "megaplan: job" in output and "live_event) failed, 2 retries left: MegaplanTransientError" in output
+    assert "attempt 1 failed: внутренняя ошибка Мегаплана (500)" in output
+    with app.app_context():
+        assert db.session.execute(db.select(OutboxEntry)).scalar_one().state == "pending"

@@ -1,23 +1,14 @@
 """A durable intent before every create that Megaplan cannot make idempotent.
 
-CallInfo, clients and todos have no idempotency key on Megaplan's side: a create whose answer
-is lost (a timeout, a reset connection, a worker killed mid-request) may or may not have
-happened. So before such a create the plugin commits a row of ``megaplan_intent`` saying
-"creating X for Y", and the Megaplan id after the answer. From the row alone:
+CallInfo, clients and todos have no idempotency key on Megaplan's side, so a create whose
+answer is lost may or may not have happened. A row of ``megaplan_intent`` is committed before
+the create and the Megaplan id after the answer. No row: nothing was ever sent, create at once.
+A row with an id: it exists. A row without one: look it up before creating anything.
 
-* no row: nothing was ever sent, create at once (the usual path: no lookup);
-* a row with an id: it exists, use or update it;
-* a row without an id: the outcome is unknown, look it up (by ``providerId``, by phone, by the
-  call's todos) before creating anything.
-
-``busy_until`` is a lease: whoever holds it may have a request on the entity in flight, and
-nobody else sends one until it is given back (after an answer) or runs out (no answer: Megaplan
-may still be working on it). ``finished`` is set by the writer of a call's history, in the same
-statement that takes the lease; popup jobs never touch a finished call, so a late «talking»
-cannot land after the history.
-
-Every statement here commits on a connection of its own, before the request it guards: the
-intent must survive whatever happens to the caller's transaction.
+``busy_until`` is a lease: its holder may have a request in flight, nobody else sends one until
+it is given back (an answer came) or runs out (Megaplan may still be working on it).
+``finished``, taken with the lease by the history writer, keeps popup jobs off the call. Every
+statement commits on a connection of its own, before the request it guards.
 """
 from __future__ import annotations
 

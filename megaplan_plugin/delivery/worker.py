@@ -16,6 +16,8 @@ from rq import SimpleWorker
 from rq.timeouts import TimerDeathPenalty
 
 from megaplan_plugin.config import ConfigError
+from megaplan_plugin.delivery.outbox import DatabaseDown
+from megaplan_plugin.megaplan import MegaplanError
 
 _process_app: Flask | None = None
 
@@ -52,12 +54,9 @@ class WrongWorker(RuntimeError):
 
 
 def with_app_context(func):
-    """Jobs run inside the app context their worker gives them (``CabinetWorker``).
-
-    A plain ``rq worker`` gives none; building the cabinet app per forked job would make every
-    popup seconds late, so the job refuses loudly instead, naming the right command (RQ keeps
-    it for a retry, so nothing is lost once the worker is started right).
-    """
+    """Jobs run inside the app context their worker gives them (``CabinetWorker``). A plain
+    ``rq worker`` gives none (building the app per forked job would make popups seconds late):
+    the job refuses loudly, naming the right command; the calls wait in the outbox."""
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         if not has_app_context():
@@ -67,8 +66,8 @@ def with_app_context(func):
     return wrapper
 
 
-
 PUBSUB_WAIT_SECONDS = 1.0
+EXPECTED = (MegaplanError, DatabaseDown)
 
 
 class CabinetWorker(SimpleWorker):
@@ -86,6 +85,20 @@ class CabinetWorker(SimpleWorker):
     def perform_job(self, job, queue, *args):
         with self.flask_app.app_context():
             return super().perform_job(job, queue, *args)
+
+    def handle_exception(self, job, *exc_info):
+        """Megaplan's errors and our database's outages are expected and retried: one WARNING
+        line with the job and what is left of its retries. Tracebacks are for defects."""
+        exc = exc_info[1]
+        if not isinstance(exc, EXPECTED):
+            return super().handle_exception(job, *exc_info)
+        self.log.warning("megaplan: job %s (%s) failed, %s retries left: %s: %s", job.id,
+                         job.func_name.rsplit(".", 1)[-1], job.retries_left or 0, type(exc).__name__, exc)
+        # `rq worker --exception-handler …` handlers still see it (RQ has no public caller)
+        for handler in self._exc_handlers:
+            answer = handler(job, *exc_info)
+            if answer is not None and not answer:
+                break
 
     def subscribe(self):
         """RQ's command channel, read in one-second waits instead of RQ's sixty: redis-py 8's

@@ -1,16 +1,11 @@
 """One writer per account: every finished call reaches Megaplan through its account's writer.
 
-The hook stores the call and wakes the writer (``queues.wake_writer``: nothing to enqueue
-when one is already waiting). The writer takes the account's lock (without waiting: if
-another writer of the account runs, that one sees the new calls), drains the account's due
-calls oldest first, for a bounded slice, and then queues itself again at the back if calls
-are left, so accounts take turns and one account's backlog never holds the workers. Calls
-whose client is known locally go to Megaplan together (``POST /callInfo/history``), the
-others one by one (``sync_unit.py``). Each call's outcome is committed on its own.
-
-Nothing here trusts Redis to remember: the outbox row is the record, a lost writer job is
-replaced by the next sweep, a writer killed mid-call leaves an intent that the next one
-settles.
+The hook stores the call and wakes the writer (``queues.wake_writer``). The writer takes the
+account's lock without waiting (another writer of the account sees the new calls), drains the
+due calls oldest first for a bounded slice, and queues itself again at the back if calls are
+left: accounts take turns. Known clients' calls go together (``POST /callInfo/history``), the
+others one by one (``sync_unit.py``); each call's outcome is committed on its own. Nothing
+trusts Redis to remember: a lost writer job is replaced by the next sweep.
 """
 from __future__ import annotations
 

@@ -107,7 +107,7 @@ def make_app(tmp_path, request):
         if runner is not None:
             runner.stop()  # the embedded mode's threads must not outlive their tables
         if app.extensions.get("megaplan") is not None:
-            app.extensions["megaplan"].routes.dispose()
+            app.extensions["megaplan"].dispose()
         with app.app_context():
             db.session.remove()
             for metadata in app.extensions["cabinet"].plugin_tables:

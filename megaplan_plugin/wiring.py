@@ -32,6 +32,13 @@ class PluginState:
     runner: object = None
     side_engine: object = None  # see connection.side_engine
 
+    def dispose(self) -> None:
+        """Close the plugin's own database connections (an app being torn down, as in tests)."""
+        self.routes.dispose()
+        if self.side_engine is not None:
+            self.side_engine.dispose()
+            self.side_engine = None
+
 
 def init_app(app: Flask, host) -> None:
     init_config(app)

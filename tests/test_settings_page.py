@@ -253,9 +253,9 @@ def test_a_saved_change_reaches_the_hooks_of_every_process_within_a_second(
     cache = worker.extensions["megaplan"].hook_settings
     monkeypatch.setattr(rules, "CHECK_SECONDS", 3600.0)  # time stands still …
     with worker.app_context():
-        assert cache.get(db, "demo").active
+        assert cache.get(db.engine, "demo").active
     integration(active=None)  # the admin turns the integration off
     with worker.app_context():
-        assert cache.get(db, "demo").active  # within the second: the copy in memory
+        assert cache.get(db.engine, "demo").active  # within the second: the copy in memory
         monkeypatch.setattr(rules, "CHECK_SECONDS", 0.0)  # … the second has passed
-        assert not cache.get(db, "demo").active
+        assert not cache.get(db.engine, "demo").active

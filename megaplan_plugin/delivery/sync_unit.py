@@ -56,7 +56,7 @@ class CallSync:
         """
         own = clients.own_numbers(self.host, self.account_id)
         matches = clients.lookup_many(self.session, self.settings.credential_id,
-                                           [r.client_phone for r in rows if r.client_phone not in own])
+                                      [r.client_phone for r in rows if r.client_phone not in own])
         reaching = sync.numbers_with_open(self.session, self.account_id, [
             r.client_phone for r in rows if r.status == sync.ANSWERED])
         batch, single = [], []

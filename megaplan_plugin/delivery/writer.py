@@ -97,7 +97,6 @@ def _drain(account_id: str, lock) -> tuple[str, int | None]:
                 lock.reacquire()  # another minute: this writer is alive
             except LockError:
                 break  # a call outlasted the lock: another writer may have started
-
     except _Pause as pause:
         return "paused", pause.seconds
     return f"wrote {len(rows)}", None

@@ -47,7 +47,8 @@ def _accept_push(host, account_id: str, fields: dict):
     token = str(fields.get("crm_token") or "")
     expected = account.crm_token if account else _DUMMY_TOKEN
     # Compare even for unknown accounts so timing tells nothing about which names exist.
-    if not hmac.compare_digest(token.encode(), expected.encode()) or account is None:
+    # surrogatepass: a lone surrogate (valid JSON, no valid UTF-8) is a wrong token, not a 500
+    if not hmac.compare_digest(token.encode("utf-8", "surrogatepass"), expected.encode()) or account is None:
         current_app.logger.warning("CRM push with a bad token for account %r", account_id)
         return jsonify(error="Invalid token"), 401
     try:

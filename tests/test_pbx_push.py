@@ -335,3 +335,9 @@ def test_transferred_fires_call_transferred_with_who_had_the_call(pbx, recorder)
     name, event = recorder.calls[-1]
     assert name == "call_transferred" and event.call_id == call.call_id
     assert event.user.login == "petrova" and event.transferred_from.login == "ivanov"
+
+
+def test_a_lone_surrogate_in_a_json_token_is_a_wrong_token_not_a_500(client, recorder):
+    response = client.post("/pbx/demo/crm", data='{"cmd": "contact", "phone": "79161234567", '
+                           '"callid": "1", "crm_token": "\\ud800"}', content_type="application/json")
+    assert response.status_code == 401 and recorder.calls == []

@@ -71,7 +71,8 @@ def queue(name: str, conn: redis.Redis | None = None) -> Queue:
 
 def _digest(*parts: str | None) -> str:
     # RQ allows only [A-Za-z0-9_-] in ids, and PBX call ids and logins carry anything.
-    return hashlib.sha1("\0".join(p or "" for p in parts).encode()).hexdigest()
+    # surrogatepass: a lone surrogate from a JSON push must still make an id, not an error
+    return hashlib.sha1("\0".join(p or "" for p in parts).encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def route_job_id(account_id: str, phone: str) -> str:

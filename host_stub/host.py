@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import re
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, TimeoutError as FutureTimeout
@@ -19,6 +20,9 @@ CALL_HOOKS = ("call_started", "call_answered", "call_transferred", "call_ended",
 # process clears it at once, other processes see the change within this time.
 ENABLED_CACHE_SECONDS = 5.0
 
+
+# What an account's name can be: the stub issues no other (and the PBX push path checks it).
+ACCOUNT_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
 class Host:
     def __init__(self, app: Flask, pm: pluggy.PluginManager):
@@ -64,6 +68,10 @@ class Host:
         return account_required(view)
 
     def account(self, account_id: str) -> Account | None:
+        # A name the cabinet could never have issued (a NUL, a lone surrogate: PostgreSQL and
+        # the driver refuse those) is no account, not a database error.
+        if not ACCOUNT_NAME.fullmatch(account_id or ""):
+            return None
         return db.session.execute(
             db.select(Account).filter_by(name=account_id)).scalar_one_or_none()
 

@@ -408,3 +408,10 @@ def test_an_accounts_pages_stay_in_no_cache_and_https_gets_hsts(configured, clie
         assert "Strict-Transport-Security" not in response.headers  # plain HTTP: it would mean nothing
     secure = configured.get("/plugins/megaplan/", base_url="https://localhost")
     assert secure.headers["Strict-Transport-Security"].startswith("max-age=")
+
+
+def test_a_login_with_a_nul_is_a_wrong_login_not_a_database_error(client, auth):
+    for login in ("de\x00mo", "demo\x00"):
+        response = auth.login(login, "demo")
+        assert response.status_code == 401, login
+        assert "Неверный логин или пароль" in response.text

@@ -114,6 +114,7 @@ def parse_push(fields: dict) -> Push:
 MAX_LENGTH = {"callid": 128, "user": 200, "ext": 16, "groupRealName": 200, "link": 2048}
 DEFAULT_MAX_LENGTH = 64
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _text(fields: dict, name: str) -> str:
@@ -127,6 +128,8 @@ def _text(fields: dict, name: str) -> str:
         raise PushError(f"field {name} is too long")
     if _CONTROL.search(text):
         raise PushError(f"field {name} contains control characters")
+    if _SURROGATE.search(text):  # valid JSON («\ud800»), never text: no database would keep it
+        raise PushError(f"field {name} is not valid text")
     return text
 
 

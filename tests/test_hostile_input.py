@@ -446,3 +446,19 @@ def test_simulator_answer_with_a_user_the_push_parser_refuses(logged_in, pbx):
         response = post_raw_form(configured, "/simulator/action",
                                  {"call_id": live, "action": "answer", "user": user})
         assert response.status_code < 500, user
+
+
+@pytest.mark.parametrize("path,data", [
+    ("/simulator/incoming", {"in-phone": "1" * 20, "in-virtual_number": "74950000001", "in-users": "ivanov"}),
+    ("/simulator/outgoing", {"out-phone": "1" * 20, "out-virtual_number": "74950000001", "out-user": "ivanov"}),
+])
+def test_a_number_the_pbx_would_refuse_is_an_error_beside_the_field_in_the_simulator(logged_in, path, data):
+    """20 digits pass the form's pattern but are no phone number to the PBX's push parser."""
+    page = logged_in.get("/simulator/").text
+    token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page)
+    if token:
+        data = {**data, "csrf_token": token.group(1)}
+    response = logged_in.post(path, data=data)
+    assert response.status_code == 400
+    assert "АТС не примет этот номер" in response.text
+    assert logged_in.get("/simulator/").status_code == 200

@@ -341,3 +341,12 @@ def test_a_lone_surrogate_in_a_json_token_is_a_wrong_token_not_a_500(client, rec
     response = client.post("/pbx/demo/crm", data='{"cmd": "contact", "phone": "79161234567", '
                            '"callid": "1", "crm_token": "\\ud800"}', content_type="application/json")
     assert response.status_code == 401 and recorder.calls == []
+
+
+def test_a_lone_surrogate_in_a_history_field_is_400_and_nothing_stored(client, recorder):
+    response = client.post("/pbx/demo/crm", content_type="application/json", data=(
+        '{"cmd": "history", "type": "in", "status": "Success", "phone": "79161234567", '
+        '"user": "ivanov", "callid": "S\\udc00", "start": "20261124T101500Z", "duration": "5", '
+        '"crm_token": "demo-crm-token"}'))
+    assert response.status_code == 400 and "not valid text" in response.get_json()["error"]
+    assert recorder.calls == []

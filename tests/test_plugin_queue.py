@@ -133,11 +133,15 @@ def test_a_sweeps_cost_grows_with_the_accounts_that_have_work_not_with_their_cal
     assert _counts(app) == {"megaplan-live": 0, "megaplan": 1}  # one writer for 31 calls
 
 
-def test_a_popup_of_a_call_id_with_a_lone_surrogate_is_queued(app, client, integration):
-    """A JSON push may carry "\\ud800" (valid JSON, not valid UTF-8): the popup's job id is made
-    of it all the same, instead of a logged traceback and a lost popup."""
-    response = client.post("/pbx/demo/crm", content_type="application/json", data=(
-        '{"cmd": "event", "type": "INCOMING", "phone": "79161234567", "diversion": "74950000001", '
-        '"user": "ivanov", "callid": "X\\ud800", "crm_token": "demo-crm-token"}'))
-    assert response.status_code == 200
+def test_a_popup_of_a_call_id_with_a_lone_surrogate_is_queued(app, integration):
+    """A host whose door lets "\ud800" through (valid JSON, not valid UTF-8; the stub's door
+    refuses it): the popup's job id is made of it all the same, instead of a logged traceback
+    and a lost popup."""
+    from datetime import datetime, timezone
+
+    from host_stub.types import CallEvent, PbxUser
+    event = CallEvent("demo", "X\ud800", "in", "79161234567", "74950000001",
+                      PbxUser("ivanov", "Иван Иванов", "101"), at=datetime.now(timezone.utc))
+    with app.app_context():
+        app.extensions["cabinet"].call_hook("demo", "call_started", event=event)
     assert _counts(app)["megaplan-live"] == 1

@@ -97,6 +97,9 @@ def test_sigkilled_worker_mid_job_loses_and_duplicates_nothing(pbx, rq_worker, m
     assert [c["providerId"] for c in megaplan_sandbox.state.calls.values()] == [call.call_id]
 
 
+# slow: a plain rq worker (not ours) may take up to a minute to stop, waiting out RQ's 60 s
+# wait on its command channel (redis-py 8's stop(); CabinetWorker waits 1 s)
+@pytest.mark.slow
 def test_a_plain_rq_worker_refuses_the_plugins_jobs_naming_the_right_command(pbx, app, megaplan_sandbox):
     from rq.registry import FailedJobRegistry
 

@@ -5,8 +5,20 @@ The settings page (``settings``, ``settings_store``, ``forms``), the sync journa
 the JSON API for click-to-call and «Завершить» (``telephony_api``, ``api_errors``), and the one
 place that makes outside input safe (``inputs``). Nothing else in the plugin imports ``web``.
 """
+from flask import current_app
+from redis.exceptions import RedisError
 
 REDIS_DOWN = "Очередь задач интеграции (Redis) сейчас недоступна, попробуйте через минуту."
+
+
+def queue_answers() -> bool:
+    """Whether the plugin's queue (Redis) answers now: asked before a button changes anything
+    that only means something once queued, and shown on the status panel."""
+    try:
+        current_app.extensions["megaplan"].redis.ping()
+    except RedisError:
+        return False
+    return True
 
 
 def not_kept(response):

@@ -17,7 +17,6 @@ def refresh_employees(credential: Credential) -> None:
     cabinet.db().session.commit()
 
 
-
 @dataclass(frozen=True)
 class MappingRow:
     user: object                      # PbxUser

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from urllib.parse import urlsplit
 
-from flask import (Blueprint, Response, abort, current_app, flash, g, redirect, render_template, request,
+from flask import (Blueprint, Response, abort, flash, g, redirect, render_template, request,
                    stream_with_context, url_for)
 from redis.exceptions import RedisError
 from sqlalchemy import and_, func, or_, select
@@ -24,7 +24,7 @@ from megaplan_plugin.delivery import queues
 from megaplan_plugin.models import OutboxEntry, Settings, aware
 from megaplan_plugin.web import inputs as web_input
 from megaplan_plugin.web import timezones
-from megaplan_plugin.web import REDIS_DOWN, not_kept
+from megaplan_plugin.web import REDIS_DOWN, not_kept, queue_answers
 from megaplan_plugin.web.forms import ActionForm
 
 bp = Blueprint("megaplan_journal", __name__, url_prefix="/plugins/megaplan/journal")
@@ -247,9 +247,7 @@ def retry_failed():
 def _send_again(rows: list[OutboxEntry]) -> bool:
     """A waiting call's next try may be an hour away: «Повторить» sends it now. With Redis
     down nothing changes (False): the button says so instead of promising a send."""
-    try:
-        current_app.extensions["megaplan"].redis.ping()
-    except RedisError:
+    if not queue_answers():
         flash(REDIS_DOWN + " Звонки не поставлены в очередь заново.", "danger")
         return False
     for row in rows:

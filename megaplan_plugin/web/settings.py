@@ -17,7 +17,7 @@ from megaplan_plugin.web.inputs import db_int
 from megaplan_plugin.web import one_time
 from megaplan_plugin.web import status as panel
 from megaplan_plugin.web import timezones
-from megaplan_plugin.web import REDIS_DOWN, not_kept
+from megaplan_plugin.web import REDIS_DOWN, not_kept, queue_answers
 from megaplan_plugin.delivery import queues
 from megaplan_plugin.web.forms import (
     ActionForm,
@@ -65,7 +65,10 @@ def settings():
     _fill_choices(form, credentials, employees)
     if request.method == "POST" and not form.validate_on_submit():
         flash("Настройки не сохранены: исправьте ошибки, отмеченные ниже.", "danger")
-    elif request.method == "POST" and not _queue_down():  # with Redis away the form stays as typed
+    elif request.method == "POST" and not queue_answers():
+        # Saved settings reach the workers' caches through Redis: nothing saved, the form as typed
+        flash(REDIS_DOWN + " Настройки не сохранены.", "danger")
+    elif request.method == "POST":
         was_indexed = (rules.active(settings), settings.credential_id)
         form.populate_obj(settings)
         settings.virtual_numbers = list(form.virtual_numbers.data)
@@ -159,17 +162,6 @@ def refresh_employees():
             cabinet.host().db.session.rollback()
             flash(f"Не удалось загрузить сотрудников из Мегаплан: {exc.message or exc.status}", "danger")
     return redirect(url_for("megaplan.settings") + "#mapping")
-
-
-def _queue_down() -> bool:
-    """Saved settings must reach every worker (their caches listen to Redis): with Redis away
-    nothing is saved, and the page says why."""
-    try:
-        current_app.extensions["megaplan"].redis.ping()
-    except RedisError:
-        flash(REDIS_DOWN + " Настройки не сохранены.", "danger")
-        return True
-    return False
 
 
 @bp.post("/secret")

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from flask import current_app
-from redis.exceptions import RedisError
 from sqlalchemy import func, select
 
 from megaplan_plugin import cabinet
 from megaplan_plugin.calls import rules
 from megaplan_plugin.models import Credential, MegaplanEmployee, OutboxEntry, Settings, aware, utcnow
 from megaplan_plugin.web import timezones
+from megaplan_plugin.web import queue_answers
 
 
 def account_status(account_id: str) -> dict:
@@ -54,18 +53,10 @@ def account_status(account_id: str) -> dict:
         "oldest_waiting_seconds": int(waiting_for.total_seconds()) if waiting_for else None,
         "reconciled_at": _iso(settings.reconciled_at if settings else None),
         "reconcile_found": settings.reconcile_found if settings else None,
-        "queue": _queue_state(),
+        "queue": None if queue_answers() else (
+            "Очередь задач интеграции (Redis) недоступна: звонки сохраняются и уйдут в Мегаплан, "
+            "когда она вернётся"),
     }
-
-
-def _queue_state() -> str | None:
-    """None while the plugin's queue (Redis) answers, else what the account should know."""
-    try:
-        current_app.extensions["megaplan"].redis.ping()
-    except RedisError:
-        return ("Очередь задач интеграции (Redis) недоступна: звонки сохраняются и уйдут в Мегаплан, "
-                "когда она вернётся")
-    return None
 
 
 def _iso(value: datetime | None) -> str | None:

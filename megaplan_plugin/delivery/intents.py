@@ -62,10 +62,10 @@ class Claim:
             release_many(self.engine, [self])
 
 
-def _execute(engine, statement):
+def _execute(engine, statement, parameters=None):
     """One statement, committed at once: its rows (RETURNING) or how many rows it changed."""
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        result = conn.execute(statement)
+        result = conn.execute(statement, parameters)
         return result.all() if result.returns_rows else result.rowcount
 
 
@@ -125,10 +125,9 @@ def claim_many(engine, account_id: str, kind: str, keys: list[str]) -> dict[str,
 def record_many(engine, done: list[tuple[Claim, object]]) -> None:
     """``Claim.record`` of many in one round trip."""
     if done:
-        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            conn.execute(update(Intent).where(Intent.id == bindparam("intent_id")).values(
-                megaplan_id=bindparam("mp_id"), megaplan_type=bindparam("mp_type"), busy_until=None),
-                [{"intent_id": c.id, "mp_id": str(mp_id), "mp_type": c.megaplan_type} for c, mp_id in done])
+        _execute(engine, update(Intent).where(Intent.id == bindparam("intent_id")).values(
+            megaplan_id=bindparam("mp_id"), megaplan_type=bindparam("mp_type"), busy_until=None),
+            [{"intent_id": c.id, "mp_id": str(mp_id), "mp_type": c.megaplan_type} for c, mp_id in done])
     for claim, mp_id in done:
         claim.megaplan_id, claim.released = str(mp_id), True
 

@@ -79,7 +79,7 @@ def route_job_id(account_id: str, phone: str) -> str:
     return "megaplan-route-" + _digest(account_id, phone)
 
 
-def _once(name: str, func: str, *args, job_id: str, at=None, conn=None, **options) -> bool:
+def _enqueue_unique(name: str, func: str, *args, job_id: str, at=None, conn=None, **options) -> bool:
     """Enqueue (at ``at``, if given) unless a job of this id exists; True when queued."""
     q = queue(name, conn)
     try:
@@ -100,7 +100,7 @@ def enqueue_live(payload: dict, hook: str, at=None) -> None:
     if at is not None:
         payload = {**payload, "again": int(payload.get("again") or 0) + 1}
         job_id += f"-{payload['again']}"
-    _once(LIVE_QUEUE, LIVE_EVENT, payload["account_id"], hook, payload, job_id=job_id, at=at,
+    _enqueue_unique(LIVE_QUEUE, LIVE_EVENT, payload["account_id"], hook, payload, job_id=job_id, at=at,
           ttl=int(POPUP_MAX_AGE.total_seconds()), result_ttl=60, failure_ttl=3600,
           retry=Retry(max=len(LIVE_RETRY_INTERVALS), interval=LIVE_RETRY_INTERVALS))
 
@@ -130,7 +130,7 @@ def wake_writer(account_id: str, conn: redis.Redis | None = None, at=None) -> bo
     conn = conn or connection()
     prefix = f"megaplan-writer-{_digest(account_id)}-"
     if at is not None:
-        return _once(SYNC_QUEUE, WRITE_ACCOUNT, account_id, job_id=f"{prefix}at-{int(at.timestamp())}",
+        return _enqueue_unique(SYNC_QUEUE, WRITE_ACCOUNT, account_id, job_id=f"{prefix}at-{int(at.timestamp())}",
                      at=at, conn=conn, result_ttl=0, failure_ttl=FAILURE_TTL, job_timeout=WRITER_TIMEOUT)
     job_id = prefix + uuid.uuid4().hex[:12]
     if not conn.set(wake_key(account_id), job_id, nx=True, ex=WAKE_SECONDS):
@@ -151,21 +151,22 @@ def wake_writers(account_ids: list[str], conn: redis.Redis) -> None:
     jobs = dict(zip(named, Job.fetch_many(named, connection=conn)))
     for account_id, job_id in zip(account_ids, job_ids):
         job = jobs.get(job_id)
-        if job_id and (job is None or job.get_status(refresh=False) in TERMINAL_STATUSES):
-            conn.delete(wake_key(account_id))
+        if job is not None and job.get_status(refresh=False) not in TERMINAL_STATUSES:
+            continue  # its writer is on its way
+        conn.delete(wake_key(account_id))  # no flag, or one whose job is gone or ended
         wake_writer(account_id, conn)
 
 
 def enqueue_store(record: dict) -> None:
     """The database could not take a finished call: the record rides in a job that stores it
     (and wakes the writer) once it can, retried like any call; a repeated push is one job."""
-    _once(SYNC_QUEUE, STORE_CALL, record, job_id="megaplan-store-" + _digest(record["account_id"], record["call_id"]),
+    _enqueue_unique(SYNC_QUEUE, STORE_CALL, record, job_id="megaplan-store-" + _digest(record["account_id"], record["call_id"]),
           result_ttl=RESULT_TTL, failure_ttl=FAILURE_TTL,
           retry=Retry(max=len(SYNC_RETRY_INTERVALS), interval=SYNC_RETRY_INTERVALS))
 
 
 def enqueue_route_refresh(account_id: str, phone: str) -> None:
-    _once(SYNC_QUEUE, REFRESH_ROUTE, account_id, phone, job_id=route_job_id(account_id, phone),
+    _enqueue_unique(SYNC_QUEUE, REFRESH_ROUTE, account_id, phone, job_id=route_job_id(account_id, phone),
           result_ttl=0, failure_ttl=3600, retry=Retry(max=len(LIVE_RETRY_INTERVALS), interval=LIVE_RETRY_INTERVALS))
 
 

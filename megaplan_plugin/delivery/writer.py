@@ -119,7 +119,8 @@ def _write_batch(unit: CallSync, batch: list[Planned]) -> list[Planned]:
             log.warning("megaplan: a history batch of %d calls was refused (%s); sending them one by one",
                         len(batch), exc)
             return batch
-        retry = [_failed(planned, exc) for planned in batch][-1]
+        for planned in batch:
+            retry = _failed(planned, exc)
         unit.session.commit()
         if exc.transient:
             raise _Pause(retry) from None

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from sqlalchemy import delete, select
 
 from megaplan_plugin import phones
-from megaplan_plugin.megaplan import MegaplanClient, contractor_phones
+from megaplan_plugin.megaplan import MegaplanClient, contractor_phones, entity_name
 from megaplan_plugin.models import ClientPhone, utcnow
 
 log = logging.getLogger(__name__)
@@ -150,10 +150,7 @@ def create(client: MegaplanClient, phone: str, kind: str, responsible_id: str | 
 
 
 def display_name(contractor: dict) -> str:
-    if contractor.get("name"):
-        return str(contractor["name"])
-    parts = [contractor.get("lastName"), contractor.get("firstName"), contractor.get("middleName")]
-    return " ".join(str(p) for p in parts if p) or f"Клиент {contractor.get('id')}"
+    return entity_name(contractor, "Клиент")
 
 
 def responsible_of(contractor: dict) -> str | None:

@@ -9,7 +9,7 @@ from sqlalchemy import delete, select
 
 from megaplan_plugin import cabinet
 from megaplan_plugin.calls.connection import client_for
-from megaplan_plugin.megaplan import MegaplanClient
+from megaplan_plugin.megaplan import MegaplanClient, entity_name
 from megaplan_plugin.models import Credential, EmployeeLink, MegaplanEmployee, utcnow
 
 
@@ -60,10 +60,7 @@ def links_of(account_id: str) -> dict[str, EmployeeLink]:
 
 
 def person_name(entity: dict) -> str:
-    if entity.get("name"):
-        return str(entity["name"])
-    parts = [entity.get("lastName"), entity.get("firstName"), entity.get("middleName")]
-    return " ".join(p for p in parts if p) or f"Сотрудник {entity.get('id')}"
+    return entity_name(entity, "Сотрудник")
 
 
 def _position(entity: dict) -> str | None:

@@ -5,10 +5,10 @@ from .client import MegaplanClient
 from .domain import normalize_domain
 from .errors import (InvalidDomain, MegaplanAuthError, MegaplanError, MegaplanPermanentError,
                      MegaplanTransientError)
-from .values import contact_phone, contractor_phones, datetime_value, link
+from .values import contact_phone, contractor_phones, datetime_value, entity_name, link
 
 __all__ = [
     "InvalidDomain", "MegaplanAuthError", "MegaplanClient", "MegaplanError", "MegaplanPermanentError",
     "MegaplanTransientError", "MemoryTokenStore", "TokenStore", "Tokens", "contact_phone",
-    "contractor_phones", "datetime_value", "link", "normalize_domain", "unconfirmed",
+    "contractor_phones", "datetime_value", "entity_name", "link", "normalize_domain", "unconfirmed",
 ]

@@ -58,7 +58,8 @@ def add_accounts(stack: Stack, n: int) -> list[tuple[str, str, str]]:
     """
     from sqlalchemy import insert, select
     from host_stub.db import db
-    from host_stub.models import Account, EnabledPlugin, PbxUserRow, VirtualNumber
+    from host_stub.models import Account, EnabledPlugin
+    from host_stub.types import PbxUser
     from megaplan_plugin.models import Credential, MegaplanEmployee, Settings
     account_settings = settings_store()
     app = stack.app()
@@ -76,10 +77,10 @@ def add_accounts(stack: Stack, n: int) -> list[tuple[str, str, str]]:
                          MegaplanEmployee.credential_id == template.id)).scalars()]
         accounts, credentials = [], [template]
         for i, (name, token, number) in enumerate(made):
-            account = Account(name=name, title=f"Бенчмарк {i}", crm_token=token)
+            account = Account(name=name, title=f"Бенчмарк {i}")
             account.set_password(secrets.token_hex(8))
-            account.users = [PbxUserRow(login=login, name=login, ext=ext, telnum=None) for login, ext in USERS]
-            account.numbers = [VirtualNumber(number=number)]
+            app.extensions["cabinet"].pbx.store.add_account(
+                name, token, [PbxUser(login, login, ext, None) for login, ext in USERS], [number])
             accounts.append(account)
             if i:
                 credentials.append(Credential(

@@ -55,7 +55,7 @@ def create_app(config: dict | None = None, plugins=None) -> Flask:
                 metadata.create_all(db.engine)
             _add_missing_columns()
             from .seed import seed_demo_data
-            seed_demo_data()
+            seed_demo_data(host.pbx.store)
     _start_sandbox(app)
     return app
 

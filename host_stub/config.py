@@ -20,6 +20,10 @@ def load_config(app) -> None:
         # No pre-ping: it costs a round trip on every checkout of the hooks' hot path;
         # recycling connections covers servers that drop idle ones.
         SQLALCHEMY_ENGINE_OPTIONS={"pool_recycle": 300},
+        # The simulated PBX's own store (its employees, numbers and call history): not the
+        # cabinet's database, as a real PBX's history does not go down with the cabinet.
+        PBX_DATABASE_URL=_database_url(env.get("PBX_DATABASE_URL")
+                                       or f"sqlite:///{instance / 'pbx.sqlite3'}", instance),
         REDIS_URL=env.get("REDIS_URL") or None,
         CABINET_ROUTE_TIMEOUT_MS=int(env.get("CABINET_ROUTE_TIMEOUT_MS", "1000")),
         CABINET_TIME_ZONE=env.get("CABINET_TIME_ZONE", "Europe/Moscow"),

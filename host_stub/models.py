@@ -1,11 +1,14 @@
-"""The cabinet's own tables: accounts, their PBX employees and numbers, enabled plugins."""
+"""The cabinet's own tables: accounts and their enabled plugins.
+
+The PBX's employees, numbers and call history are the PBX's, in its own store (pbx_store.py).
+"""
 from __future__ import annotations
 
 import secrets
 
 from flask import current_app, has_app_context
 from sqlalchemy import ForeignKey, String, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from .db import db
@@ -18,14 +21,8 @@ class Account(db.Model):
     name: Mapped[str] = mapped_column(String(64), unique=True)
     title: Mapped[str] = mapped_column(String(200), default="")
     password_hash: Mapped[str] = mapped_column(String(256))
-    crm_token: Mapped[str] = mapped_column(String(128))
     # Stored in the session at login; logout bumps it, which ends every session issued before.
     session_epoch: Mapped[int] = mapped_column(default=0, server_default="0")
-
-    users: Mapped[list[PbxUserRow]] = relationship(
-        back_populates="account", order_by="PbxUserRow.ext", cascade="all, delete-orphan")
-    numbers: Mapped[list[VirtualNumber]] = relationship(
-        order_by="VirtualNumber.number", cascade="all, delete-orphan")
 
     def set_password(self, password: str) -> None:
         self.password_hash = hash_password(password)
@@ -60,29 +57,6 @@ def verify_password(account: Account | None, password: str) -> bool:
         dummy = _dummy_hashes.setdefault(method, hash_password(secrets.token_hex(16)))
     check_password_hash(dummy, password)
     return False
-
-
-class PbxUserRow(db.Model):
-    __tablename__ = "cabinet_pbx_user"
-    __table_args__ = (UniqueConstraint("account_id", "login"),)
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    account_id: Mapped[int] = mapped_column(ForeignKey("cabinet_account.id"))
-    login: Mapped[str] = mapped_column(String(64))
-    name: Mapped[str] = mapped_column(String(200))
-    ext: Mapped[str | None] = mapped_column(String(16))
-    telnum: Mapped[str | None] = mapped_column(String(16))
-
-    account: Mapped[Account] = relationship(back_populates="users")
-
-
-class VirtualNumber(db.Model):
-    __tablename__ = "cabinet_virtual_number"
-    __table_args__ = (UniqueConstraint("account_id", "number"),)
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    account_id: Mapped[int] = mapped_column(ForeignKey("cabinet_account.id"))
-    number: Mapped[str] = mapped_column(String(16))
 
 
 class EnabledPlugin(db.Model):

@@ -14,9 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING
 
-from .db import db
-from .models import Account
-from .pbx_log import calls_between, log_call
+from .pbx_store import PbxStore
 from .push import Push, parse_push
 from .types import CallEvent, CallRecord, PbxUser
 
@@ -44,6 +42,7 @@ class LiveCall:
 class Pbx:
     def __init__(self, host: Host):
         self.host = host
+        self.store = PbxStore(host.app.config["PBX_DATABASE_URL"])
         self._lock = threading.Lock()
         self._live: dict[tuple[str, str], LiveCall] = {}
         self._journal: dict[str, deque] = {}
@@ -52,14 +51,10 @@ class Pbx:
 
     # -- host services (CONTRACT §3) ---------------------------------------------------------
     def users(self, account_id: str) -> list[PbxUser]:
-        account = self._account(account_id)
-        if account is None:
-            return []
-        return [PbxUser(u.login, u.name, u.ext, u.telnum) for u in account.users]
+        return self.store.users(account_id)
 
     def virtual_numbers(self, account_id: str) -> list[str]:
-        account = self._account(account_id)
-        return [n.number for n in account.numbers] if account else []
+        return self.store.virtual_numbers(account_id)
 
     def make_call(self, account_id: str, user_login: str, phone: str) -> str:
         """Click-to-call: the employee's phone rings first, then the PBX dials the client."""
@@ -80,7 +75,7 @@ class Pbx:
 
     def history(self, account_id: str, since: datetime, until: datetime) -> list[CallRecord]:
         """Finished calls of the account that ended in [since, until) (the PBX ``history`` command)."""
-        return calls_between(account_id, since, until)
+        return self.store.calls_between(account_id, since, until)
 
     def hangup(self, account_id: str, call_id: str) -> bool:
         """End a live call ("Завершить"); False when the PBX knows no such live call."""
@@ -192,7 +187,7 @@ class Pbx:
             duration_seconds=push.duration, wait_seconds=wait, users_rung=rung,
             recording_url=push.link, rating=push.rating,
             group_name=push.group_name or (call.group_name if call else None))
-        log_call(record, _now())
+        self.store.log_call(record, _now())
         if self._lost(account_id, push, source):
             return {}
         self.host.call_hook(account_id, "call_ended", record=record)
@@ -261,10 +256,6 @@ class Pbx:
             "user": login, "callid": call.call_id}, source=source)
 
     # -- internals ----------------------------------------------------------------------------
-    def _account(self, account_id: str) -> Account | None:
-        return db.session.execute(
-            db.select(Account).filter_by(name=account_id)).scalar_one_or_none()
-
     def _push_user(self, account_id: str, push: Push) -> PbxUser | None:
         """The account's employee named by the push; None for groups, IVR, ``pbx`` and strangers."""
         return self.user(account_id, push.user)

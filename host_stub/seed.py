@@ -6,7 +6,8 @@ import os
 from sqlalchemy.exc import IntegrityError
 
 from .db import db
-from .models import Account, PbxUserRow, VirtualNumber
+from .models import Account
+from .types import PbxUser
 
 DEMO_USERS = [
     ("ivanov", "Иван Иванов", "101", None),
@@ -18,16 +19,20 @@ OTHER_USERS = [
 ]
 
 
-def seed_demo_data() -> None:
-    """Seed an empty database; create_app serialises this across processes (a start-up lock).
+def seed_demo_data(pbx_store) -> None:
+    """Seed an empty cabinet database and an empty PBX store; create_app serialises this
+    across processes (a start-up lock), and each side also refuses a second seeding itself.
 
     Passwords are hashed with ``CABINET_PASSWORD_HASH_METHOD`` (see ``Account.set_password``).
     """
+    demo_token = os.environ.get("CABINET_DEMO_CRM_TOKEN", "demo-crm-token")
+    pbx_store.add_account("demo", demo_token, [PbxUser(*u) for u in DEMO_USERS],
+                          ["74950000001", "74950000002"])
+    pbx_store.add_account("other", "other-crm-token", [PbxUser(*u) for u in OTHER_USERS], ["74950000009"])
     if db.session.query(Account.id).first() is not None:
         return
-    demo_token = os.environ.get("CABINET_DEMO_CRM_TOKEN", "demo-crm-token")
-    _account("demo", "ООО «Демо»", "demo", demo_token, DEMO_USERS, ["74950000001", "74950000002"])
-    _account("other", "ООО «Другая компания»", "other", "other-crm-token", OTHER_USERS, ["74950000009"])
+    _account("demo", "ООО «Демо»", "demo")
+    _account("other", "ООО «Другая компания»", "other")
     try:
         db.session.commit()
     except IntegrityError:
@@ -37,10 +42,8 @@ def seed_demo_data() -> None:
             raise
 
 
-def _account(name, title, password, crm_token, users, numbers) -> Account:
-    account = Account(name=name, title=title, crm_token=crm_token)
+def _account(name, title, password) -> Account:
+    account = Account(name=name, title=title)
     account.set_password(password)
-    account.users = [PbxUserRow(login=l, name=n, ext=e, telnum=t) for l, n, e, t in users]
-    account.numbers = [VirtualNumber(number=n) for n in numbers]
     db.session.add(account)
     return account

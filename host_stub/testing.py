@@ -87,6 +87,8 @@ def make_app(tmp_path, request):
             "SECRET_KEY": "test-secret",
             "SQLALCHEMY_DATABASE_URI": os.environ.get("DATABASE_URL") and _pg(os.environ["DATABASE_URL"])
             or f"sqlite:///{tmp_path / f'cabinet-{len(made)}.sqlite3'}",
+            # One PBX per test, whatever cabinets the test builds (they share the database too).
+            "PBX_DATABASE_URL": f"sqlite:///{tmp_path / 'pbx.sqlite3'}",
             "REDIS_URL": os.environ.get("REDIS_URL") or None,
             "MEGAPLAN_EMBEDDED_WORKER": False,
             "MEGAPLAN_ALLOW_HTTP": True,
@@ -114,6 +116,7 @@ def make_app(tmp_path, request):
                 metadata.drop_all(db.engine)
             db.drop_all()
             db.engine.dispose()
+        app.extensions["cabinet"].pbx.store.dispose()
 
 
 def _pg(url: str) -> str:

@@ -98,7 +98,10 @@ def index():
 def account(account_id: str):
     account = _host().account(account_id)
     push_url = url_for("pbx.push", account_id=account.name, _external=True)
-    return render_template("cabinet/index.html", account=account, push_url=push_url)
+    pbx = _host().pbx  # what the PBX side holds: the token it pushes with, employees, numbers
+    return render_template("cabinet/index.html", account=account, push_url=push_url,
+                           crm_token=pbx.store.crm_token(account.name), users=pbx.users(account.name),
+                           numbers=pbx.virtual_numbers(account.name))
 
 
 @bp.route("/plugins/", methods=["GET", "POST"])

@@ -117,11 +117,55 @@ def test_calls_ended_while_postgresql_is_down_all_reach_megaplan_once_it_is_back
         sorted(r.call_id for r in records)
 
 
+def _cabinet_must_ask_its_database(app) -> None:
+    """The host serves each account's enabled plugins from memory for 5 s; with that
+    gone, a push needs the cabinet's database (the PBX's side still has its own store)."""
+    app.extensions["cabinet"]._enabled.clear()
+
+
 def test_the_push_endpoint_answers_503_not_500_while_the_database_is_down(app, pbx, integration, proxy):
     proxy.cut()
+    _cabinet_must_ask_its_database(app)
     response = pbx.push(cmd="history", type="in", status="Success", phone="79161234567",
                         user="ivanov", callid="X-1", start="20261126T100000Z", duration="5")
     assert response.status_code == 503 and response.get_json() == {
         "error": "Service temporarily unavailable"}
     proxy.restore()
     assert pbx.new_call().history(status="Success", user="ivanov") == {}
+
+
+def test_history_pushed_while_postgresql_is_down_is_recovered_by_reconciliation_once(
+        app, integration, proxy, rq_worker, megaplan_sandbox, live_server):
+    """The PBX keeps its history in a store of its own: pushes the cabinet refused with 503
+    during the cut are still in ``host.pbx.history``, and reconciliation delivers every call
+    of the window once, whether its push got through before the cut, during it or after."""
+    import requests
+    since = datetime.now(timezone.utc)
+
+    def push(call_id: str) -> int:
+        return requests.post(f"{live_server}/pbx/demo/crm", timeout=30, data={
+            "crm_token": "demo-crm-token", "cmd": "history", "type": "in", "status": "Success",
+            "phone": f"7916777{len(pushed):04d}", "diversion": "74950000001", "user": "ivanov",
+            "callid": call_id, "start": datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ"),
+            "duration": "30"}).status_code
+
+    pushed, answers = [], {}
+    for phase, n in (("before", 5), ("during", 20), ("after", 5)):
+        if phase == "during":
+            proxy.cut()
+            _cabinet_must_ask_its_database(app)
+        elif phase == "after":
+            proxy.restore()
+        for _ in range(n):
+            call_id = uuid.uuid4().hex.upper()
+            answers.setdefault(phase, []).append(push(call_id))
+            pushed.append(call_id)
+    assert answers["before"] == answers["after"] == [200] * 5
+    assert set(answers["during"]) == {503}  # the cabinet could not take them
+
+    result = app.test_cli_runner().invoke(args=["megaplan", "reconcile", "--since", since.isoformat()])
+    assert result.exit_code == 0, result.output
+    assert '"demo": 20' in result.output  # exactly the refused ones were missing
+    rq_worker()
+    delivered = sorted(c["providerId"] for c in megaplan_sandbox.state.calls.values())
+    assert delivered == sorted(pushed)  # every call once: none lost, none twice

@@ -51,6 +51,7 @@ sys.exit(1 if errors else 0)
 
 def _child_config(app) -> dict:
     return {"SQLALCHEMY_DATABASE_URI": app.config["SQLALCHEMY_DATABASE_URI"],
+            "PBX_DATABASE_URL": app.config["PBX_DATABASE_URL"],
             "REDIS_URL": app.config["REDIS_URL"], "SECRET_KEY": "test-secret", "TESTING": True,
             "MEGAPLAN_EMBEDDED_WORKER": False, "MEGAPLAN_ALLOW_HTTP": True,
             "MEGAPLAN_ENCRYPTION_KEY": app.config["MEGAPLAN_ENCRYPTION_KEY"]}

@@ -271,12 +271,7 @@ def test_pbx_services_make_call_and_hangup(app, recorder):
 
 
 def test_outgoing_virtual_number_falls_back_to_the_employees_direct_number(app, pbx, recorder):
-    from host_stub.db import db
-    from host_stub.models import PbxUserRow
-    with app.app_context():
-        row = db.session.execute(db.select(PbxUserRow).filter_by(login="sidorov")).scalar_one()
-        row.telnum = "74950000002"
-        db.session.commit()
+    app.extensions["cabinet"].pbx.store.set_direct_number("demo", "sidorov", "74950000002")
     call = pbx.new_call(direction="out", diversion=None)
     call.ring("sidorov")
     call.history(status="Success", user="sidorov")

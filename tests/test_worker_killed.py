@@ -26,6 +26,7 @@ def _worker_env(app) -> dict:
     env.update({
         "CABINET_APP": "host_stub:create_app",
         "DATABASE_URL": app.config["SQLALCHEMY_DATABASE_URI"],
+        "PBX_DATABASE_URL": app.config["PBX_DATABASE_URL"],
         "REDIS_URL": app.config["REDIS_URL"],
         "SECRET_KEY": app.config["SECRET_KEY"],
         "MEGAPLAN_ENCRYPTION_KEY": app.config["MEGAPLAN_ENCRYPTION_KEY"],

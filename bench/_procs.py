@@ -466,15 +466,18 @@ class Stack:
                        interval=0.05, check=new.check)
         return new
 
-    def start_worker(self, queues=("megaplan-live", "megaplan"), scheduler: bool = False) -> Proc:
-        """The README's ``rq worker -w …CabinetWorker [--with-scheduler] <queues>``."""
+    def start_worker(self, queues=("megaplan-live", "megaplan")) -> Proc:
+        """The README's ``rq worker -w …CabinetWorker <queues>``."""
         assert self.mode == "production"
         argv = [str(BIN / "rq"), "worker", "-w", WORKER_CLASS]
-        if scheduler:
-            argv.append("--with-scheduler")
         proc = self._start(f"worker-{len(self.workers) + 1}", argv + list(queues))
         self.workers.append(proc)
         return proc
+
+    def start_scheduler(self) -> Proc:
+        """The README's ``flask --app host_stub megaplan scheduler`` (retries, writers coming back)."""
+        assert self.mode == "production"
+        return self._start("scheduler", [str(BIN / "flask"), "--app", "host_stub", "megaplan", "scheduler"])
 
     def start_cron(self) -> Proc:
         """The README's ``rq cron megaplan_plugin.delivery.cron_config``."""
@@ -483,9 +486,10 @@ class Stack:
 
     def start_production_workers(self, sync_workers: int = 1, live_worker: bool = True,
                                  cron: bool = True) -> None:
-        """README: one worker with the scheduler on both queues (+ more like it), one for popups, cron."""
-        for n in range(sync_workers):
-            self.start_worker(scheduler=(n == 0))
+        """README: a worker on both queues (+ more like it), one for popups, the scheduler, cron."""
+        for _ in range(sync_workers):
+            self.start_worker()
+        self.start_scheduler()
         if live_worker:
             self.start_worker(queues=("megaplan-live",))
         if cron:

@@ -6,8 +6,9 @@ For every mode and scenario a fresh cabinet (``_procs.Stack``) is started as the
 
 * production: PostgreSQL, a PRIVATE ``redis-server`` this script starts on a free port (never the
   machine's shared Redis: a scenario restarts or flushes it), the sandbox in its own process,
-  ``flask --app host_stub run``, ``rq worker -w …CabinetWorker --with-scheduler megaplan-live
-  megaplan``, ``rq worker -w …CabinetWorker megaplan-live`` and ``rq cron …cron_config``;
+  ``flask --app host_stub run``, ``rq worker -w …CabinetWorker megaplan-live megaplan``,
+  ``rq worker -w …CabinetWorker megaplan-live``, ``flask megaplan scheduler`` and
+  ``rq cron …cron_config``;
 * embedded: the web process alone on SQLite (its workers, scheduler, cron and Redis live in it).
 
 Processes that exit are started again as a supervisor (systemd) would, and the output says so.

@@ -14,8 +14,8 @@ that moves it to state `talking`. Both clocks are this machine's wall clock.
     credentials (checked once by the plugin's own store, copied to the others) and settings
     active); one untimed ring per account first, so each worker has met each account once;
 (c) 3 calls/s for 10 s, each ACCEPTED 1 s after its ring.
-Setups: (i) the README's production processes (PostgreSQL, Redis, `rq worker … --with-scheduler
-megaplan-live megaplan`, `rq worker … megaplan-live`, `rq cron …`); (ii) embedded defaults
+Setups: (i) the README's production processes (PostgreSQL, Redis, `rq worker …
+megaplan-live megaplan`, `rq worker … megaplan-live`, `flask megaplan scheduler`, `rq cron …`); (ii) embedded defaults
 (`flask run` without REDIS_URL, SQLite: the workers are threads of the web process).
 Goal: p99 <= 300 ms and nothing over 1 s.
 """

@@ -9,8 +9,8 @@ pushes of the MegaFon PBX, and Megaplan is the sandbox in a process of its own
 * embedded defaults: no REDIS_URL, SQLite; the web process runs the RQ workers as threads
   (two on both queues, one for popups);
 * production (README «Production»): PostgreSQL, Redis, `rq worker -w …CabinetWorker
-  --with-scheduler megaplan-live megaplan` (1, then 4 of them: the others without the
-  scheduler), `rq worker … megaplan-live`, `rq cron megaplan_plugin.delivery.cron_config`.
+  megaplan-live megaplan` (1, then 4 of them), `rq worker … megaplan-live`, `flask megaplan
+  scheduler`, `rq cron megaplan_plugin.delivery.cron_config`.
 
 Every finished call is an outbox row written by its account's one writer (delivery/writer.py):
 known clients' calls together in one history request, the others one by one; an account's
@@ -223,7 +223,7 @@ def production(args) -> dict:
     if pending(stack) < wanted:
         push_calls(pusher, wanted - pending(stack), unknown=True, accounts=spread)
     out["four_remote"] = sustained_rate(stack, args.window, floor=16)
-    for proc in [w for w in stack.workers if w.argv[-1] == "megaplan" and "--with-scheduler" not in w.argv]:
+    for proc in [w for w in stack.workers if w.argv[-1] == "megaplan"][1:]:
         stack.stop_worker(proc)
     if pending(stack) < wanted // 4:
         push_calls(pusher, wanted // 4 - pending(stack), unknown=True, accounts=spread)
@@ -258,7 +258,7 @@ def batched_backlog(stack: Stack, pusher: Pusher, n: int) -> dict:
     meter = CpuMeter(stack)
     snapshot = meter.snapshot()
     t0 = time.monotonic()
-    stack.start_worker(scheduler=True)
+    stack.start_worker()
     wait_until(lambda: sent(stack) >= before_sent + n, 300, "the backlog to drain", interval=0.05,
                check=stack.check)
     seconds = time.monotonic() - t0

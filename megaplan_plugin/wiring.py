@@ -81,6 +81,27 @@ def resend_command():
     click.echo(json.dumps(counts, ensure_ascii=False))
 
 
+@megaplan_cli.command("scheduler")
+def scheduler_command():
+    """Move scheduled jobs (popup retries, writers coming back) into their queues, in the
+    foreground until SIGTERM or Ctrl-C: run one under the supervisor (a second is a standby)."""
+    import signal
+    import threading
+
+    from flask import current_app
+    from megaplan_plugin.delivery.scheduler import LOCK_SECONDS, Scheduler
+    state = current_app.extensions["megaplan"]
+    if state.embedded:
+        raise click.UsageError("без REDIS_URL планировщик работает внутри приложения: отдельный процесс не нужен")
+    stopping = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stopping.set())
+    scheduler = Scheduler(state.redis)
+    click.echo(f"megaplan scheduler {scheduler.token}: moving due jobs of {', '.join(scheduler.queue_names)}"
+               f" (another one takes over within {LOCK_SECONDS} s if this one dies)")
+    scheduler.run(stopping)
+
+
 @megaplan_cli.command("reconcile")
 @click.option("--since", help="ISO date-time (UTC if no zone); default: where the last run ended")
 @click.option("--until", help="ISO date-time; default: now")

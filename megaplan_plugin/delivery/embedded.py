@@ -13,13 +13,12 @@ import threading
 
 from flask import Flask
 from rq.cron import CronScheduler
-from rq.scheduler import RQScheduler
 
 from megaplan_plugin.delivery import periodic, queues
+from megaplan_plugin.delivery.scheduler import Scheduler
 from megaplan_plugin.delivery.worker import thread_worker
 
 log = logging.getLogger(__name__)
-SCHEDULER_TICK_SECONDS = 1.0
 IDLE_RETURN_SECONDS = 1
 
 
@@ -64,15 +63,8 @@ class Embedded:
             logging_level="WARNING", max_idle_time=IDLE_RETURN_SECONDS)
 
     def _schedule(self) -> None:
-        """RQ's scheduler loop (retries, ``enqueue_in``) in a thread, on the shared Redis."""
-        scheduler = RQScheduler(list(queues.QUEUES), connection=self.connection,
-                                logging_level="WARNING")
-        scheduler._connection = self.connection  # the in-process Redis cannot be reconnected to
-        while not self.stopping.is_set():
-            if scheduler.should_reacquire_locks:
-                scheduler.acquire_locks()
-            scheduler.enqueue_scheduled_jobs()
-            self.stopping.wait(SCHEDULER_TICK_SECONDS)
+        """The production scheduler's loop (retries, ``enqueue_in``) in a thread."""
+        Scheduler(self.connection).run(self.stopping)
 
     def _cron(self) -> None:
         scheduler = CronScheduler(connection=self.connection, logging_level="WARNING")

@@ -45,7 +45,7 @@ def process_app() -> Flask:
 
 WRONG_WORKER = (
     "Задания интеграции с Мегаплан выполняет только её воркер: запустите "
-    "`rq worker -w megaplan_plugin.delivery.worker.CabinetWorker --with-scheduler megaplan-live megaplan` "
+    "`rq worker -w megaplan_plugin.delivery.worker.CabinetWorker megaplan-live megaplan` "
     "(a plain `rq worker` would build the whole cabinet app inside every job: popups seconds late).")
 
 

@@ -30,12 +30,13 @@ TICK_SECONDS = 1.0
 # RQ's key (rq.scheduler.SCHEDULER_LOCKING_KEY_TEMPLATE), spelled out: the same in every rq
 # since 1.2, and its module moved names between versions.
 LOCK_KEY = "rq:scheduler-lock:{}"
-# Extend the lock only while it is still ours: another scheduler may have taken it after a
-# pause of ours longer than LOCK_SECONDS.
+# Extend the lock only while it is ours (another scheduler may have taken it during a pause
+# of ours longer than LOCK_SECONDS), else take it if it is free; let go of it only if ours.
 _REFRESH = """
 if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('expire', KEYS[1], ARGV[2]) end
 return redis.call('set', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) and 1 or 0
 """
+_RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
 
 
 class Scheduler:
@@ -44,6 +45,7 @@ class Scheduler:
         self.queue_names = list(queue_names)
         self.token = f"megaplan:{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._refresh = connection.register_script(_REFRESH)
+        self._release = connection.register_script(_RELEASE)
 
     def tick(self) -> int:
         """Move every due job of the queues whose lock this scheduler holds; how many moved."""
@@ -66,17 +68,11 @@ class Scheduler:
         return len(job_ids)
 
     def release(self) -> None:
-        for name in self.queue_names:
-            key = LOCK_KEY.format(name)
-            with self.connection.pipeline() as pipe:
-                try:
-                    pipe.watch(key)
-                    if pipe.get(key) == self.token.encode():
-                        pipe.multi()
-                        pipe.delete(key)
-                        pipe.execute()
-                except (redis.WatchError, redis.ConnectionError):
-                    pass  # someone else's now, or Redis gone: the lock runs out by itself
+        try:
+            for name in self.queue_names:
+                self._release(keys=[LOCK_KEY.format(name)], args=[self.token])
+        except redis.ConnectionError:
+            pass  # Redis gone: the lock runs out by itself
 
     def run(self, stopping: threading.Event) -> None:
         """Tick until ``stopping`` is set; Redis going away is waited out, not fatal."""

@@ -145,3 +145,32 @@ def test_a_popup_of_a_call_id_with_a_lone_surrogate_is_queued(app, integration):
     with app.app_context():
         app.extensions["cabinet"].call_hook("demo", "call_started", event=event)
     assert _counts(app)["megaplan-live"] == 1
+
+
+def test_lone_surrogates_from_a_host_that_lets_them_through_never_reach_megaplan(app, integration, rq_worker,
+                                                                                  megaplan_sandbox):
+    """Another host's door passes "\ud800" in a name, a group and a call id: the plugin keeps
+    the call, and what Megaplan gets is valid text (U+FFFD in their place)."""
+    import json
+    from datetime import datetime, timezone
+
+    from host_stub.types import CallEvent, CallRecord, PbxUser
+    user = PbxUser("ivanov", "Иван \udc80Иванов", "101")
+    now = datetime.now(timezone.utc)
+    host = app.extensions["cabinet"]
+    with app.app_context():
+        host.call_hook("demo", "call_started", event=CallEvent(
+            "demo", "S\ud800", "in", "79161234567", "74950000001", user, at=now))
+        host.call_hook("demo", "call_ended", record=CallRecord(
+            account_id="demo", call_id="S\ud800", direction="in", client_phone="79161234567",
+            virtual_number="74950000001", status="answered", user=user, started_at=now,
+            duration_seconds=30, wait_seconds=5, users_rung=(user,), group_name="Продажи \ud800"))
+    rq_worker()
+    state = megaplan_sandbox.state
+    assert state.widget_events  # the popup went out too
+    sent = json.dumps([state.calls, state.widget_events], ensure_ascii=False, default=str)
+    sent.encode("utf-8")  # raises on a lone surrogate
+    assert [c["providerId"] for c in megaplan_sandbox.state.calls.values()] == ["S\ufffd"]
+    with app.app_context():
+        row = db.session.execute(db.select(OutboxEntry).filter_by(kind=OutboxEntry.CALL)).scalar_one()
+        assert row.state == "sent" and row.record["group_name"] == "Продажи \ufffd"

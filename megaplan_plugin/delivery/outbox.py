@@ -29,9 +29,27 @@ class DatabaseDown(Exception):
 
 
 def as_dict(value) -> dict:
-    """Hook values as JSON-ready dicts: the plugin must not depend on the host's classes."""
-    return {key: item.isoformat() if hasattr(item, "isoformat") else item
+    """Hook values as JSON-ready dicts: the plugin must not depend on the host's classes.
+
+    Every hook value passes here first, so this is where text that no UTF-8 can carry (a lone
+    surrogate, which another host's door may let through) becomes U+FFFD: neither the
+    database nor Megaplan ever sees one."""
+    return {key: item.isoformat() if hasattr(item, "isoformat") else _utf8(item)
             for key, item in dataclasses.asdict(value).items()}
+
+
+def _utf8(item):
+    if isinstance(item, str):
+        try:
+            item.encode("utf-8")
+        except UnicodeEncodeError:
+            return item.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+        return item
+    if isinstance(item, dict):
+        return {key: _utf8(value) for key, value in item.items()}
+    if isinstance(item, (list, tuple)):
+        return [_utf8(value) for value in item]
+    return item
 
 
 def row_values(value: dict, kind: str = OutboxEntry.CALL, **overrides) -> dict:

@@ -5,11 +5,10 @@ import hmac
 from zoneinfo import ZoneInfo
 
 from flask import Blueprint, current_app, flash, g, jsonify, redirect, render_template, request, url_for
-from flask_wtf import FlaskForm
 from sqlalchemy.exc import InterfaceError, OperationalError
 from wtforms import SelectField
 
-from .forms import CallActionForm, IncomingCallForm, OutgoingCallForm
+from .forms import CallActionForm, IncomingCallForm, OutgoingCallForm, PageForm
 from .host import ACCOUNT_NAME, account_required
 from .pbx import new_call_id
 from .push import PushError, normalize_phone
@@ -182,7 +181,7 @@ def _act(host, call, form) -> None:
         flash("Неизвестное действие.", "warning")
 
 
-class PushLossForm(FlaskForm):
+class PushLossForm(PageForm):
     percent = SelectField("Кабинет недоступен: пуши теряются", choices=[
         ("0", "нет, все пуши доходят"), ("30", "теряется 30 % пушей"), ("100", "теряются все пуши")])
 

@@ -1,6 +1,7 @@
 """Forms of the settings page; labels are the provider's own wording (seed, steps 1–7)."""
 from __future__ import annotations
 
+from flask import request
 from flask_wtf import FlaskForm
 from wtforms.i18n import get_translations as wtforms_translations
 from wtforms import BooleanField, PasswordField, SelectField, SelectMultipleField, StringField
@@ -19,6 +20,13 @@ class RussianForm(FlaskForm):
 
         def get_translations(self, form):
             return wtforms_translations(self.locales)
+
+        def wrap_formdata(self, form, formdata):
+            # Pages post form-encoded data. Flask-WTF would read a JSON body as well, whose
+            # numbers, lists and booleans no field here expects: a JSON body fills no field.
+            if request.is_json and not request.form:
+                return None
+            return super().wrap_formdata(form, formdata)
 
 
 COMMUNICATION_TYPES = [("in", "входящие"), ("out", "исходящие"), ("missed", "пропущенные")]

@@ -109,25 +109,24 @@ def test_rotating_the_secret_and_disabling_the_integration_ask_first(served, bro
     _configure(page, url, megaplan_sandbox)
     page.get_by_role("button", name="Создать").click()  # the first secret: nothing to lose
     first = page.locator("#new-secret").inner_text()
-    asked = []
 
-    def answer(dialog, accept):
-        asked.append(dialog.message)
-        dialog.accept() if accept else dialog.dismiss()
+    def confirm(button, accept: bool) -> str:
+        """Click, answer the browser's confirm(), and return what it asked."""
+        with page.expect_event("dialog") as shown:
+            page.once("dialog", lambda d: d.accept() if accept else d.dismiss())
+            button.click()
+        return shown.value.message
 
-    page.once("dialog", lambda d: answer(d, False))
-    page.get_by_role("button", name="Выпустить новый").click()
-    assert "Прежний перестанет действовать" in asked[-1]
+    assert "Прежний перестанет действовать" in confirm(page.get_by_role("button", name="Выпустить новый"), False)
     page.goto(url + "/plugins/megaplan/")
     assert "••••••••" + first[-4:] in page.content()  # dismissed: the secret stayed as it was
 
     page.goto(url + "/plugins/")
-    page.once("dialog", lambda d: answer(d, False))
-    page.locator("[data-plugin=megaplan]").get_by_role("button", name="Отключить").click()
-    assert "Звонки перестанут передаваться" in asked[-1]
-    assert page.locator("[data-plugin=megaplan]").get_by_role("button", name="Отключить").is_visible()
-    page.once("dialog", lambda d: answer(d, True))
-    page.locator("[data-plugin=megaplan]").get_by_role("button", name="Отключить").click()
+    off = page.locator("[data-plugin=megaplan]").get_by_role("button", name="Отключить")
+    assert "Звонки перестанут передаваться" in confirm(off, False)
+    page.goto(url + "/plugins/")  # dismissed: still on
+    assert off.is_visible()
+    confirm(off, True)
     page.locator("[data-plugin=megaplan]").get_by_role("button", name="Подключить").wait_for()
 
 

@@ -32,6 +32,8 @@ def init_config(app: Flask) -> None:
     app.config.setdefault("REDIS_URL", os.environ.get("REDIS_URL") or None)
     embedded = not app.config["REDIS_URL"]
     app.config["MEGAPLAN_ALLOW_HTTP"] = _flag(app, "MEGAPLAN_ALLOW_HTTP", False)
+    # Every Megaplan request as a JSON line, to check against Megaplan's schema (capture.py).
+    app.config.setdefault("MEGAPLAN_CAPTURE_FILE", os.environ.get("MEGAPLAN_CAPTURE_FILE") or None)
     app.config["MEGAPLAN_EMBEDDED_WORKER"] = _flag(app, "MEGAPLAN_EMBEDDED_WORKER", True)
     # The embedded mode is one command on a fresh machine: it brings its tables up itself.
     # In production the operator runs `flask megaplan db upgrade` with each release.

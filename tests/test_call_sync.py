@@ -69,8 +69,9 @@ def test_missed_call_belongs_to_the_default_responsible_and_its_callback_to_who_
     (todo,) = megaplan_sandbox.state.todos.values()
     # The callback goes to the employees who missed it (issue 12), in the order they rang.
     assert todo["name"].startswith("Перезвонить") and todo["responsible"]["id"] == "1000002"
-    assert [p["id"] for p in todo["participants"]] != [] and todo["participants"][0]["id"] != "1000002"
-    assert todo["call"] == mp_call["id"] and todo["isFinished"] is False
+    assert [p["subject"]["id"] for p in todo["participants"]] != [] and \
+        todo["participants"][0]["subject"]["id"] != "1000002"
+    assert todo["call"] == mp_call["id"] and not todo.get("timeFinished")
 
 
 def test_lost_live_events_still_give_the_history_without_a_popup(pbx, rq_worker, megaplan_sandbox, app):
@@ -328,17 +329,19 @@ def test_a_missed_calls_callback_goes_to_who_missed_it_and_closes_when_the_numbe
     missed.history(status="missed", user="pbx", duration=20, wait="20")
     rq_worker()
     (todo,) = state.todos.values()
-    assert todo["name"].startswith("Перезвонить") and not todo["isFinished"]
+    assert todo["name"].startswith("Перезвонить") and not todo.get("timeFinished")
     assert todo["responsible"]["id"] == petrova  # the first who was rung and missed it
-    assert [p["id"] for p in todo.get("participants", [])] == [ivanov]
+    assert [p["subject"]["id"] for p in todo.get("participants", [])] == [ivanov]
 
     back = pbx.new_call(phone="79163334455", direction="out")
     back.ring("ivanov")
     back.history(status="Success", user="ivanov", duration=50)
     rq_worker()
     todo = state.todos[todo["id"]]
-    assert todo["isFinished"] is True
-    assert back.call_id in todo["comments"][0] and "Закрыто автоматически" in todo["comments"][0]
+    assert todo["timeFinished"]  # finished and explained in one request (resultText)
+    result = todo["resultComment"]["content"]
+    assert back.call_id in result and "Закрыто автоматически" in result
+    assert state.request_count("POST", "/api/v3/todo/") == 1
     back_again = pbx.new_call(phone="79163334455")
     back_again.history(status="Success", user="ivanov", duration=10)
     rq_worker()

@@ -312,7 +312,7 @@ def test_sandbox_page_and_fault_endpoint(client, sandbox):
 
 def test_sandbox_reproduces_the_other_pitfalls(client):
     # 3: /employee ignores `filter` and `q` (200, unfiltered).
-    assert len(client.get("/api/v3/employee", {"q": "Иван", "filter": {"x": 1}})) == 5
+    assert len(client.get("/api/v3/employee", {"q": "Иван", "filter": {"contentType": "EmployeeFilter", "id": "1"}})) == 5
     # 5: comments on contractors fail.
     with pytest.raises(MegaplanTransientError):
         client.get("/api/v3/contractorHuman/2000001/comments")

@@ -9,10 +9,12 @@ from flask import Blueprint, current_app, g, jsonify, request
 from megaplan_plugin import phones
 
 from .decisions import BAD_PASSWORD_STATUS, ROUTE_INTERNAL_NUMBER_FIELD
+from .schema import schema
 from .envelope import ApiError, envelope, error_envelope, paginate, query_params, render
 from .state import FIELDS
 
 bp = Blueprint("megaplan_sandbox_api", __name__, url_prefix="/api/v3")
+LIVE_FAILURES = {"megaplan_sandbox_api.abstract_contractor_routes", "megaplan_sandbox_api.contractor_comments"}
 
 
 def _state():
@@ -48,6 +50,14 @@ def _gate():
     g.employee_id = state.user_of(header[7:]) if header.startswith("Bearer ") else None
     if g.employee_id is None:
         return error_envelope(401, "Unauthorized: access token missing, expired or revoked")
+    if request.endpoint in LIVE_FAILURES:
+        return None  # these fail on live accounts whatever is sent (reference §6): so here too
+    violations = schema().check_request(request.method, request.path,
+                                        query_params() if request.method == "GET" else None, body)
+    if violations:
+        state.schema_violations += [(request.method, request.path, str(v)) for v in violations]
+        return jsonify({"meta": {"status": 422, "errors": [
+            {"fieldName": v.field, "message": v.message} for v in violations]}, "data": None}), 422
     return None
 
 
@@ -400,9 +410,7 @@ def call_todos(call_id):
 def _create_todo(body: dict) -> dict:
     if not body.get("name"):
         raise ApiError(422, "name is required")
-    todo = _state().create("Todo", body)
-    todo["isFinished"] = False
-    return todo
+    return _state().create("Todo", body)
 
 
 @bp.post("/todo")
@@ -414,13 +422,27 @@ def create_todo():
 def todo_action(todo_id):
     state = _state()
     todo = _found(state.todos.get(todo_id))
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict) or body.get("contentType") != "TodoFinishActionRequest":
-        raise ApiError(422, "contentType must be one of TodoFinishActionRequest, "
-                            "TodoRenewActionRequest, TodoTakeActionRequest")
-    with state.lock:
-        todo["isFinished"] = True
+    body = request.get_json(silent=True)  # one of the six action requests: the schema checked it
+    if body.get("contentType") == "TodoFinishActionRequest":
+        with state.lock:
+            todo["timeFinished"] = {"contentType": "DateTime", "value": _now()}
+            if body.get("resultText"):  # Megaplan saves it as the todo's result comment
+                todo["resultComment"] = _comment(todo_id, body["resultText"])
+                todo.setdefault("comments", []).append(todo["resultComment"])
+    elif body.get("contentType") == "TodoRenewActionRequest":
+        with state.lock:
+            todo.pop("timeFinished", None)
     return _one(todo)
+
+
+def _comment(todo_id: str, content) -> dict:
+    return {"contentType": "Comment", "id": _state().next_id("Comment"), "content": str(content),
+            "subject": {"contentType": "Todo", "id": todo_id}}
+
+
+def _now() -> str:
+    from datetime import datetime, timezone
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 @bp.route("/todo/<todo_id>/comments", methods=["GET", "POST"])
@@ -432,7 +454,7 @@ def todo_comments(todo_id):
         if not isinstance(body, dict) or not body.get("content"):
             raise ApiError(422, "content is required")  # the field is `content`, not `text`
         with state.lock:
-            todo.setdefault("comments", []).append(str(body["content"]))
+            todo.setdefault("comments", []).append(_comment(todo_id, body["content"]))
     return envelope(list(todo.get("comments", [])))
 
 

@@ -15,7 +15,7 @@ LIST_FIELDS = {"Employee": {"name", "position"},
                "ContractorCompany": {"name"},
                "CallInfo": {"providerId", "type", "state", "fromPhone", "toPhone", "fromUser",
                             "toUser", "timeFrom", "timeTo", "recordLinks"},
-               "Todo": {"name", "responsible", "relations", "isFinished"},
+               "Todo": {"name", "responsible", "relations", "timeFinished"},
                "CallUserConfig": {"employee", "internalNumber"}}
 REFERABLE = ("Employee", "ContractorHuman", "ContractorCompany")
 SORTABLE = ("timeCreated", "timeUpdated", "name")

@@ -46,8 +46,10 @@ class SandboxState:
             self.telephony_app: dict[str, str] = {}
             self.grants: list[str | None] = []  # grant_type of every token request, in order
             self.requests: deque = deque(maxlen=20000)
+            # (method, path, violation) of every request refused for breaking Megaplan's schema
+            self.schema_violations: list = []
             self._ids = {"Employee": 1000100, "ContractorHuman": 2000000, "ContractorCompany": 3000000,
-                         "CallInfo": 4000000, "Todo": 5000000, "CallUserConfig": 6000000}
+                         "CallInfo": 4000000, "Todo": 5000000, "CallUserConfig": 6000000, "Comment": 7000000}
             self._faults: list[dict] = []
             self.dead_tokens_next = 0  # access tokens issued already expired (expire_issued_next)
             self._lost_answer_faults: list[dict] = []

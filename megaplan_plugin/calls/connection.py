@@ -11,6 +11,7 @@ from megaplan_plugin import cabinet
 from megaplan_plugin.crypto import decrypt, encrypt
 from megaplan_plugin.engines import own_engine
 from megaplan_plugin.megaplan import MegaplanClient, Tokens
+from megaplan_plugin.megaplan.capture import Capture
 from megaplan_plugin.models import Credential, aware
 
 
@@ -106,5 +107,12 @@ def client_for(credential: Credential, timeout=DEFAULT_TIMEOUT) -> MegaplanClien
         client = cache[cache_key] = MegaplanClient(
             credential.base_url, credential.login, decrypt(credential.password_enc, key),
             token_store=DbTokenStore(credential.id, key, current_app.extensions["megaplan"].redis),
-            timeout=timeout, allow_http=current_app.config["MEGAPLAN_ALLOW_HTTP"])
+            timeout=timeout, allow_http=current_app.config["MEGAPLAN_ALLOW_HTTP"],
+            capture=capture())
     return client
+
+
+def capture() -> Capture | None:
+    """The request record ``MEGAPLAN_CAPTURE_FILE`` asks for, if it does."""
+    path = current_app.config.get("MEGAPLAN_CAPTURE_FILE")
+    return Capture(path) if path else None

@@ -179,7 +179,8 @@ def communication_fields(record: dict, owner: CallOwner, contractor: dict | None
     if responsible:
         fields["responsible"] = link("Employee", responsible)
     if people[1:]:
-        fields["participants"] = [link("Employee", p) for p in people[1:]]
+        fields["participants"] = [{"contentType": "Participant", "subject": link("Employee", p)}
+                                  for p in people[1:]]
     if contractor is not None:
         fields["relations"] = [link(contractor["contentType"], contractor["id"])]
     return fields
@@ -194,10 +195,9 @@ def close_reached(session, client: MegaplanClient, row: OutboxEntry) -> list[Out
     started = datetime.fromisoformat(row.record["started_at"]).strftime("%d.%m.%Y %H:%M")
     direction = "входящим" if row.direction == "in" else "исходящим"
     for missed in open_rows:
-        client.finish_todo(missed.callback_todo_id)
-        client.comment_todo(missed.callback_todo_id,
-                            f"Закрыто автоматически: клиент дозвонился {direction} звонком "
-                            f"{started} (UTC), звонок АТС {row.call_id}.")
+        client.finish_todo(missed.callback_todo_id,
+                           f"Закрыто автоматически: клиент дозвонился {direction} звонком "
+                           f"{started} (UTC), звонок АТС {row.call_id}.")
         missed.callback_closed_by = row.call_id
     return open_rows
 

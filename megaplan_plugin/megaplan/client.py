@@ -15,6 +15,7 @@ from megaplan_plugin import phones
 
 from . import unconfirmed
 from .auth import MemoryTokenStore, Tokens, TokenStore
+from .capture import Capture
 from .errors import MegaplanAuthError, MegaplanError, MegaplanTransientError, NotMegaplanError
 from .session import megaplan_session
 from .transport import build_url, unwrap
@@ -30,8 +31,9 @@ class MegaplanClient:
     def __init__(self, base_url: str, username: str, password: str, *,
                  token_store: TokenStore | None = None, timeout=(3.05, 15),
                  session: requests.Session | None = None, user_agent: str = "megafon-megaplan/0.1",
-                 allow_http: bool | None = None):
+                 allow_http: bool | None = None, capture: Capture | None = None):
         self.base_url = base_url.rstrip("/")
+        self.capture = capture
         self.username = username
         self._password = password
         self.tokens = token_store or MemoryTokenStore()
@@ -112,6 +114,8 @@ class MegaplanClient:
 
     # -- requests -----------------------------------------------------------------------------
     def request(self, method: str, path: str, *, params: dict | None = None, json_body=None):
+        if self.capture is not None:
+            self.capture.write(method, path, params, json_body)
         tokens = self.access_token()
         response = self._send(method, path, params, json_body, tokens)
         # A 401 asks for a fresh token: the one another thread got meanwhile, else our own
@@ -191,12 +195,12 @@ class MegaplanClient:
         number); the server's search is fuzzy and its cards short, so ask and filter here."""
         wanted = phones.national(phone)
         found = self.get(unconfirmed.CONTRACTOR_SEARCH_PATH, {
-            "q": phones.digits(phone), "limit": 10, "fields": unconfirmed.CONTRACTOR_FIELDS}) or []
+            "q": phones.digits(phone), "limit": 10, "fields": unconfirmed.CONTRACTOR_FIELDS["search"]}) or []
         return [c for c in found if wanted and wanted in contractor_phones(c)]
 
     def contractors(self, kind: str) -> Iterator[dict]:
         """Every client of one kind ("contractorHuman" or "contractorCompany") with its phones."""
-        return self.iterate(f"/api/v3/{kind}", {"fields": unconfirmed.CONTRACTOR_FIELDS})
+        return self.iterate(f"/api/v3/{kind}", {"fields": unconfirmed.CONTRACTOR_FIELDS[kind]})
 
     def create_contractor_human(self, first_name: str, last_name: str, phone: str,
                                 responsible_id=None, **extra) -> dict:
@@ -229,11 +233,9 @@ class MegaplanClient:
     def create_call_todo(self, call_id, fields: dict) -> dict:
         return self.post(f"/api/v3/callInfo/{call_id}/todos", {"contentType": "Todo", **fields})
 
-    def finish_todo(self, todo_id) -> dict:
-        return self.post(f"/api/v3/todo/{todo_id}/doAction", unconfirmed.TODO_FINISH_ACTION)
-
-    def comment_todo(self, todo_id, text: str) -> dict:
-        return self.post(f"/api/v3/todo/{todo_id}/comments", {"contentType": "Comment", "content": text})
+    def finish_todo(self, todo_id, result_text: str) -> dict:
+        """Finish a todo and leave ``result_text`` as its result comment, in one request."""
+        return self.post(f"/api/v3/todo/{todo_id}/doAction", unconfirmed.todo_finish_action(result_text))
 
 
 def _bare_number(value: str) -> str:

@@ -31,9 +31,14 @@ def contact_phone_value(digits: str) -> str:
 
 
 # Collections and search return "shortened cards": only the fields marked for collections
-# (reference §8, docs/megaplan.md). We always ask for what we read.
-CONTRACTOR_FIELDS = ["name", "firstName", "lastName", "middleName", "contactInfo", "responsibles",
-                     "timeUpdated"]
+# (reference §8, docs/megaplan.md). We always ask for what we read, and (Megaplan's schema
+# wins over our first reading, which asked companies for name parts) only what the type has:
+# a company has no firstName/lastName/middleName, and asking for them is reported to give 422.
+COMPANY_FIELDS = ["name", "contactInfo", "responsibles", "timeUpdated"]
+HUMAN_FIELDS = COMPANY_FIELDS + ["firstName", "lastName", "middleName"]
+CONTRACTOR_FIELDS = {"contractorCompany": COMPANY_FIELDS, "contractorHuman": HUMAN_FIELDS,
+                     # the search answers both kinds; a field of either may be asked
+                     "search": HUMAN_FIELDS}
 
 # Sorting: the RAML marks no sortable field we could rely on (not even `id`), so lists are
 # read unsorted, page by page with `pageAfter` (reference §8).
@@ -49,9 +54,11 @@ def route_employees(value) -> list:
         return [value]
     return [e for e in value or [] if isinstance(e, dict)]
 
-# Finishing a todo: `POST /todo/{id}/doAction` with a Todo…ActionRequest (reference §3.5, SDK);
-# the request body's exact shape beyond its contentType is not documented.
-TODO_FINISH_ACTION = {"contentType": "TodoFinishActionRequest"}
+# Finishing a todo: `POST /todo/{id}/doAction` with a TodoFinishActionRequest. Megaplan's
+# schema settles what our first reading left open: it carries `resultText`, saved as the
+# todo's result comment, so finishing and saying why is one request, not two.
+def todo_finish_action(result_text: str) -> dict:
+    return {"contentType": "TodoFinishActionRequest", "resultText": result_text}
 
 # POST /callInfo/history takes CallInfo[] (RAML) with no documented limit on its length;
 # lists answer 100 items by default (reference §5), so a batch of finished calls is as long.

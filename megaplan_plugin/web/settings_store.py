@@ -25,6 +25,7 @@ from megaplan_plugin.megaplan.errors import (
     MegaplanRedirectError,
     NotMegaplanError,
 )
+from megaplan_plugin.calls.connection import capture
 from megaplan_plugin.calls.employees import fetch_employees, person_name, store_employees
 from megaplan_plugin.models import Credential, MegaplanEmployee, Settings
 
@@ -79,7 +80,8 @@ def check_and_store_credential(account_id: str, *, title: str, login: str, passw
         from megaplan_plugin.crypto import decrypt
         password = decrypt(existing.password_enc)
     store = MemoryTokenStore()
-    client = MegaplanClient(base_url, login, password, token_store=store, allow_http=allow_http)
+    client = MegaplanClient(base_url, login, password, token_store=store, allow_http=allow_http,
+                            capture=capture())
     try:
         me = client.current_user()
         employees = fetch_employees(client)

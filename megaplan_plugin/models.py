@@ -94,6 +94,8 @@ class Credential(Base):
     token_expires_at: Mapped[datetime | None]
     megaplan_user_name: Mapped[str | None] = mapped_column(String(200))
     employees_fetched_at: Mapped[datetime | None]
+    # Read with the employees: the account's todo category of masterType «call», if any.
+    call_category_id: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

@@ -195,6 +195,8 @@ def test_a_full_scenario_sends_megaplan_nothing_its_schema_forbids(
                      ("POST", "/api/v3/todo/{id}/doAction"), ("POST", "/api/v3/contractorHuman"),
                      ("GET", "/api/v3/contractorCompany/search"), ("GET", "/api/v3/contractorHuman"),
                      ("GET", "/api/v3/contractorCompany"), ("POST", "/api/v3/callUserConfig"),
-                     ("GET", "/api/v3/callRoute"), ("GET", "/api/v3/employee")]:
+                     ("GET", "/api/v3/callRoute"), ("GET", "/api/v3/employee"), ("GET", "/api/v3/todoCategory")]:
         assert expected in sent, (expected, sorted(sent))
+    # communications are calls in Megaplan's own terms: the account's «Звонок» category
+    assert state.todos and {t["category"]["id"] for t in state.todos.values()} == {"1"}
     assert "password" not in "".join(lines) and SANDBOX_PASSWORD not in "".join(lines)

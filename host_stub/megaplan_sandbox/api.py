@@ -9,6 +9,7 @@ from flask import Blueprint, current_app, g, jsonify, request
 from megaplan_plugin import phones
 
 from .decisions import BAD_PASSWORD_STATUS, ROUTE_INTERNAL_NUMBER_FIELD
+from . import seed
 from .schema import schema
 from .envelope import ApiError, envelope, error_envelope, paginate, query_params, render
 from .state import FIELDS
@@ -161,6 +162,12 @@ def current_user():
 @bp.get("/employee")
 def employees():
     return _list(list(_state().employees.values()))  # `filter` and `q` are ignored, as live
+
+
+@bp.get("/todoCategory")
+def todo_categories():
+    return _list([{"contentType": "TodoCategory", "id": c_id, "name": name, "masterType": master}
+                  for c_id, name, master in seed.TODO_CATEGORIES])
 
 
 @bp.get("/employee/me")

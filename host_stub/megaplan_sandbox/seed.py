@@ -16,3 +16,10 @@ CLIENTS = [
     ("ContractorHuman", {"firstName": "Сергей", "lastName": "Кузнецов"}, "79161234567", "1000002"),
     ("ContractorHuman", {"firstName": "Анна", "lastName": "Смирнова"}, "8 (903) 555-12-34", None),
 ]
+
+TODO_CATEGORIES = [
+    # id, name, masterType: an account has «Звонок» among its categories (GET /todoCategory)
+    ("1", "Звонок", "call"),
+    ("2", "Встреча", "meeting"),
+    ("3", "Дело", "todo"),
+]

@@ -1,15 +1,18 @@
 """Megaplan employees of a credential with their telephony internal numbers
-(``callUserConfig``), and the ``callUserConfig`` records the plugin writes for links made by
+(``callUserConfig``) and the account's todo category for calls, and the ``callUserConfig`` records the plugin writes for links made by
 hand on the settings page (``web/employee_table.py``). Helpers here never commit: the job or
 view does.
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from sqlalchemy import delete, select
 
 from megaplan_plugin import cabinet
 from megaplan_plugin.calls.connection import client_for
 from megaplan_plugin.megaplan import MegaplanClient, entity_name
+from megaplan_plugin.megaplan.errors import MegaplanPermanentError
 from megaplan_plugin.models import Credential, EmployeeLink, MegaplanEmployee, utcnow
 
 
@@ -30,20 +33,38 @@ def create_missing_configs(account_id: str, credential: Credential) -> int:
         client.save_call_user_config(link.megaplan_employee_id, user.ext)
         link.config_created_at = utcnow()
         created += 1
-    store_employees(credential, fetch_employees(client))
+    store_directory(credential, fetch_directory(client))
     return created
 
 
-def fetch_employees(client: MegaplanClient) -> list[dict]:
+@dataclass(frozen=True)
+class Directory:
+    """What the plugin keeps of a Megaplan account, read together and refreshed together."""
+    employees: list[dict]
+    call_category_id: str | None  # the todo category whose masterType is «call», if any
+
+
+def fetch_directory(client: MegaplanClient) -> Directory:
     numbers = client.internal_numbers()
-    return [{"megaplan_id": str(e["id"]), "name": person_name(e), "position": _position(e),
-             "internal_number": numbers.get(str(e["id"]))} for e in client.employees()]
+    employees = [{"megaplan_id": str(e["id"]), "name": person_name(e), "position": _position(e),
+                  "internal_number": numbers.get(str(e["id"]))} for e in client.employees()]
+    return Directory(employees, _call_category(client))
 
 
-def store_employees(credential: Credential, employees: list[dict]) -> None:
+def _call_category(client: MegaplanClient) -> str | None:
+    """A communication is a call in Megaplan's own terms where the account has a category for
+    calls; an account without one (or that will not list them) gets plain todos."""
+    try:
+        return next((str(c["id"]) for c in client.todo_categories() if c.get("masterType") == "call"), None)
+    except MegaplanPermanentError:
+        return None
+
+
+def store_directory(credential: Credential, directory: Directory) -> None:
     db = cabinet.db()
     db.session.execute(delete(MegaplanEmployee).where(MegaplanEmployee.credential_id == credential.id))
-    db.session.add_all(MegaplanEmployee(credential_id=credential.id, **e) for e in employees)
+    db.session.add_all(MegaplanEmployee(credential_id=credential.id, **e) for e in directory.employees)
+    credential.call_category_id = directory.call_category_id
     credential.employees_fetched_at = utcnow()
 
 

@@ -166,9 +166,10 @@ def communication_kind(record: dict) -> str:
 
 
 def communication_fields(record: dict, owner: CallOwner, contractor: dict | None,
-                         missed_by: list[str] | None = None) -> dict:
+                         missed_by: list[str] | None = None, category_id: str | None = None) -> dict:
     """The call's one communication (Todo); a missed call's is the open task to call back,
-    for the employees who missed it (``missed_by``, Megaplan ids in the order they rang)."""
+    for the employees who missed it (``missed_by``, Megaplan ids in the order they rang).
+    ``category_id``: the account's category for calls, so Megaplan shows it as a call."""
     kind = communication_kind(record)
     pretty = phones.display(record["client_phone"])
     name = {"in": f"Входящий звонок {pretty}", "out": f"Исходящий звонок {pretty}",
@@ -183,6 +184,8 @@ def communication_fields(record: dict, owner: CallOwner, contractor: dict | None
                                   for p in people[1:]]
     if contractor is not None:
         fields["relations"] = [link(contractor["contentType"], contractor["id"])]
+    if category_id:
+        fields["category"] = link("TodoCategory", category_id)
     return fields
 
 

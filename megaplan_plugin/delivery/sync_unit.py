@@ -15,7 +15,7 @@ from megaplan_plugin import phones
 from megaplan_plugin.calls import clients, sync
 from megaplan_plugin.delivery import intents
 from megaplan_plugin.megaplan import MegaplanClient, MegaplanError, unconfirmed
-from megaplan_plugin.models import Intent, OutboxEntry, Settings
+from megaplan_plugin.models import Credential, Intent, OutboxEntry, Settings
 
 
 @dataclass
@@ -178,8 +178,9 @@ class CallSync:
                     claim.megaplan_id = str(existing[0]["id"])
             if claim.megaplan_id is None:
                 missed_by = sync.rung(self.session, self.settings.credential_id, record.get("users_rung"))
+                category = self.session.get(Credential, self.settings.credential_id).call_category_id
                 todo = self.client.create_call_todo(call["id"], sync.communication_fields(
-                    record, owner, contractor, missed_by=missed_by))
+                    record, owner, contractor, missed_by=missed_by, category_id=category))
                 claim.megaplan_id = str(todo["id"])
             claim.record(claim.megaplan_id)
         return claim.megaplan_id

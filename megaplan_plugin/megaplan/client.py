@@ -169,6 +169,9 @@ class MegaplanClient:
     def employees(self) -> Iterator[dict]:
         return self.iterate("/api/v3/employee", {"fields": EMPLOYEE_FIELDS})
 
+    def todo_categories(self) -> Iterator[dict]:
+        return self.iterate("/api/v3/todoCategory")
+
     def call_user_configs(self) -> Iterator[dict]:
         return self.iterate("/api/v3/callUserConfig")
 

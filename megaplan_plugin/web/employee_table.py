@@ -6,14 +6,13 @@ from dataclasses import dataclass
 
 from megaplan_plugin import cabinet
 from megaplan_plugin.calls.connection import client_for
-from megaplan_plugin.calls.employees import fetch_employees, links_of, store_employees
+from megaplan_plugin.calls.employees import fetch_directory, links_of, store_directory
 from megaplan_plugin.models import Credential, EmployeeLink, MegaplanEmployee
 
 
 def refresh_employees(credential: Credential) -> None:
-    """Reload Megaplan employees and their internal numbers (raises MegaplanError)."""
-    employees = fetch_employees(client_for(credential))
-    store_employees(credential, employees)
+    """Reload Megaplan employees, their internal numbers and the call category (raises MegaplanError)."""
+    store_directory(credential, fetch_directory(client_for(credential)))
     cabinet.db().session.commit()
 
 

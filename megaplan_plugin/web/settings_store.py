@@ -26,7 +26,7 @@ from megaplan_plugin.megaplan.errors import (
     NotMegaplanError,
 )
 from megaplan_plugin.calls.connection import capture
-from megaplan_plugin.calls.employees import fetch_employees, person_name, store_employees
+from megaplan_plugin.calls.employees import fetch_directory, person_name, store_directory
 from megaplan_plugin.models import Credential, MegaplanEmployee, Settings
 
 log = logging.getLogger(__name__)
@@ -84,7 +84,7 @@ def check_and_store_credential(account_id: str, *, title: str, login: str, passw
                             capture=capture())
     try:
         me = client.current_user()
-        employees = fetch_employees(client)
+        directory = fetch_directory(client)
     except MegaplanAuthError:
         return CheckResult(field="password", error="Неверный логин или пароль Мегаплан")
     except (MegaplanDestinationRefused, MegaplanRedirectError) as exc:
@@ -112,7 +112,7 @@ def check_and_store_credential(account_id: str, *, title: str, login: str, passw
     credential.megaplan_user_name = person_name(me)
     db.session.add(credential)
     db.session.flush()
-    store_employees(credential, employees)
+    store_directory(credential, directory)
     db.session.commit()
     return CheckResult(credential=credential)
 

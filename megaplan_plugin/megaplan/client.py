@@ -170,7 +170,7 @@ class MegaplanClient:
         return self.iterate("/api/v3/employee", {"fields": EMPLOYEE_FIELDS})
 
     def todo_categories(self) -> Iterator[dict]:
-        return self.iterate("/api/v3/todoCategory")
+        return self.iterate("/api/v3/todoCategory", {"fields": ["name", "masterType"]})
 
     def call_user_configs(self) -> Iterator[dict]:
         return self.iterate("/api/v3/callUserConfig")

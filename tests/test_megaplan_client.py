@@ -91,9 +91,11 @@ def test_create_clients_and_calls_with_history_contractor_and_todos(client, sand
     assert sandbox.state.widget_events[-1]["providerId"] != "pbx-2"  # bulk history opens no popup
 
 
-def test_call_route_names_the_responsible_and_their_internal_number(client):
+def test_call_route_names_the_responsible_whose_internal_number_is_in_call_user_configs(client):
     route = client.call_route("79161234567")
-    assert route["employees"][0]["id"] == "1000002" and route["employees"][0]["internalNumber"] == "101"
+    assert route["employees"][0]["id"] == "1000002"
+    assert "internalNumber" not in route["employees"][0]  # Employee has none in Megaplan's schema
+    assert client.internal_numbers()["1000002"] == "101"
     assert route["users"][0]["contentType"] == "ContractorHuman"
 
 

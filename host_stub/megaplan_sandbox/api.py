@@ -221,7 +221,8 @@ def call_route():
         employees = []
         for employee_id in responsible_ids:
             employee = dict(state.employees[employee_id])
-            employee[ROUTE_INTERNAL_NUMBER_FIELD] = state.internal_number_of(employee_id)
+            if ROUTE_INTERNAL_NUMBER_FIELD:
+                employee[ROUTE_INTERNAL_NUMBER_FIELD] = state.internal_number_of(employee_id)
             employees.append(employee)
     route = {"contentType": "CallRoute", "type": "responsible", "timeout": 20,
              "employees": employees,

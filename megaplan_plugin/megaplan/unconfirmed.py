@@ -14,8 +14,9 @@ def phone_for_megaplan(digits: str) -> str:
 FAILED_OUTGOING_CALL_TYPE = "fail"
 
 # callRoute returns employees "with their data"; where the internal number sits is not
-# documented. We read an `internalNumber` attribute of each employee, then fall back to the
-# account's CallUserConfig list.
+# documented, and Megaplan's schema gives Employee no internal number at all: the account's
+# CallUserConfig list is the path that matters. An `internalNumber` attribute is still read
+# first, should a live account send one.
 CALL_ROUTE_INTERNAL_NUMBER_FIELD = "internalNumber"
 
 # Search by phone: contractorCompany/search "by name or contacts" returns both subtypes.

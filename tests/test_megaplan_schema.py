@@ -122,6 +122,30 @@ def test_the_clients_payloads_pass_megaplans_schema():
             query={"q": "79161234567", "limit": 10, "fields": unconfirmed.CONTRACTOR_FIELDS["search"]})
 
 
+@pytest.mark.parametrize("direction,status", [("in", "answered"), ("in", "missed"), ("out", "answered"),
+                                              ("out", "busy")])
+@pytest.mark.parametrize("contractor", [None, {"contentType": "ContractorCompany", "id": "3000001"}])
+def test_call_info_builders_pass_megaplans_schema(direction, status, contractor):
+    from megaplan_plugin.calls import sync
+    from megaplan_plugin.calls.sync import CallOwner
+    now = datetime.now(timezone.utc)
+    user = {"login": "ivanov", "name": "Иван Иванов", "ext": "101", "telnum": None}
+    owner = CallOwner(employee_id="1000002", responsible_id="1000002", reason="mapped")
+    event = {"call_id": "P-2", "direction": direction, "client_phone": "79161234567",
+             "virtual_number": "74950000001", "user": user, "at": now.isoformat()}
+    for state in ("calling", "talking"):
+        _passes("POST", "/api/v3/callInfo", sync.popup_fields(event, owner, state, contractor))
+        _passes("POST", "/api/v3/callInfo/4000001", sync.popup_fields(event, owner, state, contractor))
+    record = {**event, "status": status, "started_at": now.isoformat(), "duration_seconds": 30,
+              "wait_seconds": 5, "recording_url": "https://records.example/p-2.mp3"}
+    finished = sync.history_fields(record, owner, contractor)
+    _passes("POST", "/api/v3/callInfo/history", [finished, finished])
+    _passes("POST", "/api/v3/callInfo/4000001", finished)
+    _passes("POST", "/api/v3/callInfo/provider", finished)
+    todo = sync.communication_fields(record, owner, contractor, category_id="1")
+    _passes("POST", "/api/v3/callInfo/4000001/todos", todo)
+
+
 # -- a full scenario's capture replays with no violation ----------------------------------------
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from megaplan_plugin import dblock
 
 from .config import load_config, proxy_count
-from .db import db
+from .db import db, sqlite_pragmas
 from .host import Host
 from .plugins import make_plugin_manager
 from .ratelimit import LoginLimiter
@@ -46,7 +46,7 @@ def create_app(config: dict | None = None, plugins=None) -> Flask:
 
     with app.app_context():
         if db.engine.dialect.name == "sqlite":
-            event.listen(db.engine, "connect", _sqlite_pragmas)
+            event.listen(db.engine, "connect", sqlite_pragmas)
         # Several processes (web workers, RQ workers) may start at once on an empty database:
         # one at a time creates the tables and the demo data, the others then find them.
         with dblock.exclusive(db.engine, "host_stub.create_app"):
@@ -131,16 +131,6 @@ def _add_missing_columns() -> None:
         with db.engine.begin() as conn:
             conn.execute(text("ALTER TABLE cabinet_account "
                               "ADD COLUMN session_epoch INTEGER NOT NULL DEFAULT 0"))
-
-
-def _sqlite_pragmas(dbapi_connection, _record) -> None:
-    # The embedded default serves a web thread, a worker thread and the sweeper at once:
-    # WAL lets them read while one writes, and NORMAL sync keeps a commit off the fsync path.
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=5000")
-    cursor.close()
 
 
 def _start_sandbox(app: Flask) -> None:

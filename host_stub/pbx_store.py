@@ -16,6 +16,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
+from .db import sqlite_pragmas
 from .types import CallRecord, PbxUser
 
 metadata = sa.MetaData()
@@ -58,7 +59,7 @@ class PbxStore:
     def __init__(self, url: str):
         self.engine = sa.create_engine(url, pool_recycle=300)
         if self.engine.dialect.name == "sqlite":
-            sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+            sa.event.listen(self.engine, "connect", sqlite_pragmas)
         try:
             metadata.create_all(self.engine)
         except sa.exc.OperationalError:
@@ -127,12 +128,3 @@ class PbxStore:
             return conn.scalar(sa.select(sa.func.count()).select_from(calls).where(
                 calls.c.account == account, calls.c.call_id == call_id))
 
-
-def _sqlite_pragmas(dbapi_connection, _record) -> None:
-    # Pushes of many calls arrive at once: WAL lets them read while one writes, and the busy
-    # timeout makes concurrent writers wait their turn instead of failing.
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=10000")
-    cursor.close()

@@ -20,8 +20,9 @@ from sqlalchemy import text  # noqa: E402
 def fresh_app(**config):
     database = os.environ.get("DATABASE_URL")
     uri = _database_url(database, None) if database else f"sqlite:///{tempfile.mkdtemp()}/bench.sqlite3"
-    pbx = f"sqlite:///{tempfile.mkdtemp()}/pbx.sqlite3"  # a fresh PBX for every bench app
-    app = create_app({"SQLALCHEMY_DATABASE_URI": uri, "PBX_DATABASE_URL": pbx, "REDIS_URL": os.environ.get("REDIS_URL"),
+    pbx = tempfile.mkdtemp()  # a fresh PBX for every bench app
+    app = create_app({"SQLALCHEMY_DATABASE_URI": uri, "PBX_DATABASE_URL": f"sqlite:///{pbx}/pbx.sqlite3",
+                      "PBX_RECORDINGS_DIR": f"{pbx}/recordings", "REDIS_URL": os.environ.get("REDIS_URL"),
                       "MEGAPLAN_EMBEDDED_WORKER": False, "MEGAPLAN_ALLOW_HTTP": True, **config})
     with app.app_context():
         # Clean tables: the plugin's (and its migration history), then the host's.

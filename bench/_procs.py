@@ -45,7 +45,7 @@ SANDBOX_PASSWORD = "sandbox-secret-42"
 DEMO_TOKEN = "demo-crm-token"
 BASE_SETTINGS = {"credential_id": "1", "active": "y", "default_responsible_id": "1000003"}
 # Variables of the caller's shell that would change what the processes do.
-_SCRUB = ("REDIS_URL", "RQ_REDIS_URL", "DATABASE_URL", "PBX_DATABASE_URL", "MEGAPLAN_SANDBOX_PORT", "CABINET_APP",
+_SCRUB = ("REDIS_URL", "RQ_REDIS_URL", "DATABASE_URL", "PBX_DATABASE_URL", "PBX_RECORDINGS_DIR", "MEGAPLAN_SANDBOX_PORT", "CABINET_APP",
           "SECRET_KEY", "MEGAPLAN_ENCRYPTION_KEY", "FLASK_APP", "FLASK_DEBUG", "CABINET_ROUTE_TIMEOUT_MS")
 
 _stacks: list[Stack] = []
@@ -346,6 +346,7 @@ class Stack:
             "MEGAPLAN_SANDBOX_PORT": "0",  # the sandbox runs in its own process
             "CABINET_DEMO_CRM_TOKEN": DEMO_TOKEN,
             "PBX_DATABASE_URL": f"sqlite:///{self.tmp / 'pbx.sqlite3'}",  # the stack's own PBX
+            "PBX_RECORDINGS_DIR": str(self.tmp / "pbx-recordings"),
             "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost",
         })
         if route_timeout_ms is not None:
@@ -408,7 +409,8 @@ class Stack:
             from host_stub.config import _database_url
             self._app = create_app({
                 "SQLALCHEMY_DATABASE_URI": _database_url(self.database_url, None),
-                "PBX_DATABASE_URL": self.env["PBX_DATABASE_URL"], "REDIS_URL": self.redis_url, "SECRET_KEY": self.env["SECRET_KEY"],
+                "PBX_DATABASE_URL": self.env["PBX_DATABASE_URL"], "REDIS_URL": self.redis_url,
+                "PBX_RECORDINGS_DIR": self.env["PBX_RECORDINGS_DIR"], "SECRET_KEY": self.env["SECRET_KEY"],
                 "MEGAPLAN_ENCRYPTION_KEY": self.env["MEGAPLAN_ENCRYPTION_KEY"],
                 "MEGAPLAN_ALLOW_HTTP": True, "MEGAPLAN_EMBEDDED_WORKER": False,
                 "MEGAPLAN_SANDBOX_PORT": 0, "CABINET_PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000",

@@ -24,6 +24,13 @@ def load_config(app) -> None:
         # cabinet's database, as a real PBX's history does not go down with the cabinet.
         PBX_DATABASE_URL=_database_url(env.get("PBX_DATABASE_URL")
                                        or f"sqlite:///{instance / 'pbx.sqlite3'}", instance),
+        # The PBX's recordings (pbx_recordings.py): where the files are, how long the pushed
+        # public `link` works and how long the PBX keeps them for its authenticated download.
+        PBX_RECORDINGS_DIR=env.get("PBX_RECORDINGS_DIR") or str(instance / "pbx-recordings"),
+        # The cabinet's own address, for links made outside a request (a job's click-to-call).
+        CABINET_PUBLIC_URL=env.get("CABINET_PUBLIC_URL") or "http://127.0.0.1:5000",
+        CABINET_PBX_LINK_DAYS=int(env.get("CABINET_PBX_LINK_DAYS", "7")),
+        CABINET_PBX_RECORDING_DAYS=int(env.get("CABINET_PBX_RECORDING_DAYS", "90")),
         REDIS_URL=env.get("REDIS_URL") or None,
         CABINET_ROUTE_TIMEOUT_MS=int(env.get("CABINET_ROUTE_TIMEOUT_MS", "1000")),
         CABINET_TIME_ZONE=env.get("CABINET_TIME_ZONE", "Europe/Moscow"),

@@ -13,7 +13,11 @@ from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
+from flask import has_request_context, request
+
+from .pbx_recordings import Recording, RecordingStore
 from .pbx_store import PbxStore
 from .push import Push, parse_push
 from .types import CallEvent, CallRecord, PbxUser
@@ -42,7 +46,14 @@ class LiveCall:
 class Pbx:
     def __init__(self, host: Host):
         self.host = host
-        self.store = PbxStore(host.app.config["PBX_DATABASE_URL"])
+        config = host.app.config
+        self.store = PbxStore(config["PBX_DATABASE_URL"])
+        self.recordings = RecordingStore(self.store.engine, config["PBX_RECORDINGS_DIR"],
+                                         link_days=config["CABINET_PBX_LINK_DAYS"],
+                                         keep_days=config["CABINET_PBX_RECORDING_DAYS"])
+        # How far the PBX's clock runs ahead of the real one: tests and demos move it to see
+        # a pushed link lapse while the authenticated download still works.
+        self.clock_offset = timedelta(0)
         self._lock = threading.Lock()
         self._live: dict[tuple[str, str], LiveCall] = {}
         self._journal: dict[str, deque] = {}
@@ -76,6 +87,20 @@ class Pbx:
     def history(self, account_id: str, since: datetime, until: datetime) -> list[CallRecord]:
         """Finished calls of the account that ended in [since, until) (the PBX ``history`` command)."""
         return self.store.calls_between(account_id, since, until)
+
+    def recording(self, account_id: str, call_id: str, start: int | None = None,
+                  end: int | None = None) -> Recording | None:
+        """The call's recording by the PBX's authenticated download (revision 3); ``start`` and
+        ``end`` a byte range, inclusive (``start`` None: the last ``end`` bytes). A range that
+        starts past the end gives a Recording with ``end < start`` and no bytes."""
+        return self.recordings.read(account_id, call_id, self.now(), start, end)
+
+    def public_recording(self, account_id: str, call_id: str) -> Recording | None:
+        """What the pushed ``link`` serves, until it lapses."""
+        return self.recordings.public(account_id, call_id, self.now())
+
+    def now(self) -> datetime:
+        return _now() + self.clock_offset
 
     def hangup(self, account_id: str, call_id: str) -> bool:
         """End a live call ("Завершить"); False when the PBX knows no such live call."""
@@ -188,6 +213,10 @@ class Pbx:
             recording_url=push.link, rating=push.rating,
             group_name=push.group_name or (call.group_name if call else None))
         self.store.log_call(record, _now())
+        if record.status == "answered" and (not push.link or urlsplit(push.link).path == _link_path(account_id, push.call_id)):
+            # the PBX's own recording (a link pushed from outside is that PBX's business)
+            talk = max(0, (push.duration or 0) - wait)
+            self.recordings.make(account_id, push.call_id, talk, self.now())
         if self._lost(account_id, push, source):
             return {}
         self.host.call_hook(account_id, "call_ended", record=record)
@@ -246,8 +275,13 @@ class Pbx:
             # `wait` the ringing part (reference §7).
             "duration": str(int((now - call.started_at).total_seconds())),
             "wait": str(int((rang_until - call.started_at).total_seconds())),
-            "link": link or (f"https://records.example/{call_id}.mp3" if answered else ""),
+            "link": link or (self.link_of(account_id, call_id) if answered else ""),
         }, source=source)
+
+    def link_of(self, account_id: str, call_id: str) -> str:
+        """The public URL the PBX pushes as ``link`` (served by pbx_views.public_recording)."""
+        base = request.host_url if has_request_context() else self.host.app.config["CABINET_PUBLIC_URL"]
+        return base.rstrip("/") + _link_path(account_id, call_id)
 
     def _push_event(self, account_id, call, event_type, login, source) -> None:
         self.handle_push(account_id, {
@@ -272,6 +306,10 @@ class Pbx:
         # A call whose `history` never came must not pin memory forever.
         for key in [k for k, c in self._live.items() if now - c.started_at > LIVE_CALL_TTL]:
             del self._live[key]
+
+
+def _link_path(account_id: str, call_id: str) -> str:
+    return f"/pbx/{account_id}/recordings/{call_id}"
 
 
 def new_call_id() -> str:

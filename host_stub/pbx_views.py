@@ -4,7 +4,7 @@ from __future__ import annotations
 import hmac
 from zoneinfo import ZoneInfo
 
-from flask import Blueprint, current_app, flash, g, jsonify, redirect, render_template, request, url_for
+from flask import Blueprint, Response, current_app, flash, g, jsonify, redirect, render_template, request, url_for
 from sqlalchemy.exc import InterfaceError, OperationalError
 from wtforms import SelectField
 
@@ -55,6 +55,16 @@ def _accept_push(host, account_id: str, fields: dict):
     except PushError as exc:
         return jsonify(error=f"Invalid parameters: {exc}"), 400
     return jsonify(answer)
+
+
+@bp.get("/pbx/<account_id>/recordings/<call_id>")
+def public_recording(account_id: str, call_id: str):
+    """The PBX's public link to a recording: no login, and gone after CABINET_PBX_LINK_DAYS."""
+    found = _host().pbx.public_recording(account_id, call_id) if ACCOUNT_NAME.fullmatch(account_id) else None
+    if found is None:
+        return jsonify(error="Recording not found or link expired"), 404
+    return Response(found.chunks, mimetype=found.content_type,
+                    headers={"Content-Length": str(found.total_length), "Cache-Control": "no-store"})
 
 
 def _push_fields() -> dict | None:

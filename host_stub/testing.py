@@ -89,6 +89,7 @@ def make_app(tmp_path, request):
             or f"sqlite:///{tmp_path / f'cabinet-{len(made)}.sqlite3'}",
             # One PBX per test, whatever cabinets the test builds (they share the database too).
             "PBX_DATABASE_URL": f"sqlite:///{tmp_path / 'pbx.sqlite3'}",
+            "PBX_RECORDINGS_DIR": str(tmp_path / "pbx-recordings"),
             "REDIS_URL": os.environ.get("REDIS_URL") or None,
             "MEGAPLAN_EMBEDDED_WORKER": False,
             "MEGAPLAN_ALLOW_HTTP": True,

@@ -39,7 +39,7 @@ API_FIELDS = ["phone", "employee_id", "internal_number", "call_id", "megaplan_ca
 FIELDS = {
     "cabinet.index": [], "cabinet.account": [], "cabinet.login": ["login", "password", "next"],
     "cabinet.logout": [], "cabinet.plugins": ["key", "enable"],
-    "pbx.push": PUSH_FIELDS, "pbx.simulator": [],
+    "pbx.push": PUSH_FIELDS, "pbx.simulator": [], "pbx.public_recording": [],
     "pbx.simulate_incoming": ["in-phone", "in-virtual_number", "in-users", "in-ask_route"],
     "pbx.simulate_outgoing": ["out-user", "out-phone", "out-virtual_number"],
     "pbx.simulate_action": ["call_id", "action", "user"], "pbx.simulate_push_loss": ["percent"],
@@ -93,7 +93,7 @@ def _stored(app) -> str:
                 for row in conn.execute(sa.select(table).order_by(*order)):
                     digest.update(repr(tuple(row)).encode("utf-8", "surrogatepass"))
     with host.pbx.store.engine.connect() as conn:
-        for name in ("pbx_account", "pbx_user", "pbx_number", "pbx_call"):
+        for name in ("pbx_account", "pbx_user", "pbx_number", "pbx_call", "pbx_recording"):
             digest.update(repr(conn.execute(sa.text(f"SELECT * FROM {name} ORDER BY 1")).all()).encode())
     redis = app.extensions["megaplan"].redis
     for name in queues.QUEUES:

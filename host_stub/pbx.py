@@ -213,8 +213,8 @@ class Pbx:
             recording_url=push.link, rating=push.rating,
             group_name=push.group_name or (call.group_name if call else None))
         self.store.log_call(record, _now())
-        if record.status == "answered" and (not push.link or urlsplit(push.link).path == _link_path(account_id, push.call_id)):
-            # the PBX's own recording (a link pushed from outside is that PBX's business)
+        if record.status == "answered" and push.link and urlsplit(push.link).path == _link_path(account_id, push.call_id):
+            # the PBX's own recording behind the link it pushed (another link is another PBX's)
             talk = max(0, (push.duration or 0) - wait)
             self.recordings.make(account_id, push.call_id, talk, self.now())
         if self._lost(account_id, push, source):

@@ -32,6 +32,9 @@ def init_config(app: Flask) -> None:
     app.config.setdefault("REDIS_URL", os.environ.get("REDIS_URL") or None)
     embedded = not app.config["REDIS_URL"]
     app.config["MEGAPLAN_ALLOW_HTTP"] = _flag(app, "MEGAPLAN_ALLOW_HTTP", False)
+    # The cabinet's address as Megaplan's player reaches it: recordLinks point here.
+    app.config.setdefault("MEGAPLAN_PUBLIC_URL", os.environ.get("MEGAPLAN_PUBLIC_URL")
+                          or app.config.get("CABINET_PUBLIC_URL") or "http://127.0.0.1:5000")
     # Every Megaplan request as a JSON line, to check against Megaplan's schema (capture.py).
     app.config.setdefault("MEGAPLAN_CAPTURE_FILE", os.environ.get("MEGAPLAN_CAPTURE_FILE") or None)
     app.config["MEGAPLAN_EMBEDDED_WORKER"] = _flag(app, "MEGAPLAN_EMBEDDED_WORKER", True)

@@ -73,6 +73,8 @@ class OutboxEntry(Base):
     # A missed call's «Перезвонить» todo, and the PBX call that reached the number later.
     callback_todo_id: Mapped[str | None] = mapped_column(String(32))
     callback_closed_by: Mapped[str | None] = mapped_column(String(128))
+    # How often the recording was played through the plugin's own link (calls/recording_links.py)
+    recording_plays: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -133,6 +135,12 @@ class Settings(Base):
     # «Часовой пояс»: how the account reads times (web/timezones.py); stored times are UTC
     time_zone: Mapped[str] = mapped_column(String(64), default="Europe/Moscow",
                                            server_default="Europe/Moscow")
+    # Recordings behind the plugin's own links: the signing key (encrypted) and its generation
+    # («Отозвать ссылки на записи» makes the next), and «Хранить записи» in days (None: as long
+    # as the PBX keeps them).
+    recording_key_enc: Mapped[str | None] = mapped_column(Text)
+    recording_key_generation: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    recording_days: Mapped[int | None] = mapped_column(Integer, default=90, server_default="90")
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 

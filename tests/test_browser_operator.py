@@ -3,6 +3,7 @@ screenshots land in instance/screenshots/ (not committed) for a person to look a
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 
 from host_stub.testing import SANDBOX_LOGIN, SANDBOX_PASSWORD, needs_chromium
 
@@ -43,7 +44,7 @@ def _configure(page, url, sandbox):
     page.get_by_label("74950000002").check()
     page.get_by_label("Ответственный по умолчанию").select_option(label="Мария Петрова")
     page.get_by_role("button", name="Сохранить").click()
-    assert page.get_by_text("Настройки сохранены.").is_visible()
+    expect(page.get_by_text("Настройки сохранены.")).to_be_visible()
 
 
 def _missed_call(page, url, virtual_number):
@@ -62,8 +63,8 @@ def test_status_panel_secret_dialog_and_a_filtered_call_in_the_journal(served, b
     page = browser_page
     _configure(page, url, megaplan_sandbox)
     page.get_by_role("button", name="Проверить подключение").click()
-    assert page.get_by_text("Вход в Мегаплан выполнен").is_visible()
-    assert page.get_by_role("heading", name="Состояние интеграции").is_visible()
+    expect(page.get_by_text("Вход в Мегаплан выполнен")).to_be_visible()
+    expect(page.get_by_role("heading", name="Состояние интеграции")).to_be_visible()
     _shot(page, "settings-status")
 
     page.get_by_role("button", name="Создать").click()
@@ -98,7 +99,7 @@ def test_the_sandbox_neither_logs_the_cabinet_out_nor_loses_what_is_typed(served
     assert page.get_by_label("Адрес для «Завершить»").input_value() == "half-typed"
     _shot(page, "sandbox")
     page.goto(url + "/plugins/megaplan/")
-    assert page.get_by_role("heading", name="Интеграция с Мегаплан").is_visible()  # still logged in
+    expect(page.get_by_role("heading", name="Интеграция с Мегаплан")).to_be_visible()  # still logged in
     assert megaplan_sandbox.state.request_count() >= before
 
 
@@ -125,7 +126,7 @@ def test_rotating_the_secret_and_disabling_the_integration_ask_first(served, bro
     off = page.locator("[data-plugin=megaplan]").get_by_role("button", name="Отключить")
     assert "Звонки перестанут передаваться" in confirm(off, False)
     page.goto(url + "/plugins/")  # dismissed: still on
-    assert off.is_visible()
+    expect(off).to_be_visible()
     confirm(off, True)
     page.locator("[data-plugin=megaplan]").get_by_role("button", name="Подключить").wait_for()
 
@@ -140,9 +141,9 @@ def test_the_chosen_time_zone_is_the_one_the_journal_shows(served, browser_page,
     _configure(page, url, megaplan_sandbox)
     page.get_by_label("Часовой пояс").select_option(label="Владивосток (UTC+10)")
     page.get_by_role("button", name="Сохранить").click()
-    assert page.get_by_text("Настройки сохранены.").is_visible()
+    expect(page.get_by_text("Настройки сохранены.")).to_be_visible()
     _missed_call(page, url, "74950000002")
-    assert page.get_by_text("Время — Владивосток (UTC+10)").is_visible()
+    expect(page.get_by_text("Время — Владивосток (UTC+10)")).to_be_visible()
     with app.app_context():
         started = db.session.execute(db.select(OutboxEntry.started_at)).scalar_one()
     if started.tzinfo is None:

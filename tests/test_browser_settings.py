@@ -52,7 +52,7 @@ def test_configure_the_integration_end_to_end(served, page, megaplan_sandbox):
 
     page.get_by_label("Пароль (password)").fill(SANDBOX_PASSWORD)
     page.get_by_role("button", name="Добавить").click()
-    assert page.get_by_role("heading", name="Параметры интеграции").is_visible()
+    expect(page.get_by_role("heading", name="Параметры интеграции")).to_be_visible()
 
     numbers = page.locator("[data-reveal-when=filter_by_numbers]")
     # Hidden by the page's deferred script, which a loaded machine may run a moment after

@@ -34,7 +34,9 @@ def test_incoming_call_opens_moves_and_finishes_one_popup(pbx, rq_worker, megapl
     rq_worker()
     (mp_call,) = calls(megaplan_sandbox)
     assert mp_call["state"] == "finished" and mp_call["type"] == "in"
-    assert mp_call["recordLinks"] == ["https://rec.example/a.mp3"]
+    # the plugin's own permanent link to the recording, not the PBX's week-long one
+    (link,) = mp_call["recordLinks"]
+    assert link.startswith("http://127.0.0.1:5000/plugins/megaplan/recordings/demo~1~")
     assert mp_call["timeTo"]["value"] > mp_call["timeFrom"]["value"]
     assert [e["state"] for e in megaplan_sandbox.state.widget_events] == ["calling", "talking", "finished"]
     (row,) = rows(app)

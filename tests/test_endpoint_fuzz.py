@@ -50,6 +50,7 @@ FIELDS = {
     "megaplan.status_json": [], "megaplan.static": [],
     "megaplan_journal.journal": ["state", "date", "page"], "megaplan_journal.export": ["state", "date"],
     "megaplan_journal.retry": ["next"], "megaplan_journal.retry_failed": ["next"],
+    "megaplan_recordings.recording": [], "megaplan.revoke_recording_links": [],
     "megaplan_api.call": API_FIELDS, "megaplan_api.hangup": API_FIELDS, "megaplan_api.unknown_address": API_FIELDS,
     "static": [],
 }

@@ -129,14 +129,17 @@ def call_times(record: dict) -> tuple[datetime, datetime, int]:
     return started, started + timedelta(seconds=whole), talk
 
 
-def history_fields(record: dict, owner: CallOwner, contractor: dict | None = None) -> dict:
+def history_fields(record: dict, owner: CallOwner, contractor: dict | None = None,
+                   record_link: str | None = None) -> dict:
+    """The finished CallInfo; ``record_link``: the plugin's own link to the recording
+    (calls/recording_links.py), else the PBX's when it is one Megaplan may show."""
     started, ended, _ = call_times(record)
     user = record.get("user") or {}
     fields = {"contentType": "CallInfo", "providerId": record["call_id"],
               "type": call_type(record["direction"], record["status"]), "state": "finished",
               "timeFrom": datetime_value(started), "timeTo": datetime_value(ended)}
     if recording_link(record):
-        fields["recordLinks"] = [record["recording_url"]]
+        fields["recordLinks"] = [record_link or record["recording_url"]]
     fields.update(parties(record["direction"], record["client_phone"],
                           record.get("virtual_number") or user.get("ext"), owner.employee_id,
                           contractor))

@@ -15,6 +15,7 @@ from megaplan_plugin import phones
 from megaplan_plugin.calls import clients, sync
 from megaplan_plugin.delivery import intents
 from megaplan_plugin.megaplan import MegaplanClient, MegaplanError, unconfirmed
+from megaplan_plugin.calls import recording_links
 from megaplan_plugin.models import Credential, Intent, OutboxEntry, Settings
 
 
@@ -41,9 +42,12 @@ class Written:
 
 
 class CallSync:
-    def __init__(self, session, engine, host, client: MegaplanClient, settings: Settings):
+    def __init__(self, session, engine, host, client: MegaplanClient, settings: Settings,
+                 public_url: str | None = None):
         self.session, self.engine, self.host = session, engine, host
         self.client, self.settings = client, settings
+        # the cabinet's address for the plugin's own recording links; None: the PBX's links
+        self.public_url = public_url if hasattr(host.pbx, "recording") else None
         self.account_id = settings.account_id
         self._owners: dict = {}
 
@@ -70,7 +74,8 @@ class CallSync:
                                      sync.dropped_recording(row.record)])
             if planned.known and not planned.wants_todo and row.client_phone not in reaching:
                 with contextlib.suppress(ValueError, OverflowError):  # no try can write it: alone
-                    planned.fields = sync.history_fields(row.record, owner, planned.contractor)
+                    planned.fields = sync.history_fields(row.record, owner, planned.contractor,
+                                                         self._record_link(row.record))
             (batch if planned.fields else single).append(planned)
         return batch, single
 
@@ -119,7 +124,7 @@ class CallSync:
         row, record = p.row, p.row.record
         to_index = None if p.known else self._client_of(row, p.owner)
         contractor = to_index[0] if to_index else p.contractor
-        fields = sync.history_fields(record, p.owner, contractor)
+        fields = sync.history_fields(record, p.owner, contractor, self._record_link(record))
         with intents.lease(self.engine, self.account_id, Intent.CALL, row.call_id, finish=True) as claim:
             if claim.megaplan_id is None and not claim.fresh:
                 existing = self.client.get_call_by_provider(row.call_id)
@@ -168,6 +173,9 @@ class CallSync:
         if written.to_index is not None:
             contractor, numbers = written.to_index
             clients.remember(self.session, self.settings.credential_id, contractor, numbers)
+
+    def _record_link(self, record: dict) -> str | None:
+        return recording_links.link_for(self.settings, record, self.public_url)
 
     def _communication(self, row: OutboxEntry, call: dict, owner, contractor) -> str:
         record = row.record

@@ -83,7 +83,8 @@ def _drain(account_id: str, lock) -> tuple[str, int | None]:
     if not rows:
         return "skipped", None
     unit = CallSync(session, side_engine(), cabinet.host(),
-                    client_for(session.get(Credential, settings.credential_id)), settings)
+                    client_for(session.get(Credential, settings.credential_id)), settings,
+                    public_url=current_app.config["MEGAPLAN_PUBLIC_URL"])
     started = time.monotonic()
     try:
         batch, single = unit.plan(rows)

@@ -30,6 +30,15 @@ class RussianForm(FlaskForm):
 
 
 COMMUNICATION_TYPES = [("in", "входящие"), ("out", "исходящие"), ("missed", "пропущенные")]
+RECORDING_DAYS = [(30, "30 дней"), (90, "90 дней"), (365, "365 дней"), (0, "пока их хранит АТС")]
+
+
+def _days(value) -> int:
+    """«Хранить записи»: 0 stands for "as long as the PBX keeps them" (None in Settings)."""
+    if value in (None, "", "None"):
+        return 0
+    return int(value)
+
 
 
 class MultiCheckboxField(SelectMultipleField):
@@ -85,6 +94,9 @@ class SettingsForm(RussianForm):
     unknown_employee_user_id = SelectField("Пользователь Мегаплан", default="")
     time_zone = SelectField("Часовой пояс", choices=timezones.ZONES, default=timezones.DEFAULT,
                             description="в нём журнал и состояние интеграции показывают время звонков")
+    recording_days = SelectField(
+        "Хранить записи", choices=RECORDING_DAYS, default=90, coerce=_days,
+        description="столько дней ссылки на записи в Мегаплан открываются; потом они недоступны")
 
     # An option that needs a choice: (the option, the field to fill, what to say beside it).
     REQUIRES = (

@@ -9,6 +9,7 @@ from flask import (Blueprint, abort, current_app, flash, g, jsonify, redirect, r
                    session, url_for)
 
 from megaplan_plugin import cabinet
+from megaplan_plugin.calls import recording_links
 from megaplan_plugin.calls import rules
 from megaplan_plugin.calls import employees as employees_cache
 from megaplan_plugin.web import employee_table
@@ -75,6 +76,7 @@ def settings():
         settings.communication_types = list(form.communication_types.data)
         settings.default_responsible_id = form.default_responsible_id.data or None
         settings.unknown_employee_user_id = form.unknown_employee_user_id.data or None
+        settings.recording_days = form.recording_days.data or None
         pending = employee_table.save_links(g.account_id, cabinet.host().pbx.users(g.account_id), employees, {
             key[len("link-"):]: value for key, value in request.form.items() if key.startswith("link-")})
         cabinet.host().db.session.commit()
@@ -174,6 +176,18 @@ def rotate_secret():
                                                          lambda secret: one_time.keep(g.account_id, secret))
     except RedisError:
         flash(REDIS_DOWN + " Новый ключ не создан, прежний по-прежнему действует.", "danger")
+    return redirect(url_for("megaplan.settings"))
+
+
+@bp.post("/recordings/revoke")
+def revoke_recording_links():
+    """«Отозвать ссылки на записи»: every recording link given to Megaplan so far stops working;
+    calls written from now on get links of the new key."""
+    if not ActionForm().validate_on_submit():
+        return _bad_request()
+    recording_links.revoke(store.settings_for(g.account_id))
+    cabinet.host().db.session.commit()
+    flash("Ссылки на записи отозваны: прежние больше не открываются.", "success")
     return redirect(url_for("megaplan.settings"))
 
 

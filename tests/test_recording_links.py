@@ -1,0 +1,142 @@
+"""The plugin's own permanent links to recordings (issue 25): what Megaplan's player opens."""
+import io
+import wave
+from datetime import timedelta
+from urllib.parse import quote, urlsplit
+
+import pytest
+
+from host_stub.db import db
+from host_stub.testing import post_form
+from megaplan_plugin.models import OutboxEntry
+
+
+@pytest.fixture
+def played(app, pbx, rq_worker, megaplan_sandbox, integration):
+    """An answered call with the PBX's own recording, written to Megaplan: (call, plugin link path)."""
+    call = pbx.new_call()
+    call.ring("ivanov").answer("ivanov")
+    call.history(status="Success", user="ivanov", duration=42,
+                 link=f"http://localhost/pbx/demo/recordings/{call.call_id}")
+    rq_worker()
+    (mp_call,) = megaplan_sandbox.state.calls.values()
+    (link,) = mp_call["recordLinks"]
+    return call, urlsplit(link).path
+
+
+def _whole(app, call_id) -> bytes:
+    found = app.extensions["cabinet"].pbx.recording("demo", call_id)
+    try:
+        return b"".join(found.chunks)
+    finally:
+        found.close()
+
+
+def call_day(app, call_id) -> str:
+    with app.app_context():
+        started = db.session.execute(db.select(OutboxEntry.started_at).filter_by(call_id=call_id)).scalar_one()
+    return f"{started:%Y-%m-%d}"
+
+
+def _plays(app, call_id) -> int:
+    with app.app_context():
+        return db.session.execute(db.select(OutboxEntry.recording_plays).filter_by(call_id=call_id)).scalar_one()
+
+
+def test_the_link_plays_the_recording_without_a_cabinet_session(app, client, played):
+    call, path = played
+    assert path.startswith("/plugins/megaplan/recordings/demo~1~")
+    response = client.get(path)  # no login: Megaplan's player has no cabinet session
+    assert response.status_code == 200 and response.mimetype == "audio/wav"
+    assert response.data == _whole(app, call.call_id)
+    with wave.open(io.BytesIO(response.data)) as audio:
+        assert audio.getnframes() > 0
+    assert response.headers["Accept-Ranges"] == "bytes"
+    assert int(response.headers["Content-Length"]) == len(response.data)
+    disposition = response.headers["Content-Disposition"]
+    # a file name a person can read: the date, the number, the employee
+    assert disposition.startswith("inline;") and disposition.endswith(".wav")
+    assert quote("+7 (916) 123-45-67") in disposition and quote("Иван Иванов") in disposition
+    assert f"filename*=UTF-8''{call_day(app, call.call_id)}" in disposition
+    assert _plays(app, call.call_id) == 1
+
+
+def test_ranges_seek_and_edges_are_answered_as_http_says(app, client, played):
+    call, path = played
+    whole = _whole(app, call.call_id)
+    middle = client.get(path, headers={"Range": "bytes=100-199"})
+    assert middle.status_code == 206 and middle.data == whole[100:200]
+    assert middle.headers["Content-Range"] == f"bytes 100-199/{len(whole)}"
+    assert middle.headers["Content-Length"] == "100"
+    suffix = client.get(path, headers={"Range": "bytes=-100"})
+    assert suffix.status_code == 206 and suffix.data == whole[-100:]
+    open_ended = client.get(path, headers={"Range": f"bytes={len(whole) - 10}-"})
+    assert open_ended.status_code == 206 and open_ended.data == whole[-10:]
+    past = client.get(path, headers={"Range": f"bytes={len(whole) + 5}-"})
+    assert past.status_code == 416 and past.headers["Content-Range"] == f"bytes */{len(whole)}"
+    several = client.get(path, headers={"Range": "bytes=0-9,20-29"})
+    assert several.status_code == 206 and several.data == whole[:10]  # the first of them
+    assert _plays(app, call.call_id) == 1  # seeking is not playing again: only the fetch from byte 0
+
+
+@pytest.mark.parametrize("change", ["signature", "call", "account", "generation", "garbage"])
+def test_a_forged_or_altered_token_is_404(app, client, played, change):
+    call, path = played
+    token = path.rsplit("/", 1)[1]
+    account, generation, encoded_call, signature = token.split("~")
+    forged = {
+        "signature": f"{account}~{generation}~{encoded_call}~{signature[:-1]}{'A' if signature[-1] != 'A' else 'B'}",
+        "call": f"{account}~{generation}~{encoded_call[:-2]}QQ~{signature}",
+        "account": f"other~{generation}~{encoded_call}~{signature}",
+        "generation": f"{account}~2~{encoded_call}~{signature}",
+        "garbage": "..%00~x",
+    }[change]
+    response = client.get(f"/plugins/megaplan/recordings/{forged}")
+    assert response.status_code == 404 and "Запись не найдена" in response.text
+
+
+def test_the_link_dies_with_the_plugin_the_retention_and_a_revocation(app, client, played, enable_plugin, configured):
+    call, path = played
+    enable_plugin(enabled=False)
+    response = client.get(path)
+    assert response.status_code == 410 and "отключена" in response.text
+    enable_plugin()
+    assert client.get(path).status_code == 200
+    with app.app_context():  # the call was 91 days ago: past the default «Хранить записи» (90)
+        row = db.session.execute(db.select(OutboxEntry).filter_by(call_id=call.call_id)).scalar_one()
+        row.started_at = row.started_at - timedelta(days=91)
+        db.session.commit()
+    response = client.get(path)
+    assert response.status_code == 410 and "90 дней" in response.text
+    with app.app_context():
+        row = db.session.execute(db.select(OutboxEntry).filter_by(call_id=call.call_id)).scalar_one()
+        row.started_at = row.started_at + timedelta(days=91)
+        db.session.commit()
+    assert post_form(configured, "/plugins/megaplan/recordings/revoke", {}, page="/plugins/megaplan/").status_code == 302
+    response = client.get(path)
+    assert response.status_code == 410 and "отозваны" in response.text
+
+
+def test_the_link_outlives_the_pbxs_own_link(app, client, played):
+    call, path = played
+    pbx = app.extensions["cabinet"].pbx
+    pbx.clock_offset = timedelta(days=app.config["CABINET_PBX_LINK_DAYS"] + 1)
+    assert client.get(f"/pbx/demo/recordings/{call.call_id}").status_code == 404  # the PBX's link: dead
+    assert client.get(path).status_code == 200  # ours: still plays
+
+
+def test_a_recording_the_pbx_has_not_made_yet_is_503_then_410_when_it_never_comes(
+        app, client, pbx, rq_worker, megaplan_sandbox, integration):
+    call = pbx.new_call()
+    call.history(status="Success", user="ivanov", duration=42, link="https://pbx.elsewhere.example/r/1.mp3")
+    rq_worker()
+    (mp_call,) = megaplan_sandbox.state.calls.values()
+    path = urlsplit(mp_call["recordLinks"][0]).path
+    response = client.get(path)
+    assert response.status_code == 503 and response.headers["Retry-After"] == "30"
+    assert "ещё обрабатывается" in response.text
+    with app.app_context():
+        row = db.session.execute(db.select(OutboxEntry).filter_by(call_id=call.call_id)).scalar_one()
+        row.started_at = row.started_at - timedelta(hours=2)
+        db.session.commit()
+    assert client.get(path).status_code == 410

@@ -24,6 +24,12 @@ def played(app, pbx, rq_worker, megaplan_sandbox, integration):
     return call, urlsplit(link).path
 
 
+@pytest.fixture
+def player(app):
+    """Megaplan's player: no cabinet session, no cookies."""
+    return app.test_client()
+
+
 def _whole(app, call_id) -> bytes:
     found = app.extensions["cabinet"].pbx.recording("demo", call_id)
     try:
@@ -43,10 +49,10 @@ def _plays(app, call_id) -> int:
         return db.session.execute(db.select(OutboxEntry.recording_plays).filter_by(call_id=call_id)).scalar_one()
 
 
-def test_the_link_plays_the_recording_without_a_cabinet_session(app, client, played):
+def test_the_link_plays_the_recording_without_a_cabinet_session(app, client, player, played):
     call, path = played
     assert path.startswith("/plugins/megaplan/recordings/demo~1~")
-    response = client.get(path)  # no login: Megaplan's player has no cabinet session
+    response = player.get(path)
     assert response.status_code == 200 and response.mimetype == "audio/wav"
     assert response.data == _whole(app, call.call_id)
     with wave.open(io.BytesIO(response.data)) as audio:
@@ -59,28 +65,30 @@ def test_the_link_plays_the_recording_without_a_cabinet_session(app, client, pla
     assert quote("+7 (916) 123-45-67") in disposition and quote("Иван Иванов") in disposition
     assert f"filename*=UTF-8''{call_day(app, call.call_id)}" in disposition
     assert _plays(app, call.call_id) == 1
+    journal = client.get("/plugins/megaplan/journal/").text  # the operator sees it was played
+    assert "запись прослушана: 1 раз" in journal
 
 
-def test_ranges_seek_and_edges_are_answered_as_http_says(app, client, played):
+def test_ranges_seek_and_edges_are_answered_as_http_says(app, player, played):
     call, path = played
     whole = _whole(app, call.call_id)
-    middle = client.get(path, headers={"Range": "bytes=100-199"})
+    middle = player.get(path, headers={"Range": "bytes=100-199"})
     assert middle.status_code == 206 and middle.data == whole[100:200]
     assert middle.headers["Content-Range"] == f"bytes 100-199/{len(whole)}"
     assert middle.headers["Content-Length"] == "100"
-    suffix = client.get(path, headers={"Range": "bytes=-100"})
+    suffix = player.get(path, headers={"Range": "bytes=-100"})
     assert suffix.status_code == 206 and suffix.data == whole[-100:]
-    open_ended = client.get(path, headers={"Range": f"bytes={len(whole) - 10}-"})
+    open_ended = player.get(path, headers={"Range": f"bytes={len(whole) - 10}-"})
     assert open_ended.status_code == 206 and open_ended.data == whole[-10:]
-    past = client.get(path, headers={"Range": f"bytes={len(whole) + 5}-"})
+    past = player.get(path, headers={"Range": f"bytes={len(whole) + 5}-"})
     assert past.status_code == 416 and past.headers["Content-Range"] == f"bytes */{len(whole)}"
-    several = client.get(path, headers={"Range": "bytes=0-9,20-29"})
+    several = player.get(path, headers={"Range": "bytes=0-9,20-29"})
     assert several.status_code == 206 and several.data == whole[:10]  # the first of them
     assert _plays(app, call.call_id) == 1  # seeking is not playing again: only the fetch from byte 0
 
 
 @pytest.mark.parametrize("change", ["signature", "call", "account", "generation", "garbage"])
-def test_a_forged_or_altered_token_is_404(app, client, played, change):
+def test_a_forged_or_altered_token_is_404(app, player, played, change):
     call, path = played
     token = path.rsplit("/", 1)[1]
     account, generation, encoded_call, signature = token.split("~")
@@ -91,52 +99,82 @@ def test_a_forged_or_altered_token_is_404(app, client, played, change):
         "generation": f"{account}~2~{encoded_call}~{signature}",
         "garbage": "..%00~x",
     }[change]
-    response = client.get(f"/plugins/megaplan/recordings/{forged}")
+    response = player.get(f"/plugins/megaplan/recordings/{forged}")
     assert response.status_code == 404 and "Запись не найдена" in response.text
 
 
-def test_the_link_dies_with_the_plugin_the_retention_and_a_revocation(app, client, played, enable_plugin, configured):
+def test_the_link_dies_with_the_plugin_the_retention_and_a_revocation(app, player, played, enable_plugin, configured):
     call, path = played
     enable_plugin(enabled=False)
-    response = client.get(path)
+    response = player.get(path)
     assert response.status_code == 410 and "отключена" in response.text
     enable_plugin()
-    assert client.get(path).status_code == 200
+    assert player.get(path).status_code == 200
     with app.app_context():  # the call was 91 days ago: past the default «Хранить записи» (90)
         row = db.session.execute(db.select(OutboxEntry).filter_by(call_id=call.call_id)).scalar_one()
         row.started_at = row.started_at - timedelta(days=91)
         db.session.commit()
-    response = client.get(path)
+    response = player.get(path)
     assert response.status_code == 410 and "90 дней" in response.text
     with app.app_context():
         row = db.session.execute(db.select(OutboxEntry).filter_by(call_id=call.call_id)).scalar_one()
         row.started_at = row.started_at + timedelta(days=91)
         db.session.commit()
     assert post_form(configured, "/plugins/megaplan/recordings/revoke", {}, page="/plugins/megaplan/").status_code == 302
-    response = client.get(path)
+    response = player.get(path)
     assert response.status_code == 410 and "отозваны" in response.text
 
 
-def test_the_link_outlives_the_pbxs_own_link(app, client, played):
+def test_the_link_outlives_the_pbxs_own_link(app, player, played):
     call, path = played
     pbx = app.extensions["cabinet"].pbx
     pbx.clock_offset = timedelta(days=app.config["CABINET_PBX_LINK_DAYS"] + 1)
-    assert client.get(f"/pbx/demo/recordings/{call.call_id}").status_code == 404  # the PBX's link: dead
-    assert client.get(path).status_code == 200  # ours: still plays
+    assert player.get(f"/pbx/demo/recordings/{call.call_id}").status_code == 404  # the PBX's link: dead
+    assert player.get(path).status_code == 200  # ours: still plays
 
 
 def test_a_recording_the_pbx_has_not_made_yet_is_503_then_410_when_it_never_comes(
-        app, client, pbx, rq_worker, megaplan_sandbox, integration):
+        app, player, pbx, rq_worker, megaplan_sandbox, integration):
     call = pbx.new_call()
     call.history(status="Success", user="ivanov", duration=42, link="https://pbx.elsewhere.example/r/1.mp3")
     rq_worker()
     (mp_call,) = megaplan_sandbox.state.calls.values()
     path = urlsplit(mp_call["recordLinks"][0]).path
-    response = client.get(path)
+    response = player.get(path)
     assert response.status_code == 503 and response.headers["Retry-After"] == "30"
     assert "ещё обрабатывается" in response.text
     with app.app_context():
         row = db.session.execute(db.select(OutboxEntry).filter_by(call_id=call.call_id)).scalar_one()
         row.started_at = row.started_at - timedelta(hours=2)
         db.session.commit()
-    assert client.get(path).status_code == 410
+    assert player.get(path).status_code == 410
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * 4096 / 2**20
+
+
+def test_a_100_mb_recording_streams_with_flat_memory(app, player, pbx, rq_worker, megaplan_sandbox, integration):
+    call = pbx.new_call()
+    call.history(status="Success", user="ivanov", duration=42, link="https://pbx.elsewhere.example/r/2.mp3")
+    rq_worker()
+    (mp_call,) = megaplan_sandbox.state.calls.values()
+    size = 100 * 2**20
+    block = bytes(range(256)) * 4096  # 1 MiB
+
+    def chunks():
+        for _ in range(size // len(block)):
+            yield block
+    pbx_side = app.extensions["cabinet"].pbx
+    pbx_side.recordings.keep("demo", call.call_id, "audio/mpeg", chunks(), pbx_side.now())
+    before = _rss_mb()
+    response = player.get(urlsplit(mp_call["recordLinks"][0]).path, buffered=False)
+    assert response.status_code == 200 and int(response.headers["Content-Length"]) == size
+    received, peak = 0, before
+    for piece in response.response:
+        received += len(piece)
+        peak = max(peak, _rss_mb())
+    response.close()
+    assert received == size
+    assert peak - before < 25, f"RSS grew {peak - before:.1f} MB while streaming 100 MB"

@@ -116,7 +116,7 @@ def _stream(host, row: OutboxEntry, started):
         cabinet.db().session.commit()
     headers = {"Accept-Ranges": "bytes", "Content-Length": str(found.end - found.start + 1),
                "Content-Disposition": _disposition(row, started, found.content_type),
-               "Cache-Control": "private, max-age=3600"}
+               "Cache-Control": "no-store"}  # a revoked link must not keep playing from a cache
     if ranges:
         headers["Content-Range"] = f"bytes {found.start}-{found.end}/{found.total_length}"
     response = Response(found.chunks, 206 if ranges else 200, headers, mimetype=found.content_type,

@@ -178,3 +178,13 @@ def test_a_100_mb_recording_streams_with_flat_memory(app, player, pbx, rq_worker
     response.close()
     assert received == size
     assert peak - before < 25, f"RSS grew {peak - before:.1f} MB while streaming 100 MB"
+
+
+def test_a_signing_key_the_encryption_key_cannot_read_is_410_not_500(app, player, played):
+    from megaplan_plugin.models import Settings
+    call, path = played
+    with app.app_context():
+        db.session.get(Settings, "demo").recording_key_enc = "not-a-fernet-token"
+        db.session.commit()
+    response = player.get(path)
+    assert response.status_code == 410 and "больше не действуют" in response.text

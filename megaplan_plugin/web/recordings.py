@@ -19,6 +19,7 @@ from sqlalchemy import select, update
 
 from megaplan_plugin import cabinet, phones
 from megaplan_plugin.calls import recording_links
+from megaplan_plugin.crypto import SecretUnreadable
 from megaplan_plugin.models import OutboxEntry, Settings, aware, utcnow
 
 log = logging.getLogger(__name__)
@@ -58,7 +59,10 @@ def recording(token: str):
         return _not_found()
     if parsed.generation < settings.recording_key_generation:
         return _gone("Ссылки на записи этого аккаунта отозваны.")
-    key, _ = recording_links.signing_key(settings)
+    try:
+        key, _ = recording_links.signing_key(settings)
+    except SecretUnreadable:  # MEGAPLAN_ENCRYPTION_KEY changed: no link of this key can be checked
+        return _gone("Ссылки на записи этого аккаунта больше не действуют.")
     if not recording_links.genuine(key, parsed):
         return _not_found()
     host = cabinet.host()

@@ -213,10 +213,12 @@ class Pbx:
             recording_url=push.link, rating=push.rating,
             group_name=push.group_name or (call.group_name if call else None))
         self.store.log_call(record, _now())
-        if record.status == "answered" and push.link and urlsplit(push.link).path == _link_path(account_id, push.call_id):
-            # the PBX's own recording behind the link it pushed (another link is another PBX's)
-            talk = max(0, (push.duration or 0) - wait)
-            self.recordings.make(account_id, push.call_id, talk, self.now())
+        if record.status == "answered" and push.link:
+            if urlsplit(push.link).path == _link_path(account_id, push.call_id):
+                # the simulator's own call: the PBX records it
+                self.recordings.make(account_id, push.call_id, max(0, (push.duration or 0) - wait), self.now())
+            else:  # a PBX in front of the stub recorded it: keep a copy, as the real one keeps its own
+                self.recordings.fetch_later(account_id, push.call_id, push.link, self.now())
         if self._lost(account_id, push, source):
             return {}
         self.host.call_hook(account_id, "call_ended", record=record)

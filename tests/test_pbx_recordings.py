@@ -69,3 +69,38 @@ def test_a_missed_call_has_no_recording(app, pbx):
     call.ring("ivanov")
     call.history(status="missed", user="pbx", duration=10)
     assert app.extensions["cabinet"].pbx.recording("demo", call.call_id) is None
+
+
+def test_a_recording_pushed_from_outside_is_fetched_once_it_is_ready(app, pbx):
+    """A PBX in front of the stub pushes its own link; the recording is not there at first."""
+    import threading
+    import time
+
+    from werkzeug.serving import make_server
+    from werkzeug.wrappers import Response
+    asked = []
+    audio = b"ID3" + bytes(range(256)) * 100
+
+    def recording_server(environ, start_response):
+        asked.append(environ["PATH_INFO"])
+        ready = len(asked) > 1  # the first ask: not made yet
+        return Response(audio if ready else b"not yet", 200 if ready else 404,
+                        mimetype="audio/mpeg" if ready else "text/plain")(environ, start_response)
+    server = make_server("127.0.0.1", 0, recording_server, threaded=True)
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    try:
+        call = pbx.new_call()
+        call.history(status="Success", user="ivanov", duration=30,
+                     link=f"http://127.0.0.1:{server.server_port}/r/{call.call_id}.mp3")
+        store = app.extensions["cabinet"].pbx
+        deadline = time.monotonic() + 30
+        while (found := store.recording("demo", call.call_id)) is None:
+            assert time.monotonic() < deadline, f"never fetched; asked {asked}"
+            time.sleep(0.1)
+        try:
+            assert found.content_type == "audio/mpeg" and b"".join(found.chunks) == audio
+        finally:
+            found.close()
+        assert len(asked) == 2  # once not ready, once fetched: never again
+    finally:
+        server.shutdown()

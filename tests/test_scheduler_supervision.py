@@ -54,7 +54,7 @@ def _scheduler_process(app) -> subprocess.Popen:
         "DATABASE_URL": app.config["SQLALCHEMY_DATABASE_URI"],
         "PBX_DATABASE_URL": app.config["PBX_DATABASE_URL"],
         "REDIS_URL": app.config["REDIS_URL"], "SECRET_KEY": app.config["SECRET_KEY"],
-        "MEGAPLAN_ENCRYPTION_KEY": app.config["MEGAPLAN_ENCRYPTION_KEY"], "PYTHONPATH": str(ROOT),
+        "MEGAPLAN_ENCRYPTION_KEY": app.config["MEGAPLAN_ENCRYPTION_KEY"], "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
     })
     flask = Path(sys.executable).with_name("flask")
     return subprocess.Popen([str(flask), "--app", "host_stub", "megaplan", "scheduler"], env=env, cwd=ROOT,

@@ -31,7 +31,7 @@ def _worker_env(app) -> dict:
         "SECRET_KEY": app.config["SECRET_KEY"],
         "MEGAPLAN_ENCRYPTION_KEY": app.config["MEGAPLAN_ENCRYPTION_KEY"],
         "MEGAPLAN_ALLOW_HTTP": "1",
-        "PYTHONPATH": str(ROOT),
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
     })
     return env
 

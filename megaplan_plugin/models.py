@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Index, Integer, MetaData, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Index, Integer, MetaData, String, Text, UniqueConstraint, false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -44,11 +44,14 @@ class OutboxEntry(Base):
         Index("ix_megaplan_outbox_journal_state", "account_id", "kind", "state", "started_at"),
         # the sweep: the accounts that have work, one index seek per account
         Index("ix_megaplan_outbox_work", "kind", "state", "account_id"),
+        # the sweep: recording copies whose job Redis may have lost
+        Index("ix_megaplan_outbox_copy", "copy_state", "copy_next_at"),
     )
 
     CALL, POPUP = "call", "popup"
     PENDING, SENT, FAILED, SKIPPED = "pending", "sent", "failed", "skipped"
     STATE_TITLES = {PENDING: "ожидает", SENT: "отправлен", FAILED: "ошибка", SKIPPED: "пропущен"}
+    COPY_PENDING, COPY_DONE, COPY_FAILED = "pending", "copied", "failed"  # copy_state
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     kind: Mapped[str] = mapped_column(String(8), default=CALL)
@@ -75,6 +78,12 @@ class OutboxEntry(Base):
     callback_closed_by: Mapped[str | None] = mapped_column(String(128))
     # How often the recording was played through the plugin's own link (calls/recording_links.py)
     recording_plays: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # «Копировать записи в Мегаплан» (delivery/recording_copy.py): None when no copy is wanted,
+    # else pending / copied / failed; the Megaplan File; tries so far and when the next is due.
+    copy_state: Mapped[str | None] = mapped_column(String(16))
+    copy_file_id: Mapped[str | None] = mapped_column(String(32))
+    copy_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    copy_next_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -141,6 +150,7 @@ class Settings(Base):
     recording_key_enc: Mapped[str | None] = mapped_column(Text)
     recording_key_generation: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     recording_days: Mapped[int | None] = mapped_column(Integer, default=90, server_default="90")
+    copy_recordings: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
@@ -220,7 +230,7 @@ class Intent(Base):
         Index("ix_megaplan_intent_megaplan_id", "account_id", "kind", "megaplan_id"),
     )
 
-    CALL, CLIENT, TODO = "call", "client", "todo"
+    CALL, CLIENT, TODO, FILE = "call", "client", "todo", "file"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     account_id: Mapped[str] = mapped_column(String(64))

@@ -76,14 +76,14 @@ def test_redis_down_during_hooks_loses_nothing_once_it_is_back(app, pbx, integra
     state.redis = real
     with app.app_context():
         counts = sweep(db)
-    assert counts == {"accounts": 1, "popups": 1, "stale_popups": 0, "abandoned": 0}
+    assert counts == {"accounts": 1, "popups": 1, "stale_popups": 0, "abandoned": 0, "copies": 0}
     assert _rows(app, OutboxEntry, kind=OutboxEntry.POPUP)[0].state == "sent"
     assert _counts(app) == {"megaplan-live": 1, "megaplan": 1}
     rq_worker()
     (row,) = _rows(app, OutboxEntry)
     assert row.state == "sent"
     with app.app_context():
-        assert sweep(db) == {"accounts": 0, "popups": 0, "stale_popups": 0, "abandoned": 0}
+        assert sweep(db) == {"accounts": 0, "popups": 0, "stale_popups": 0, "abandoned": 0, "copies": 0}
 
 
 def test_sweeper_requeues_a_call_whose_job_vanished_from_redis(app, pbx, integration, rq_worker):

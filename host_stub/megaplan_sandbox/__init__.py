@@ -24,6 +24,7 @@ def create_sandbox_app(state: SandboxState | None = None) -> Flask:
     # Cookies do not separate ports: under the cabinet's name it would log the cabinet out.
     app.config["SESSION_COOKIE_NAME"] = "megaplan_sandbox_session"
     app.register_blueprint(api.bp)
+    app.register_blueprint(api.files_bp)
     app.register_blueprint(page.bp)
     app.register_blueprint(telephony_app.bp)
     app.wsgi_app = api.lose_answers(app.wsgi_app, app.extensions["megaplan_sandbox"])

@@ -1,6 +1,7 @@
 """The fake Megaplan API v3 (reference §1–5): the routes a telephony integration uses."""
 from __future__ import annotations
 
+import hashlib
 import socket
 import time
 
@@ -480,3 +481,34 @@ def todo(todo_id):
             existing.update({k: v for k, v in body.items() if k != "id"})
         return _one(existing)
     return _one(state.todos.get(todo_id))
+
+
+# -- uploads: outside /api/v3, as the public SDK does it (reference §3.6) -------------------------
+files_bp = Blueprint("megaplan_sandbox_files", __name__, url_prefix="/api")
+
+
+@files_bp.post("/file")
+def upload():
+    """Multipart part `files[]`; answers the Files made, `data[0]` first. Only a digest of each
+    file is kept, so tests can compare without the sandbox holding recordings in memory."""
+    state = _state()
+    header = request.headers.get("Authorization", "")
+    if state.user_of(header[7:] if header.startswith("Bearer ") else "") is None:
+        return error_envelope(401, "Unauthorized: access token missing, expired or revoked")
+    fault = state.take_fault(request.path)
+    if fault:
+        return error_envelope(fault["status"], "Injected failure")
+    made = []
+    for upload in request.files.getlist("files[]"):
+        digest, size = hashlib.sha256(), 0
+        while chunk := upload.stream.read(64 * 1024):
+            digest.update(chunk)
+            size += len(chunk)
+        file = {"contentType": "File", "id": state.next_id("File"), "name": upload.filename,
+                "mimeType": upload.mimetype, "size": size, "sha256": digest.hexdigest()}
+        with state.lock:
+            state.files[file["id"]] = file
+        made.append(file)
+    if not made:
+        return error_envelope(422, "files[] is required")
+    return envelope(made)

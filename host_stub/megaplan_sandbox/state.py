@@ -12,17 +12,18 @@ from megaplan_plugin import phones
 
 FIELDS = {
     "ContractorHuman": {"firstName", "lastName", "middleName", "company", "gender", "position",
-                        "contactInfo", "responsibles", "description", "advertisingWay", "type", "status"},
+                        "contactInfo", "responsibles", "description", "advertisingWay", "type", "status",
+                        "attaches"},
     "ContractorCompany": {"name", "contactInfo", "responsibles", "contacts", "description",
-                          "advertisingWay", "type", "status"},
+                          "advertisingWay", "type", "status", "attaches"},
     "CallInfo": {"fromPhone", "toPhone", "fromUser", "toUser", "providerId", "timeFrom", "timeTo",
                  "type", "state", "recordLinks"},
-    "Todo": {"name", "description", "responsible", "participants", "relations", "category"},
+    "Todo": {"name", "description", "responsible", "participants", "relations", "category", "attaches"},
     "CallUserConfig": {"employee", "internalNumber", "settings"},
 }
 COLLECTIONS = {"Employee": "employees", "ContractorHuman": "contractors",
                "ContractorCompany": "contractors", "CallInfo": "calls", "Todo": "todos",
-               "CallUserConfig": "call_user_configs"}
+               "CallUserConfig": "call_user_configs", "File": "files"}
 
 
 class SandboxState:
@@ -48,8 +49,9 @@ class SandboxState:
             self.requests: deque = deque(maxlen=20000)
             # (method, path, violation) of every request refused for breaking Megaplan's schema
             self.schema_violations: list = []
+            self.files: dict[str, dict] = {}  # uploads (POST /api/file): name, type, size, sha256
             self._ids = {"Employee": 1000100, "ContractorHuman": 2000000, "ContractorCompany": 3000000,
-                         "CallInfo": 4000000, "Todo": 5000000, "CallUserConfig": 6000000, "Comment": 7000000}
+                         "CallInfo": 4000000, "Todo": 5000000, "CallUserConfig": 6000000, "Comment": 7000000, "File": 8000000}
             self._faults: list[dict] = []
             self.dead_tokens_next = 0  # access tokens issued already expired (expire_issued_next)
             self._lost_answer_faults: list[dict] = []

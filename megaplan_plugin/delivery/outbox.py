@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from rq.registry import StartedJobRegistry
 from sqlalchemy import insert, select, text
@@ -107,7 +107,7 @@ def sweep(db) -> dict:
     Abandoned jobs (their worker died) are RQ's business: its registry cleanup handles them.
     """
     conn = queues.connection()
-    counts = {"accounts": 0, "popups": 0, "stale_popups": 0, "abandoned": 0}
+    counts = {"accounts": 0, "popups": 0, "stale_popups": 0, "abandoned": 0, "copies": 0}
     for name in queues.QUEUES:
         registry = StartedJobRegistry(name, connection=conn)
         counts["abandoned"] += len(registry.get_expired_job_ids())
@@ -115,6 +115,10 @@ def sweep(db) -> dict:
     accounts = accounts_with_work(db.session)
     queues.wake_writers(accounts, conn)
     counts["accounts"] = len(accounts)
+    copies = copies_overdue(db.session)
+    for row_id in copies:
+        queues.enqueue_copy(row_id, conn=conn)
+    counts["copies"] = len(copies)
     now = utcnow()
     popups = db.session.execute(select(OutboxEntry.id).where(
         OutboxEntry.kind == OutboxEntry.POPUP, OutboxEntry.state == OutboxEntry.PENDING)).scalars().all()
@@ -122,6 +126,17 @@ def sweep(db) -> dict:
         counts[_replay_popup(db, row_id, now)] += 1
     db.session.commit()
     return counts
+
+
+# A recording copy whose job should have run by now: Redis lost it, or its worker died.
+COPY_OVERDUE = timedelta(minutes=5)
+
+
+def copies_overdue(session) -> list[int]:
+    """Rows owing a recording copy (delivery/recording_copy.py) whose job is late."""
+    return list(session.execute(select(OutboxEntry.id).where(
+        OutboxEntry.copy_state == OutboxEntry.COPY_PENDING,
+        OutboxEntry.copy_next_at < utcnow() - COPY_OVERDUE).limit(500)).scalars())
 
 
 def accounts_with_work(session) -> list[str]:

@@ -25,6 +25,7 @@ PERIODIC = "megaplan_plugin.delivery.periodic."
 LIVE_EVENT = JOBS + "live_event"
 WRITE_ACCOUNT = "megaplan_plugin.delivery.writer.write_account"
 STORE_CALL = "megaplan_plugin.delivery.writer.store_call"
+COPY_RECORDING = "megaplan_plugin.delivery.recording_copy.copy_recording"
 REFRESH_ROUTE = PERIODIC + "refresh_route"
 INDEX_CLIENTS = PERIODIC + "index_clients"
 WRITE_CALL_USER_CONFIGS = PERIODIC + "write_call_user_configs"
@@ -180,6 +181,13 @@ def _replacing(func: str, args: tuple, job_id: str, **options) -> None:
             return  # on its way
         job.delete()
     q.enqueue(func, *args, job_id=job_id, **options)
+
+
+def enqueue_copy(row_id: int, at=None, conn=None) -> bool:
+    """A recording copy job (delivery/recording_copy.py), once per row and due time."""
+    job_id = f"megaplan-copy-{row_id}" + (f"-{int(at.timestamp())}" if at is not None else "")
+    return _enqueue_unique(SYNC_QUEUE, COPY_RECORDING, row_id, job_id=job_id, at=at, conn=conn,
+                           result_ttl=0, failure_ttl=FAILURE_TTL, job_timeout=3600)
 
 
 def enqueue_index(credential_id: int) -> None:

@@ -175,7 +175,7 @@ class CallSync:
             clients.remember(self.session, self.settings.credential_id, contractor, numbers)
 
     def _record_link(self, record: dict) -> str | None:
-        return recording_links.link_for(self.settings, record, self.public_url)
+        return recording_links.link_for(self.settings, record, self.public_url, self.engine)
 
     def _communication(self, row: OutboxEntry, call: dict, owner, contractor) -> str:
         record = row.record

@@ -15,14 +15,14 @@ import time
 from datetime import timedelta
 
 from flask import current_app
-from redis.exceptions import LockError
+from redis.exceptions import LockError, RedisError
 from sqlalchemy import or_, select
 
 from megaplan_plugin import cabinet
 from megaplan_plugin.calls.connection import client_for, side_engine
 from megaplan_plugin.calls.clients import display_name
 from megaplan_plugin.calls.rules import not_for_megaplan
-from megaplan_plugin.delivery import intents, outbox, outcomes, queues
+from megaplan_plugin.delivery import intents, outbox, outcomes, queues, recording_copy
 from megaplan_plugin.delivery.sync_unit import CallSync, Planned, Written
 from megaplan_plugin.delivery.worker import with_app_context
 from megaplan_plugin.megaplan import MegaplanError
@@ -127,8 +127,9 @@ def _write_batch(unit: CallSync, batch: list[Planned]) -> list[Planned]:
             raise _Pause(retry) from None
         return []
     for planned, call in written:
-        _sent(planned, Written(call, planned.contractor))
+        _sent(planned, Written(call, planned.contractor), unit.settings)
     unit.session.commit()
+    _queue_copies([planned.row for planned, _ in written])
     return rest
 
 
@@ -152,17 +153,27 @@ def _write_one(unit: CallSync, planned: Planned) -> None:
         return
     unit.index(written)
     row.callback_todo_id = written.todo_id or row.callback_todo_id
-    _sent(planned, written)
+    _sent(planned, written, unit.settings)
     unit.session.commit()
+    _queue_copies([row])
 
 
-def _sent(planned: Planned, written: Written) -> None:
+def _sent(planned: Planned, written: Written, settings: Settings) -> None:
     row = planned.row
+    recording_copy.wanted(settings, row)
     row.attempts += 1
     row.megaplan_call_id = str(written.call["id"])
     if written.contractor:
         row.client_name = display_name(written.contractor)[:300]
     outcomes.record(row, OutboxEntry.SENT, reason="; ".join(n for n in planned.notes if n) or None)
+
+
+def _queue_copies(rows: list[OutboxEntry]) -> None:
+    """Recording copies owed by calls just written; without Redis the sweep queues them."""
+    with contextlib.suppress(RedisError):
+        for row in rows:
+            if row.copy_state == recording_copy.PENDING:
+                queues.enqueue_copy(row.id)
 
 
 def _failed(planned: Planned, exc: BaseException) -> int | None:

@@ -6,6 +6,7 @@ or a token: only method, path, status and Megaplan's request id.
 from __future__ import annotations
 
 import logging
+import secrets
 import threading
 from collections.abc import Iterator
 
@@ -236,9 +237,66 @@ class MegaplanClient:
     def create_call_todo(self, call_id, fields: dict) -> dict:
         return self.post(f"/api/v3/callInfo/{call_id}/todos", {"contentType": "Todo", **fields})
 
+    def upload_file(self, file_name: str, content_type: str, chunks, length: int) -> dict:
+        """Upload a file (streamed) and return its File, to put into an entity's `attaches`."""
+        body = _Multipart(unconfirmed.UPLOAD_PART, file_name, content_type, chunks, length)
+        if self.capture is not None:
+            self.capture.write("POST", unconfirmed.UPLOAD_PATH, None, {"file": file_name, "length": length})
+        tokens = self.access_token()
+        try:
+            response = self.session.post(self.base_url + unconfirmed.UPLOAD_PATH, data=body, timeout=self.timeout,
+                                         headers={"Authorization": f"Bearer {tokens.access_token}",
+                                                  "Content-Type": body.content_type})
+        except requests.Timeout:
+            raise MegaplanTransientError(f"timeout on POST {unconfirmed.UPLOAD_PATH}") from None
+        except requests.RequestException as exc:
+            raise MegaplanTransientError(f"{type(exc).__name__} on POST {unconfirmed.UPLOAD_PATH}") from None
+        files = unwrap(response)
+        if not isinstance(files, list) or not files or not isinstance(files[0], dict):
+            raise MegaplanTransientError("the upload answered no file")
+        return files[0]
+
+    def attach_to_todo(self, todo_id, file_id) -> dict:
+        # the id in the body too: without it the same address creates a new todo (pitfall 9)
+        return self.post(f"/api/v3/todo/{todo_id}", {"contentType": "Todo", "id": str(todo_id),
+                                                      "attaches": [link("File", file_id)]})
+
+    def attach_to_contractor(self, contractor: dict, file_id) -> dict:
+        """Add a file to a client card's attachments (read first: the list is replaced)."""
+        kind = "contractorCompany" if contractor["contentType"] == "ContractorCompany" else "contractorHuman"
+        card = self.get(f"/api/v3/{kind}/{contractor['id']}", {"fields": ["attaches"]}) or {}
+        attaches = [link(a["contentType"], a["id"]) for a in card.get("attaches") or [] if isinstance(a, dict)]
+        if any(a["id"] == str(file_id) for a in attaches):
+            return card  # attached by a try whose answer was lost
+        return self.post(f"/api/v3/{kind}/{contractor['id']}", {
+            "contentType": contractor["contentType"], "id": str(contractor["id"]),
+            "attaches": attaches + [link("File", file_id)]})
+
     def finish_todo(self, todo_id, result_text: str) -> dict:
         """Finish a todo and leave ``result_text`` as its result comment, in one request."""
         return self.post(f"/api/v3/todo/{todo_id}/doAction", unconfirmed.todo_finish_action(result_text))
+
+
+class _Multipart:
+    """A multipart body of one file, streamed: its length is known, so requests sends a
+    Content-Length and iterates the parts instead of reading the file into memory."""
+
+    def __init__(self, part: str, file_name: str, content_type: str, chunks, length: int):
+        boundary = secrets.token_hex(16)
+        quoted = file_name.replace("\\", "_").replace('"', "_").replace("\r", "_").replace("\n", "_")
+        self.head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"{part}\"; "
+                     f"filename=\"{quoted}\"\r\nContent-Type: {content_type}\r\n\r\n").encode("utf-8")
+        self.tail = f"\r\n--{boundary}--\r\n".encode()
+        self.content_type = f"multipart/form-data; boundary={boundary}"
+        self.chunks, self.length = chunks, len(self.head) + length + len(self.tail)
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __iter__(self):
+        yield self.head
+        yield from self.chunks
+        yield self.tail
 
 
 def _bare_number(value: str) -> str:

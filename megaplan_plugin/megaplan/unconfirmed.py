@@ -64,3 +64,13 @@ def todo_finish_action(result_text: str) -> dict:
 # POST /callInfo/history takes CallInfo[] (RAML) with no documented limit on its length;
 # lists answer 100 items by default (reference §5), so a batch of finished calls is as long.
 HISTORY_BATCH_SIZE = 100
+
+# Uploading a file: not in Megaplan's v3 schema. The public SDK posts multipart part `files[]`
+# to `/api/file` (outside /api/v3) and takes `data[0]` as the File (reference §3.6).
+UPLOAD_PATH = "/api/file"
+UPLOAD_PART = "files[]"
+
+# A recording copied without a communication to attach it to goes into the client card's
+# `attaches`, not a comment on the client: comments on clients answer 500 live (reference
+# pitfall 5).
+COPY_WITHOUT_TODO = "client_card"

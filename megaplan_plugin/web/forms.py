@@ -94,6 +94,10 @@ class SettingsForm(RussianForm):
     unknown_employee_user_id = SelectField("Пользователь Мегаплан", default="")
     time_zone = SelectField("Часовой пояс", choices=timezones.ZONES, default=timezones.DEFAULT,
                             description="в нём журнал и состояние интеграции показывают время звонков")
+    copy_recordings = BooleanField(
+        "Копировать записи в Мегаплан",
+        description="после записи звонка файл загружается в Мегаплан и прикрепляется к коммуникации звонка, "
+                    "а без неё — к карточке клиента")
     recording_days = SelectField(
         "Хранить записи", choices=RECORDING_DAYS, default=90, coerce=_days,
         description="столько дней ссылки на записи в Мегаплан открываются; потом они недоступны")

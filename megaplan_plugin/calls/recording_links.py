@@ -111,3 +111,8 @@ def link_for(settings, record: dict, public_url: str | None, engine=None) -> str
         return record["recording_url"]
     key, generation = signing_key(settings, engine)
     return url(public_url, make(key, settings.account_id, generation, record["call_id"]))
+
+
+def extension(content_type: str) -> str:
+    """A recording file's extension by its type (file names for people and for Megaplan)."""
+    return {"audio/wav": "wav", "audio/x-wav": "wav", "audio/mpeg": "mp3", "audio/ogg": "ogg"}.get(content_type, "bin")

@@ -16,7 +16,7 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from megaplan_plugin import cabinet, phones
-from megaplan_plugin.calls import clients
+from megaplan_plugin.calls import clients, recording_links
 from megaplan_plugin.calls.connection import client_for, side_engine
 from megaplan_plugin.delivery import intents, queues
 from megaplan_plugin.delivery.worker import with_app_context
@@ -119,5 +119,5 @@ def _note(row: OutboxEntry, text: str) -> None:
 
 
 def _file_name(row: OutboxEntry, content_type: str) -> str:
-    extension = {"audio/wav": "wav", "audio/x-wav": "wav", "audio/mpeg": "mp3"}.get(content_type, "bin")
-    return f"{aware(row.started_at):%Y-%m-%d_%H-%M}_{phones.digits(row.client_phone)}_{row.call_id[:32]}.{extension}"
+    return (f"{aware(row.started_at):%Y-%m-%d_%H-%M}_{phones.digits(row.client_phone)}_{row.call_id[:32]}"
+            f".{recording_links.extension(content_type)}")

@@ -131,7 +131,7 @@ def _stream(host, row: OutboxEntry, started):
 
 def _disposition(row: OutboxEntry, started, content_type: str) -> str:
     user = (row.record.get("user") or {}).get("name") or ""
-    extension = {"audio/wav": "wav", "audio/x-wav": "wav", "audio/mpeg": "mp3"}.get(content_type, "bin")
+    extension = recording_links.extension(content_type)
     name = f"{started:%Y-%m-%d_%H-%M} {phones.display(row.client_phone)} {user}".strip()
     name = "".join(c if c.isalnum() or c in " +-_()." else "_" for c in name) + f".{extension}"
     ascii_name = name.encode("ascii", "replace").decode().replace("?", "_")

@@ -32,7 +32,7 @@ PUSH_FIELDS = ["crm_token", "cmd", "type", "status", "phone", "diversion", "user
 SETTINGS_FIELDS = ["credential_id", "active", "filter_by_numbers", "virtual_numbers", "default_responsible_id",
                    "route_to_manager", "create_client_on_incoming", "create_contact_on_outgoing",
                    "create_communication", "communication_types", "save_unknown_employees",
-                   "unknown_employee_user_id", "time_zone"]
+                   "unknown_employee_user_id", "time_zone", "recording_days", "copy_recordings"]
 CREDENTIAL_FIELDS = ["title", "login", "password", "domain"]
 API_FIELDS = ["phone", "employee_id", "internal_number", "call_id", "megaplan_call_id"]
 # endpoint -> the fields its views read (a hostile key of any name is drawn as well)

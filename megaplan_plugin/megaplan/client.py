@@ -133,11 +133,15 @@ class MegaplanClient:
             log.warning("megaplan %s %s → %s (request %s)", method, path, exc.status, exc.request_id)
             raise
 
-    def _send(self, method, path, params, json_body, tokens: Tokens) -> requests.Response:
+    def _send(self, method, path, params, json_body, tokens: Tokens, *, data=None,
+              content_type: str | None = None) -> requests.Response:
         url = build_url(self.base_url, path, params)
+        headers = {"Authorization": f"Bearer {tokens.access_token}"}
+        if content_type:
+            headers["Content-Type"] = content_type
         try:
-            return self.session.request(method, url, json=json_body, timeout=self.timeout,
-                                        headers={"Authorization": f"Bearer {tokens.access_token}"})
+            return self.session.request(method, url, json=json_body, data=data, timeout=self.timeout,
+                                        headers=headers)
         except requests.Timeout:
             raise MegaplanTransientError(f"timeout on {method} {path}") from None
         except requests.RequestException as exc:
@@ -242,15 +246,9 @@ class MegaplanClient:
         body = _Multipart(unconfirmed.UPLOAD_PART, file_name, content_type, chunks, length)
         if self.capture is not None:
             self.capture.write("POST", unconfirmed.UPLOAD_PATH, None, {"file": file_name, "length": length})
-        tokens = self.access_token()
-        try:
-            response = self.session.post(self.base_url + unconfirmed.UPLOAD_PATH, data=body, timeout=self.timeout,
-                                         headers={"Authorization": f"Bearer {tokens.access_token}",
-                                                  "Content-Type": body.content_type})
-        except requests.Timeout:
-            raise MegaplanTransientError(f"timeout on POST {unconfirmed.UPLOAD_PATH}") from None
-        except requests.RequestException as exc:
-            raise MegaplanTransientError(f"{type(exc).__name__} on POST {unconfirmed.UPLOAD_PATH}") from None
+        # One try: the body streams once, so request()'s send-again after a 401 cannot apply.
+        response = self._send("POST", unconfirmed.UPLOAD_PATH, None, None, self.access_token(),
+                              data=body, content_type=body.content_type)
         files = unwrap(response)
         if not isinstance(files, list) or not files or not isinstance(files[0], dict):
             raise MegaplanTransientError("the upload answered no file")

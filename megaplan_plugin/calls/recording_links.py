@@ -72,27 +72,29 @@ def url(base_url: str, token: str) -> str:
     return f"{base_url.rstrip('/')}/plugins/megaplan/recordings/{token}"
 
 
-def signing_key(settings, engine=None) -> tuple[str, int]:
-    """The account's (key, generation). The first use makes the key in a statement of its
-    own on ``engine``, not in the caller's transaction (the writer's session must not hold a
-    write lock while it asks Megaplan things); the first of two at once wins."""
+def signing_key(settings) -> tuple[str, int]:
+    """The account's (key, generation); the key exists once a link was given (``make_key``)."""
+    from megaplan_plugin.crypto import decrypt
+    return decrypt(settings.recording_key_enc), settings.recording_key_generation or 1
+
+
+def make_key(settings, engine) -> None:
+    """The account's first key, in a statement of its own on ``engine``, not in the caller's
+    transaction (the writer's session must not hold a write lock while it asks Megaplan
+    things); the first of two at once wins."""
     from sqlalchemy import update
     from sqlalchemy.orm.attributes import set_committed_value
 
-    from megaplan_plugin.crypto import decrypt, encrypt
+    from megaplan_plugin.crypto import encrypt
     from megaplan_plugin.models import Settings
-    if settings.recording_key_enc is None and engine is not None:
-        table = Settings.__table__
-        with engine.begin() as conn:
-            conn.execute(update(table).where(table.c.account_id == settings.account_id,
-                                             table.c.recording_key_enc.is_(None))
-                         .values(recording_key_enc=encrypt(new_key())))
-            made = conn.execute(table.select().where(table.c.account_id == settings.account_id)).one()
-        set_committed_value(settings, "recording_key_enc", made.recording_key_enc)
-        set_committed_value(settings, "recording_key_generation", made.recording_key_generation)
-    elif settings.recording_key_enc is None:
-        settings.recording_key_enc = encrypt(new_key())
-    return decrypt(settings.recording_key_enc), settings.recording_key_generation or 1
+    table = Settings.__table__
+    with engine.begin() as conn:
+        conn.execute(update(table).where(table.c.account_id == settings.account_id,
+                                         table.c.recording_key_enc.is_(None))
+                     .values(recording_key_enc=encrypt(new_key())))
+        made = conn.execute(table.select().where(table.c.account_id == settings.account_id)).one()
+    set_committed_value(settings, "recording_key_enc", made.recording_key_enc)
+    set_committed_value(settings, "recording_key_generation", made.recording_key_generation)
 
 
 def revoke(settings) -> None:
@@ -102,14 +104,16 @@ def revoke(settings) -> None:
     settings.recording_key_generation = (settings.recording_key_generation or 1) + 1
 
 
-def link_for(settings, record: dict, public_url: str | None, engine=None) -> str | None:
+def link_for(settings, record: dict, public_url: str | None, engine) -> str | None:
     """What goes into ``recordLinks``: the plugin's permanent link where the host offers the
     PBX's authenticated download (revision 3), else the PBX's own link; None without one."""
     if not record.get("recording_url"):
         return None
     if not public_url:
         return record["recording_url"]
-    key, generation = signing_key(settings, engine)
+    if settings.recording_key_enc is None:
+        make_key(settings, engine)
+    key, generation = signing_key(settings)
     return url(public_url, make(key, settings.account_id, generation, record["call_id"]))
 
 

@@ -48,7 +48,10 @@ def copy_recording(row_id: int) -> str:
     except intents.Busy as busy:
         outcome = _again(row, busy.until)
     except MegaplanError as exc:
-        outcome = _retry(row, f"Мегаплан: {exc}" if not exc.transient else None, str(exc))
+        if exc.transient:
+            outcome = _retry(row, str(exc))
+        else:
+            outcome = _give_up(row, f"копия записи не сделана: Мегаплан: {exc}")
     db.session.commit()
     return outcome
 
@@ -60,7 +63,7 @@ def _copy(row: OutboxEntry) -> str:
     found = host.pbx.recording(row.account_id, row.call_id)
     if found is None:
         if utcnow() - aware(row.started_at) < NOT_READY_FOR:
-            return _retry(row, None, "АТС ещё не сохранила запись")
+            return _retry(row, "АТС ещё не сохранила запись")
         return _give_up(row, "копия записи не сделана: АТС не хранит запись")
     client = client_for(session.get(Credential, settings.credential_id))
     try:
@@ -91,9 +94,7 @@ def _copy(row: OutboxEntry) -> str:
     return "copied"
 
 
-def _retry(row: OutboxEntry, permanent: str | None, why: str) -> str:
-    if permanent:
-        return _give_up(row, f"копия записи не сделана: {permanent}")
+def _retry(row: OutboxEntry, why: str) -> str:
     row.copy_attempts += 1
     if row.copy_attempts > len(RETRY_SECONDS):
         return _give_up(row, f"копия записи не сделана после {row.copy_attempts} попыток: {why}")

@@ -88,6 +88,11 @@ class Pbx:
         """Finished calls of the account that ended in [since, until) (the PBX ``history`` command)."""
         return self.store.calls_between(account_id, since, until)
 
+    def close(self) -> None:
+        """Stop the background fetches and close the PBX store (an app being torn down)."""
+        self.recordings.close()
+        self.store.dispose()
+
     def recording(self, account_id: str, call_id: str, start: int | None = None,
                   end: int | None = None) -> Recording | None:
         """The call's recording by the PBX's authenticated download (revision 3); ``start`` and

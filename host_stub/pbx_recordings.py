@@ -13,6 +13,7 @@ never held in memory whole.
 """
 from __future__ import annotations
 
+import io
 import logging
 import math
 import struct
@@ -167,32 +168,18 @@ def _chunks(path: Path, start: int, end: int) -> Iterator[bytes]:
 
 
 def _tone(seconds: int, call_id: str) -> Iterator[bytes]:
-    """A WAV file (16-bit mono PCM) of a tone whose pitch comes from the call id."""
+    """A WAV file (16-bit mono PCM, at most a few seconds) of a tone whose pitch comes from
+    the call id."""
     pitch = 300 + (sum(call_id.encode()) % 500)
-    frames = seconds * SAMPLE_RATE
-    header = _wav_header(frames)
-    yield header
-    samples = bytearray()
-    for n in range(frames):
-        samples += struct.pack("<h", int(8000 * math.sin(2 * math.pi * pitch * n / SAMPLE_RATE)))
-    yield bytes(samples)
-
-
-def _wav_header(frames: int) -> bytes:
-    import io
+    samples = b"".join(struct.pack("<h", int(8000 * math.sin(2 * math.pi * pitch * n / SAMPLE_RATE)))
+                       for n in range(seconds * SAMPLE_RATE))
     buffer = io.BytesIO()
     with wave.open(buffer, "wb") as out:
         out.setnchannels(1)
         out.setsampwidth(2)
         out.setframerate(SAMPLE_RATE)
-        out.setnframes(frames)
-        out.writeframes(b"")
-    data = bytearray(buffer.getvalue())
-    # wave wrote sizes for zero frames; put the real ones in (RIFF size and data size)
-    data_size = frames * 2
-    struct.pack_into("<I", data, 4, 36 + data_size)
-    struct.pack_into("<I", data, 40, data_size)
-    return bytes(data)
+        out.writeframes(samples)
+    yield buffer.getvalue()
 
 
 def _aware(value: datetime) -> datetime:

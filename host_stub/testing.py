@@ -117,8 +117,7 @@ def make_app(tmp_path, request):
                 metadata.drop_all(db.engine)
             db.drop_all()
             db.engine.dispose()
-        app.extensions["cabinet"].pbx.recordings.close()
-        app.extensions["cabinet"].pbx.store.dispose()
+        app.extensions["cabinet"].pbx.close()
 
 
 def _pg(url: str) -> str:

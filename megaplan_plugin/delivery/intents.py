@@ -168,3 +168,9 @@ def call_of_megaplan_id(session, account_id: str, megaplan_call_id: str) -> str 
     return session.execute(select(Intent.key).where(
         Intent.account_id == account_id, Intent.kind == Intent.CALL,
         Intent.megaplan_id == megaplan_call_id)).scalars().first()
+
+
+def made(session, account_id: str, kind: str, key: str) -> str | None:
+    """The Megaplan id an intent recorded (the call's communication todo, …), if any."""
+    return session.execute(select(Intent.megaplan_id).where(
+        Intent.account_id == account_id, Intent.kind == kind, Intent.key == key)).scalar()

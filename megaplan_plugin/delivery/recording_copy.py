@@ -13,8 +13,6 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from sqlalchemy import select
-
 from megaplan_plugin import cabinet, phones
 from megaplan_plugin.calls import clients, recording_links
 from megaplan_plugin.calls.connection import client_for, side_engine
@@ -78,8 +76,7 @@ def _copy(row: OutboxEntry) -> str:
     finally:
         found.close()
     file_id = claim.megaplan_id
-    todo = session.execute(select(Intent.megaplan_id).where(
-        Intent.account_id == row.account_id, Intent.kind == Intent.TODO, Intent.key == row.call_id)).scalar()
+    todo = intents.made(session, row.account_id, Intent.TODO, row.call_id)
     if todo:
         client.attach_to_todo(todo, file_id)
         where = f"к коммуникации №{todo}"

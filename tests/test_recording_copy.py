@@ -100,3 +100,21 @@ def test_no_copy_unless_the_account_asks_for_it(app, pbx, rq_worker, megaplan_sa
     call = _answered(pbx)
     rq_worker()
     assert megaplan_sandbox.state.files == {} and _row(app, call.call_id).copy_state is None
+
+
+def test_an_upload_refused_for_its_token_refreshes_it_and_is_retried(app, pbx, rq_worker, megaplan_sandbox,
+                                                                    integration):
+    """A 401 on the upload is an expired token, not a refused file: the body streams once, so the
+    token is refreshed and the job tries again."""
+    integration(copy_recordings="y", create_communication="y")
+    state = megaplan_sandbox.state
+    state.fail_next(1, 401, path_prefix="/api/file")
+    call = _answered(pbx)
+    issued = set(state.access_tokens)
+    rq_worker()
+    row = _row(app, call.call_id)
+    assert row.copy_state == "copied", row.reason
+    assert set(state.access_tokens) - issued  # a token refreshed, not the same one sent again
+    (todo,) = state.todos.values()
+    assert [a["id"] for a in todo["attaches"]] == [row.copy_file_id]
+    assert state.files[row.copy_file_id]["sha256"] == _sha256(app, call.call_id)

@@ -246,9 +246,14 @@ class MegaplanClient:
         body = _Multipart(unconfirmed.UPLOAD_PART, file_name, content_type, chunks, length)
         if self.capture is not None:
             self.capture.write("POST", unconfirmed.UPLOAD_PATH, None, {"file": file_name, "length": length})
-        # One try: the body streams once, so request()'s send-again after a 401 cannot apply.
-        response = self._send("POST", unconfirmed.UPLOAD_PATH, None, None, self.access_token(),
+        tokens = self.access_token()
+        response = self._send("POST", unconfirmed.UPLOAD_PATH, None, None, tokens,
                               data=body, content_type=body.content_type)
+        if response.status_code == 401:
+            # The body streams once, so request()'s send-again cannot apply: refresh the token
+            # and let the job send the file again, as after any transient failure.
+            self.access_token(force_refresh_of=tokens)
+            raise MegaplanTransientError("the upload's access token was refused; refreshed for the next try")
         files = unwrap(response)
         if not isinstance(files, list) or not files or not isinstance(files[0], dict):
             raise MegaplanTransientError("the upload answered no file")

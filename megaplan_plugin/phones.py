@@ -11,6 +11,8 @@ one number. Russia is the default region because the cabinet is MegaFon's. Three
 """
 from __future__ import annotations
 
+import functools
+
 import phonenumbers
 
 DEFAULT_REGION = "RU"
@@ -62,6 +64,14 @@ def national(value) -> str | None:
 def display(value) -> str:
     """``+7 (916) 123-45-67`` for a Russian number, the international form for others, and the
     value as it came when it is not a phone number at all (an internal number, «anonymous»)."""
+    return _display_text(value) if isinstance(value, str) else _display(value)
+
+
+# A pure function of the text, asked by every journal row and every recording fetch.
+_display_text = functools.lru_cache(maxsize=4096)(lambda value: _display(value))
+
+
+def _display(value) -> str:
     number = _parse(value)
     if number is None or not phonenumbers.is_possible_number(number):
         return str(value or "")

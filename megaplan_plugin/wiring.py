@@ -16,6 +16,7 @@ from megaplan_plugin.config import init_config
 from megaplan_plugin.delivery import queues
 from megaplan_plugin.calls.rules import HookSettingsCache
 from megaplan_plugin.calls.routing import RouteCache, RouteRefresher
+from megaplan_plugin.web.play_counts import PlayCounts
 
 log = logging.getLogger(__name__)
 
@@ -31,9 +32,11 @@ class PluginState:
     route_refresher: RouteRefresher = field(default_factory=RouteRefresher)
     runner: object = None
     side_engine: object = None  # see connection.side_engine
+    plays: PlayCounts = field(default_factory=PlayCounts)
 
     def dispose(self) -> None:
         """Close the plugin's own database connections (an app being torn down, as in tests)."""
+        self.plays.close()
         self.routes.dispose()
         if self.side_engine is not None:
             self.side_engine.dispose()

@@ -1,14 +1,18 @@
 """The plugin's own permanent links to recordings (issue 25): what Megaplan's player opens."""
 import io
+import threading
 import wave
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from urllib.parse import quote, urlsplit
 
 import pytest
+from sqlalchemy import create_engine
 
 from host_stub.db import db
 from host_stub.testing import post_form
 from megaplan_plugin.models import OutboxEntry
+from megaplan_plugin.web.play_counts import PlayCounts
 
 
 @pytest.fixture
@@ -45,6 +49,7 @@ def call_day(app, call_id) -> str:
 
 
 def _plays(app, call_id) -> int:
+    app.extensions["megaplan"].plays.flush()  # counted in memory, written once a second (web/play_counts.py)
     with app.app_context():
         return db.session.execute(db.select(OutboxEntry.recording_plays).filter_by(call_id=call_id)).scalar_one()
 
@@ -188,3 +193,55 @@ def test_a_signing_key_the_encryption_key_cannot_read_is_410_not_500(app, player
         db.session.commit()
     response = player.get(path)
     assert response.status_code == 410 and "больше не действуют" in response.text
+
+
+# -- plays are counted in memory and written once a second (web/play_counts.py) ----------------
+
+def test_plays_from_many_players_at_once_are_counted_exactly_while_the_writer_runs(app, played):
+    """Real threads fetch whole while the writer flushes every few milliseconds: every play is
+    written, none twice."""
+    call, path = played
+    counts = app.extensions["megaplan"].plays
+    counts.close()
+    counts = app.extensions["megaplan"].plays = PlayCounts(interval=0.002)
+    players, rounds = 8, 12  # within the per-link rate limit of a minute
+    barrier = threading.Barrier(players)
+
+    def listen(_):
+        client = app.test_client()
+        barrier.wait()
+        return [client.get(path).status_code for _ in range(rounds)]
+
+    with ThreadPoolExecutor(players) as pool:
+        statuses = [s for got in pool.map(listen, range(players)) for s in got]
+    assert statuses == [200] * players * rounds
+    counts.close()
+    assert _plays(app, call.call_id) == players * rounds
+
+
+def test_plays_a_failed_write_kept_are_written_once_when_the_database_is_back(app, played, tmp_path):
+    call, path = played
+    counts = app.extensions["megaplan"].plays
+    counts.flush()
+    with app.app_context():
+        row_id = db.session.execute(db.select(OutboxEntry.id).filter_by(call_id=call.call_id)).scalar_one()
+        engine = db.engine
+    away = create_engine(f"sqlite:///{tmp_path}/no-such-folder/cabinet.db")  # every connect fails
+    for _ in range(3):
+        counts.add(away, row_id)
+    assert counts.flush() == 0  # not written, kept
+    assert counts.flush() == 0
+    counts.add(engine, row_id)  # the next play comes with a database that answers
+    assert counts.flush() == 4
+    assert counts.flush() == 0  # nothing left to add twice
+    assert _plays(app, call.call_id) == 4
+
+
+def test_plays_are_written_when_the_app_stops(app, player, played):
+    call, path = played
+    assert player.get(path).status_code == 200
+    assert player.get(path).status_code == 200
+    app.extensions["megaplan"].dispose()  # what tearing the app down does; no flush asked for
+    with app.app_context():
+        assert db.session.execute(db.select(OutboxEntry.recording_plays)
+                                  .filter_by(call_id=call.call_id)).scalar_one() == 2

@@ -15,7 +15,7 @@ from urllib.parse import quote
 
 from flask import Blueprint, Response, current_app, request
 from redis.exceptions import RedisError
-from sqlalchemy import select, update
+from sqlalchemy import and_, bindparam, select
 
 from megaplan_plugin import cabinet, phones
 from megaplan_plugin.calls import recording_links
@@ -53,14 +53,14 @@ def recording(token: str):
     parsed = recording_links.parse(token)
     if parsed is None:
         return _not_found()
-    db = cabinet.db()
-    settings = db.session.get(Settings, parsed.account_id)
-    if settings is None or settings.recording_key_enc is None or parsed.generation > settings.recording_key_generation:
+    with cabinet.db().engine.connect() as conn:  # one statement; the connection goes back before the stream
+        found = conn.execute(_LOOKUP, {"account": parsed.account_id, "call": parsed.call_id}).one_or_none()
+    if found is None or found.recording_key_enc is None or parsed.generation > found.recording_key_generation:
         return _not_found()
-    if parsed.generation < settings.recording_key_generation:
+    if parsed.generation < found.recording_key_generation:
         return _gone("Ссылки на записи этого аккаунта отозваны.")
     try:
-        key, _ = recording_links.signing_key(settings)
+        key, _ = recording_links.signing_key(found)
     except SecretUnreadable:  # MEGAPLAN_ENCRYPTION_KEY changed: no link of this key can be checked
         return _gone("Ссылки на записи этого аккаунта больше не действуют.")
     if not recording_links.genuine(key, parsed):
@@ -68,25 +68,34 @@ def recording(token: str):
     host = cabinet.host()
     if "megaplan" not in host.enabled_plugins(parsed.account_id):
         return _gone("Интеграция с Мегаплан отключена в кабинете.")
-    row = db.session.execute(select(OutboxEntry).where(
-        OutboxEntry.kind == OutboxEntry.CALL, OutboxEntry.account_id == parsed.account_id,
-        OutboxEntry.call_id == parsed.call_id)).scalar_one_or_none()
-    if row is None:
+    if found.outbox_id is None:
         return _not_found()
-    started = aware(row.started_at)
-    if settings.recording_days and utcnow() - started > timedelta(days=settings.recording_days):
-        return _gone(f"Записи хранятся {settings.recording_days} дней; срок этой истёк.")
+    started = aware(found.started_at)
+    if found.recording_days and utcnow() - started > timedelta(days=found.recording_days):
+        return _gone(f"Записи хранятся {found.recording_days} дней; срок этой истёк.")
     limited = _too_many(token)
     if limited:
         return limited
-    return _stream(host, row, started)
+    return _stream(host, parsed, found, started)
+
+
+# The account's key and the call's row in one statement (the link is fetched on every seek, so
+# what it costs is paid per request); the outer join tells "no such call" from "no such account".
+_settings, _outbox = Settings.__table__, OutboxEntry.__table__
+_LOOKUP = (select(_settings.c.recording_key_enc, _settings.c.recording_key_generation,
+                  _settings.c.recording_days, _outbox.c.id.label("outbox_id"), _outbox.c.started_at,
+                  _outbox.c.client_phone, _outbox.c.record)
+           .select_from(_settings.outerjoin(_outbox, and_(
+               _outbox.c.account_id == _settings.c.account_id, _outbox.c.kind == OutboxEntry.CALL,
+               _outbox.c.call_id == bindparam("call"))))
+           .where(_settings.c.account_id == bindparam("account")))
 
 
 def _too_many(token: str):
     redis = current_app.extensions["megaplan"].redis
     minute = int(utcnow().timestamp() // 60)
     try:
-        pipe = redis.pipeline()
+        pipe = redis.pipeline(transaction=False)  # one round trip; two counters need no MULTI
         for key in (f"megaplan:rec:t:{recording_links.digest(token)}:{minute}",
                     f"megaplan:rec:a:{request.remote_addr}:{minute}"):
             pipe.incr(key)
@@ -99,40 +108,38 @@ def _too_many(token: str):
     return None
 
 
-def _stream(host, row: OutboxEntry, started):
+def _stream(host, parsed, found, started):
     ranges = request.range.ranges if request.range and request.range.units == "bytes" else None
     start = end = None
     if ranges:
         first, stop = ranges[0]  # several ranges: the first one (RFC 9110 lets a server do so)
         start, end = (None, -first) if first < 0 else (first, None if stop is None else stop - 1)
-    found = host.pbx.recording(row.account_id, row.call_id, start, end)
-    if found is None:
+    recording = host.pbx.recording(parsed.account_id, parsed.call_id, start, end)
+    if recording is None:
         if utcnow() - started < STILL_MAKING:
             return _page(503, "Запись ещё обрабатывается", "АТС ещё не сохранила запись этого звонка. "
                          "Попробуйте через минуту.", {"Retry-After": str(RETRY_AFTER_SECONDS)})
         return _gone("АТС больше не хранит эту запись.")
-    if found.end < found.start:
-        found.close()
-        return Response(status=416, headers={"Content-Range": f"bytes */{found.total_length}"})
-    if not ranges or found.start == 0:
-        cabinet.db().session.execute(update(OutboxEntry).where(OutboxEntry.id == row.id).values(
-            recording_plays=OutboxEntry.recording_plays + 1))
-        cabinet.db().session.commit()
-    headers = {"Accept-Ranges": "bytes", "Content-Length": str(found.end - found.start + 1),
-               "Content-Disposition": _disposition(row, started, found.content_type),
+    if recording.end < recording.start:
+        recording.close()
+        return Response(status=416, headers={"Content-Range": f"bytes */{recording.total_length}"})
+    if not ranges or recording.start == 0:
+        current_app.extensions["megaplan"].plays.add(cabinet.db().engine, found.outbox_id)  # web/play_counts.py
+    headers = {"Accept-Ranges": "bytes", "Content-Length": str(recording.end - recording.start + 1),
+               "Content-Disposition": _disposition(found, started, recording.content_type),
                "Cache-Control": "no-store"}  # a revoked link must not keep playing from a cache
     if ranges:
-        headers["Content-Range"] = f"bytes {found.start}-{found.end}/{found.total_length}"
-    response = Response(found.chunks, 206 if ranges else 200, headers, mimetype=found.content_type,
+        headers["Content-Range"] = f"bytes {recording.start}-{recording.end}/{recording.total_length}"
+    response = Response(recording.chunks, 206 if ranges else 200, headers, mimetype=recording.content_type,
                         direct_passthrough=True)
-    response.call_on_close(found.close)
+    response.call_on_close(recording.close)
     return response
 
 
-def _disposition(row: OutboxEntry, started, content_type: str) -> str:
-    user = (row.record.get("user") or {}).get("name") or ""
+def _disposition(found, started, content_type: str) -> str:
+    user = ((found.record or {}).get("user") or {}).get("name") or ""
     extension = recording_links.extension(content_type)
-    name = f"{started:%Y-%m-%d_%H-%M} {phones.display(row.client_phone)} {user}".strip()
+    name = f"{started:%Y-%m-%d_%H-%M} {phones.display(found.client_phone)} {user}".strip()
     name = "".join(c if c.isalnum() or c in " +-_()." else "_" for c in name) + f".{extension}"
     ascii_name = name.encode("ascii", "replace").decode().replace("?", "_")
     return f"inline; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name)}"

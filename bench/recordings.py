@@ -1,10 +1,10 @@
 """Recordings through the plugin's own link against the PBX store's own link (issue 25).
 
-Run: .venv/bin/python bench/recordings.py [--players 20] [--rounds 5] [--mb 5] [--mode production|embedded]
+Run: .venv/bin/python bench/recordings.py [--players 20] [--rounds 20] [--calls 4] [--mb 5] [--mode production|embedded]
 
-One answered call whose recording is --mb MB (written into the stack's PBX store, as the PBX
-keeps it), written to Megaplan (the sandbox in its own process) with the plugin's link. Then
---players threads each fetch the recording --rounds times, whole, over HTTP from the cabinet's
+--calls answered calls whose recordings are --mb MB each (written into the stack's PBX store, as
+the PBX keeps them), written to Megaplan (the sandbox in its own process) with the plugin's links. Then
+--rounds times --players threads each fetch one of --calls recordings, whole, over HTTP from the cabinet's
 real web server (`flask run`):
   baseline: the PBX's own public link (`/pbx/<account>/recordings/<call>`: the file, no checks);
   ours: the plugin's link (`/plugins/megaplan/recordings/<token>`: token, account, retention,
@@ -58,7 +58,8 @@ def round_of(url: str, players: int, per_player: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--players", type=int, default=20)
-    parser.add_argument("--rounds", type=int, default=5, help="fetches per player and link (players x rounds + 2 <= 120: the rate limit per link and minute)")
+    parser.add_argument("--rounds", type=int, default=20, help="rounds of --players fetches of each kind of link")
+    parser.add_argument("--calls", type=int, default=4, help="recordings fetched in turn (players x rounds / calls + 2 <= 120: the rate limit per link and minute)")
     parser.add_argument("--mb", type=int, default=5)
     parser.add_argument("--mode", choices=["production", "embedded"], default="embedded")
     args = parser.parse_args()
@@ -75,27 +76,34 @@ def main() -> None:
         print(machine(args.mode, stack))
         app = stack.app()
         pbx = app.extensions["cabinet"].pbx
-        call_id = uuid.uuid4().hex.upper()
+        # Several calls, so that enough rounds fit in the per-link rate limit of a minute; a round
+        # fetches one call's recording, by its PBX link and by ours, in turn.
+        links = []
         block = bytes(range(256)) * 4096
-        pbx.recordings.keep("demo", call_id, "audio/mpeg", (block for _ in range(args.mb)), pbx.now())
-        fields = history_fields(call_id)
-        fields["link"] = f"{stack.web_url}/pbx/demo/recordings/{call_id}"
-        Pusher(stack.web_url).push(**fields)
-        wait_until(lambda: any(c.get("providerId") == call_id and c.get("recordLinks")
-                               for c in stack.sandbox_state()["calls"]), 120, "the call in Megaplan",
-                   interval=0.2, check=stack.check)
-        (ours,) = [c["recordLinks"][0] for c in stack.sandbox_state()["calls"] if c.get("providerId") == call_id]
-        ours = stack.web_url + urlsplit(ours).path  # MEGAPLAN_PUBLIC_URL names the default port
-        store = fields["link"]
-        round_of(store, 2, 1), round_of(ours, 2, 1)  # warm both paths up
+        for _ in range(args.calls):
+            call_id = uuid.uuid4().hex.upper()
+            pbx.recordings.keep("demo", call_id, "audio/mpeg", (block for _ in range(args.mb)), pbx.now())
+            fields = history_fields(call_id)
+            fields["link"] = f"{stack.web_url}/pbx/demo/recordings/{call_id}"
+            Pusher(stack.web_url).push(**fields)
+            links.append((call_id, fields["link"]))
+        calls = {}
+        wait_until(lambda: calls.update({c["providerId"]: c["recordLinks"][0] for c in stack.sandbox_state()["calls"]
+                                         if c.get("recordLinks")}) or len(calls) >= args.calls,
+                   120, "the calls in Megaplan", interval=0.2, check=stack.check)
+        # MEGAPLAN_PUBLIC_URL names the default port
+        pairs = [(store, stack.web_url + urlsplit(calls[call_id]).path) for call_id, store in links]
+        for store, ours in pairs:
+            round_of(store, 2, 1), round_of(ours, 2, 1)  # warm both paths up
         totals = {"store": {"wall": 0.0, "bytes": 0, "ttfb": []}, "ours": {"wall": 0.0, "bytes": 0, "ttfb": []}}
         for n in range(args.rounds):
+            store, ours = pairs[n % len(pairs)]
             for name, url in (("store", store), ("ours", ours)) if n % 2 == 0 else (("ours", ours), ("store", store)):
                 r = round_of(url, args.players, 1)
                 totals[name]["wall"] += r["wall"]
                 totals[name]["bytes"] += r["bytes"]
                 totals[name]["ttfb"] += r["ttfb"]
-        print(f"{args.players} players, {args.rounds} rounds each, a {args.mb} MB recording, {args.mode} mode")
+        print(f"{args.players} players, {args.rounds} rounds each, {args.calls} recordings of {args.mb} MB in turn, {args.mode} mode")
         print(f"    {'link':<44}{'MB/s':>8}{'TTFB p50 ms':>13}{'p99 ms':>9}")
         rate, p99 = {}, {}
         for name, label in (("store", "the PBX store's own link (baseline)"), ("ours", "the plugin's link")):

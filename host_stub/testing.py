@@ -215,7 +215,7 @@ def _make_retries_due(app) -> None:
             conn.execute(update(Intent).where(Intent.busy_until > now).values(busy_until=now))
         # and the sweep has run: every account with waiting calls has its writer woken
         from megaplan_plugin.delivery import outbox, queues
-        for account_id in outbox.accounts_with_work(app.extensions["cabinet"].db.session):
+        for account_id in outbox.accounts_to_wake(app.extensions["cabinet"].db.session):
             queues.wake_writer(account_id, app.extensions["megaplan"].redis)
         app.extensions["cabinet"].db.session.remove()
 
@@ -369,7 +369,7 @@ def configured(app, logged_in, enable_plugin, megaplan_sandbox):
 
 
 BASE_SETTINGS = {"credential_id": "1", "active": "y", "default_responsible_id": "1000003",
-                 "communication_types": ["in", "out", "missed"]}
+                 "communication_types": ["in", "out", "missed"], "work_days": ["0", "1", "2", "3", "4"]}
 
 
 @pytest.fixture

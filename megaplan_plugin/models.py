@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Index, Integer, MetaData, String, Text, UniqueConstraint, false
+from sqlalchemy import (JSON, Boolean, DateTime, ForeignKey, Index, Integer, MetaData, String, Text, UniqueConstraint,
+                        false, text)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -76,6 +77,8 @@ class OutboxEntry(Base):
     # A missed call's «Перезвонить» todo, and the PBX call that reached the number later.
     callback_todo_id: Mapped[str | None] = mapped_column(String(32))
     callback_closed_by: Mapped[str | None] = mapped_column(String(128))
+    # A missed incoming call's callback (``Callback``): several misses of one number share one.
+    callback_id: Mapped[int | None] = mapped_column(Integer)
     # How often the recording was played through the plugin's own link (calls/recording_links.py)
     recording_plays: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # «Копировать записи в Мегаплан» (delivery/recording_copy.py): None when no copy is wanted,
@@ -151,6 +154,15 @@ class Settings(Base):
     recording_key_generation: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     recording_days: Mapped[int | None] = mapped_column(Integer, default=90, server_default="90")
     copy_recordings: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Missed calls (calls/deadlines.py, calls/callbacks.py): «Перезвонить в течение» (minutes, or
+    # "workday"), the working days (Monday = 0) and hours in ``time_zone``, and who gets a
+    # callback still open at its deadline: "default" (the default responsible) or "supervisor".
+    callback_within: Mapped[str] = mapped_column(String(16), default="30", server_default="30")
+    work_days: Mapped[list | None] = mapped_column(JSON, default=lambda: [0, 1, 2, 3, 4])
+    work_start: Mapped[str] = mapped_column(String(5), default="09:00", server_default="09:00")
+    work_end: Mapped[str] = mapped_column(String(5), default="18:00", server_default="18:00")
+    escalate_to: Mapped[str] = mapped_column(String(16), default="default", server_default="default")
+    supervisor_id: Mapped[str | None] = mapped_column(String(32))
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
@@ -231,6 +243,9 @@ class Intent(Base):
     )
 
     CALL, CLIENT, TODO, FILE = "call", "client", "todo", "file"
+    # On a callback's todo (calls/callbacks.py): the comment of a further miss (key: the PBX
+    # call), the finish that closes it and the hand-over at its deadline (key: the callback id).
+    NOTE, FINISH, ESCALATE = "note", "finish", "escalate"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     account_id: Mapped[str] = mapped_column(String(64))
@@ -241,3 +256,60 @@ class Intent(Base):
     busy_until: Mapped[datetime | None]
     finished: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Callback(Base):
+    """A number that must be called back: open from its first missed call until an answered
+    call reaches it (``calls/callbacks.py``). Several misses before that are this one row
+    (``misses``), and one todo in Megaplan. The partial unique index makes a second open
+    callback of a number impossible, whatever runs at once.
+    """
+
+    __tablename__ = "megaplan_callback"
+    __table_args__ = (
+        Index("uq_megaplan_callback_open", "account_id", "client_phone", unique=True,
+              sqlite_where=text("outcome IS NULL"), postgresql_where=text("outcome IS NULL")),
+        # the report: an account's callbacks by the time of their first miss
+        Index("ix_megaplan_callback_report", "account_id", "opened_at"),
+        # the sweep: open callbacks past their deadline, not handed on yet
+        Index("ix_megaplan_callback_due", "outcome", "escalated_at", "due_at"),
+    )
+
+    IN_TIME, LATE, CLIENT = "in_time", "late", "client"  # outcome; None while open
+    OUTCOME_TITLES = {IN_TIME: "перезвонили в срок", LATE: "перезвонили с опозданием",
+                      CLIENT: "клиент дозвонился сам"}
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[str] = mapped_column(String(64))
+    client_phone: Mapped[str] = mapped_column(String(32))
+    opened_at: Mapped[datetime]          # the first missed call's start
+    last_missed_at: Mapped[datetime]
+    misses: Mapped[int] = mapped_column(Integer, default=1)
+    due_at: Mapped[datetime | None]      # None: made before deadlines existed (never escalated)
+    todo_id: Mapped[str | None] = mapped_column(String(32))
+    outcome: Mapped[str | None] = mapped_column(String(8))
+    closed_at: Mapped[datetime | None]   # the start of the call that reached the client
+    closed_call_id: Mapped[str | None] = mapped_column(String(128))
+    closed_by_id: Mapped[str | None] = mapped_column(String(32))     # Megaplan employee
+    closed_by_name: Mapped[str | None] = mapped_column(String(200))
+    wait_seconds: Mapped[int | None] = mapped_column(Integer)        # first miss to the call back
+    escalated_at: Mapped[datetime | None]
+    escalated_to: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class CallbackRung(Base):
+    """Who was rung by a missed call (Megaplan employees): the report's "who was rung"."""
+
+    __tablename__ = "megaplan_callback_rung"
+    __table_args__ = (
+        UniqueConstraint("callback_id", "call_id", "employee_id", name="uq_megaplan_callback_rung"),
+        Index("ix_megaplan_callback_rung_report", "account_id", "missed_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[str] = mapped_column(String(64))
+    callback_id: Mapped[int] = mapped_column(ForeignKey("megaplan_callback.id", ondelete="CASCADE"))
+    call_id: Mapped[str] = mapped_column(String(128))
+    employee_id: Mapped[str] = mapped_column(String(32))
+    missed_at: Mapped[datetime]

@@ -73,6 +73,17 @@ def _in_threads(n, target):
     assert errors == [], [e for e in errors if not isinstance(e, threading.BrokenBarrierError)][:3]
 
 
+def _in_threads_of(targets):
+    """Each target in a thread of its own, all at once."""
+    functions = iter(targets)
+    lock = threading.Lock()
+
+    def next_target():
+        with lock:
+            return next(functions)
+    _in_threads(len(targets), lambda: next_target()())
+
+
 def test_an_expired_token_is_refreshed_once_by_two_processes_of_eight_threads(app, megaplan_sandbox):
     from megaplan_plugin.calls.connection import client_for
     from megaplan_plugin.models import Credential
@@ -200,3 +211,53 @@ def test_a_refreshed_token_that_is_dead_too_is_refreshed_again_once(app, megapla
                 client.current_user()
         _in_threads(8, work)
         assert state.grants[before:] == ["refresh_token", "refresh_token"]
+
+
+def test_a_call_back_and_a_new_miss_of_the_number_at_once_close_one_and_open_one(app, megaplan_sandbox,
+                                                                                   integration):
+    """Issue 26: the call back of an open callback and a new miss of the same number arrive
+    together, on two workers: the open one is closed once, the new miss opens one callback
+    with one todo of its own."""
+    from datetime import datetime, timezone
+    from zoneinfo import ZoneInfo
+
+    from host_stub.testing import PbxScript
+    from megaplan_plugin.models import Callback
+    integration(create_communication="y", communication_types=["missed"], callback_within="30",
+                work_start="10:00", work_end="18:00", time_zone="Europe/Moscow")
+    state = megaplan_sandbox.state
+    state.set_latency(20)
+    msk = ZoneInfo("Europe/Moscow")
+
+    def at(day, hour, minute):
+        return datetime(2026, 11, day, hour, minute, tzinfo=msk).astimezone(timezone.utc)
+    for n in range(ROUNDS):
+        phone = f"7916777{n:04d}"
+        first = PbxScript(app.test_client()).new_call(phone=phone)
+        first.history(status="missed", user="pbx", duration=20, start=at(26, 9, 0))
+        _drain_concurrently(app)
+        (todo_id,) = [t["id"] for t in state.todos.values() if phone[-4:] in t["name"].replace("-", "")]
+        barrier = threading.Barrier(2)
+
+        def call_back():
+            call = PbxScript(app.test_client()).new_call(phone=phone, direction="out")
+            barrier.wait(30)
+            call.history(status="Success", user="ivanov", duration=60, start=at(26, 10, 10))
+
+        def miss_again():
+            call = PbxScript(app.test_client()).new_call(phone=phone)
+            barrier.wait(30)
+            call.history(status="missed", user="pbx", duration=20, start=at(26, 10, 11))
+        _in_threads_of([call_back, miss_again])
+        _drain_concurrently(app)
+        todos = [t for t in state.todos.values() if phone[-4:] in t["name"].replace("-", "")]
+        assert len(todos) == 2  # the first callback's and the new miss's
+        closed = state.todos[todo_id]
+        assert closed["timeFinished"] and state.request_count("POST", f"/api/v3/todo/{todo_id}/doAction") == 1
+        assert [c for c in closed.get("comments", []) if "Перезвонили" in c["content"]] == [closed["resultComment"]]
+        (new,) = [t for t in todos if t["id"] != todo_id]
+        assert not new.get("timeFinished")
+        with app.app_context():
+            found = db.session.execute(db.select(Callback).filter_by(client_phone=phone).order_by(Callback.id)).scalars().all()
+            assert [(c.outcome, c.misses, c.todo_id) for c in found] == [("in_time", 1, todo_id), (None, 1, new["id"])]
+            db.session.remove()

@@ -127,3 +127,34 @@ def test_the_outbox_renamed_keeps_its_rows_its_key_and_its_ids_and_goes_back(tmp
         with engine.begin() as conn:
             assert sorted(conn.execute(sa.text("SELECT call_id FROM megaplan_call")).scalars()) == ["C-1", "C-2"]
         engine.dispose()
+
+
+def test_open_callback_todos_of_earlier_versions_become_one_callback_per_number(tmp_path):
+    """Revision 0009: open «Перезвонить» todos (one per missed call) become one callback per
+    number with no deadline; answered calls' communications and closed ones are left alone."""
+    for engine in _engines(tmp_path):
+        migrations.upgrade(engine, "0008", create_fresh=False)
+        now = datetime.now(timezone.utc)
+        with engine.begin() as conn:
+            outbox = sa.Table("megaplan_outbox", sa.MetaData(), autoload_with=conn)
+            for n, (phone, status, todo, closed) in enumerate([
+                    ("79160000001", "missed", "5000001", None), ("79160000001", "missed", "5000002", None),
+                    ("79160000001", "answered", "5000003", None),  # a communication, not a callback
+                    ("79160000002", "missed", "5000004", "C-back"),  # closed before the upgrade
+                    ("79160000003", "busy", "5000005", None)]):
+                conn.execute(sa.insert(outbox).values(
+                    kind="call", account_id="demo", call_id=f"C-{n}", direction="in", client_phone=phone,
+                    status=status, started_at=now,
+                    record="{}", state="sent", attempts=1, source="push", created_at=now, updated_at=now,
+                    callback_todo_id=todo, callback_closed_by=closed, recording_plays=0, copy_attempts=0))
+        migrations.upgrade(engine)
+        with engine.connect() as conn:
+            made = conn.execute(sa.text("SELECT id, client_phone, misses, todo_id, due_at, outcome "
+                                        "FROM megaplan_callback ORDER BY client_phone")).all()
+            assert [(m.client_phone, m.misses, m.due_at, m.outcome) for m in made] == [
+                ("79160000001", 2, None, None), ("79160000003", 1, None, None)]
+            assert made[0].todo_id in ("5000001", "5000002")
+            linked = dict(conn.execute(sa.text("SELECT call_id, callback_id FROM megaplan_outbox")).all())
+            assert linked == {"C-0": made[0].id, "C-1": made[0].id, "C-2": None, "C-3": None, "C-4": made[1].id}
+            assert _diff(engine) == []
+        engine.dispose()

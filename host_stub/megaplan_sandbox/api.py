@@ -467,6 +467,21 @@ def todo_comments(todo_id):
     return envelope(list(todo.get("comments", [])))
 
 
+@bp.post("/todo/<todo_id>/participants")
+def todo_participants(todo_id):
+    """Adds one participant (a second add of the same employee changes nothing)."""
+    state = _state()
+    todo = _found(state.todos.get(todo_id))
+    subject = _body().get("subject")  # the schema checked it is a Participant
+    if not isinstance(subject, dict):
+        raise ApiError(422, "subject is required")
+    with state.lock:
+        present = todo.setdefault("participants", [])
+        if not any((p.get("subject") or {}).get("id") == subject.get("id") for p in present):
+            present.append({"contentType": "Participant", "subject": subject})
+        return envelope(list(present))
+
+
 @bp.route("/todo/<todo_id>", methods=["GET", "POST"])
 def todo(todo_id):
     state = _state()

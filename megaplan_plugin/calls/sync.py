@@ -1,10 +1,9 @@
 """What a call becomes in Megaplan: whose it is, the popup while it rings, the history entry
-once it is over, its communication, and the «Перезвонить» todos it closes.
+once it is over, and its communication (the «Перезвонить» callbacks: calls/callbacks.py).
 
 One PBX call is one ``CallInfo``, keyed by ``providerId`` = the PBX call id. The requests are
-the writer's (``delivery/``), each create under a durable intent; the one exception is
-closing reached callbacks (finish + comment), which is idempotent enough to repeat. Helpers
-here never commit: the writer does, once per call.
+the writer's (``delivery/``), each under a durable intent. Helpers here never commit: the
+writer does, once per call.
 
 Ownership: the PBX employee maps to the Megaplan employee by telephony internal number (PBX
 extension = ``CallUserConfig.internalNumber``), as the provider's «Важно» note requires.
@@ -19,8 +18,8 @@ from urllib.parse import urlsplit
 from sqlalchemy import select
 
 from megaplan_plugin import phones
-from megaplan_plugin.megaplan import MegaplanClient, datetime_value, link, unconfirmed
-from megaplan_plugin.models import MegaplanEmployee, OutboxEntry, Settings
+from megaplan_plugin.megaplan import datetime_value, link, unconfirmed
+from megaplan_plugin.models import MegaplanEmployee, Settings
 
 log = logging.getLogger(__name__)
 
@@ -169,7 +168,8 @@ def communication_kind(record: dict) -> str:
 
 
 def communication_fields(record: dict, owner: CallOwner, contractor: dict | None,
-                         missed_by: list[str] | None = None, category_id: str | None = None) -> dict:
+                         missed_by: list[str] | None = None, category_id: str | None = None,
+                         description: str | None = None) -> dict:
     """The call's one communication (Todo); a missed call's is the open task to call back,
     for the employees who missed it (``missed_by``, Megaplan ids in the order they rang).
     ``category_id``: the account's category for calls, so Megaplan shows it as a call."""
@@ -189,35 +189,6 @@ def communication_fields(record: dict, owner: CallOwner, contractor: dict | None
         fields["relations"] = [link(contractor["contentType"], contractor["id"])]
     if category_id:
         fields["category"] = link("TodoCategory", category_id)
+    if description:  # a callback's deadline: Megaplan's `when` is not set on create (unconfirmed.py)
+        fields["description"] = description
     return fields
-
-
-# -- «Перезвонить»: a missed call's callback todo closes once the number is reached ------------
-def close_reached(session, client: MegaplanClient, row: OutboxEntry) -> list[OutboxEntry]:
-    """Finish the open callback todos of ``row``'s number; returns the outbox rows closed."""
-    open_rows = session.execute(select(OutboxEntry).where(
-        *_still_open(row.account_id), OutboxEntry.client_phone == row.client_phone,
-        OutboxEntry.id != row.id)).scalars().all()
-    started = datetime.fromisoformat(row.record["started_at"]).strftime("%d.%m.%Y %H:%M")
-    direction = "входящим" if row.direction == "in" else "исходящим"
-    for missed in open_rows:
-        client.finish_todo(missed.callback_todo_id,
-                           f"Закрыто автоматически: клиент дозвонился {direction} звонком "
-                           f"{started} (UTC), звонок АТС {row.call_id}.")
-        missed.callback_closed_by = row.call_id
-    return open_rows
-
-
-def numbers_with_open(session, account_id: str, numbers: list[str]) -> set[str]:
-    """Which of ``numbers`` have a callback todo still open: an answered call of one of them
-    has todos to close, so it is more than a history entry."""
-    if not numbers:
-        return set()
-    return set(session.execute(select(OutboxEntry.client_phone).distinct().where(
-        *_still_open(account_id), OutboxEntry.client_phone.in_(sorted(set(numbers))))).scalars())
-
-
-def _still_open(account_id: str) -> tuple:
-    """The account's missed calls whose callback todo nobody has closed yet."""
-    return (OutboxEntry.kind == OutboxEntry.CALL, OutboxEntry.account_id == account_id,
-            OutboxEntry.callback_todo_id.is_not(None), OutboxEntry.callback_closed_by.is_(None))

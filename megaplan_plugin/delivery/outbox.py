@@ -17,6 +17,7 @@ from sqlalchemy import insert, select, text
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 
 from megaplan_plugin.models import OutboxEntry, aware, utcnow
+from megaplan_plugin.calls import callbacks
 from megaplan_plugin.delivery import queues
 
 log = logging.getLogger(__name__)
@@ -112,7 +113,7 @@ def sweep(db) -> dict:
         registry = StartedJobRegistry(name, connection=conn)
         counts["abandoned"] += len(registry.get_expired_job_ids())
         registry.cleanup()
-    accounts = accounts_with_work(db.session)
+    accounts = accounts_to_wake(db.session)
     queues.wake_writers(accounts, conn)
     counts["accounts"] = len(accounts)
     copies = copies_overdue(db.session)
@@ -137,6 +138,11 @@ def copies_overdue(session) -> list[int]:
     return list(session.execute(select(OutboxEntry.id).where(
         OutboxEntry.copy_state == OutboxEntry.COPY_PENDING,
         OutboxEntry.copy_next_at < utcnow() - COPY_OVERDUE).limit(500)).scalars())
+
+
+def accounts_to_wake(session) -> list[str]:
+    """Accounts whose writer has work: waiting calls, or a callback past its deadline."""
+    return sorted(set(accounts_with_work(session)) | set(callbacks.accounts_overdue(session, utcnow())))
 
 
 def accounts_with_work(session) -> list[str]:

@@ -12,7 +12,7 @@ import contextlib
 from dataclasses import dataclass, field
 
 from megaplan_plugin import phones
-from megaplan_plugin.calls import clients, sync
+from megaplan_plugin.calls import callbacks, clients, sync
 from megaplan_plugin.delivery import intents
 from megaplan_plugin.megaplan import MegaplanClient, MegaplanError, unconfirmed
 from megaplan_plugin.calls import recording_links
@@ -61,7 +61,7 @@ class CallSync:
         own = clients.own_numbers(self.host, self.account_id)
         matches = clients.lookup_many(self.session, self.settings.credential_id,
                                       [r.client_phone for r in rows if r.client_phone not in own])
-        reaching = sync.numbers_with_open(self.session, self.account_id, [
+        reaching = callbacks.numbers_with_open(self.session, self.account_id, [
             r.client_phone for r in rows if r.status == sync.ANSWERED])
         batch, single = [], []
         for row in rows:
@@ -136,11 +136,31 @@ class CallSync:
                 call = _listed(self.client.save_call_history([fields]))[0]
             claim.record(call["id"])
         written = Written(call, contractor, to_index=to_index)
-        if p.wants_todo:
-            written.todo_id = self._communication(row, call, p.owner, contractor)
+        # Reads first, writes after the requests: on SQLite a write would hold the database's
+        # one write lock while Megaplan answers (and the intents commit on their own connection).
+        missed = callbacks.is_missed(row)
+        rung = sync.rung(self.session, self.settings.credential_id, record.get("users_rung")) if missed else []
+        callback = callbacks.open_for(self.session, self.account_id, row.client_phone) if missed else None
+        if p.wants_todo and callback is not None and callback.todo_id:
+            callbacks.another_miss(self.client, self.engine, callback, row, rung, self.settings.time_zone)
+            written.todo_id = callback.todo_id  # one todo for every miss until the number is reached
+        elif p.wants_todo:
+            deadline = None
+            if missed:
+                deadline = callback.due_at if callback is not None else callbacks.due_for(self.settings, row)
+            written.todo_id = self._communication(row, call, p.owner, contractor, rung,
+                                                  callbacks.deadline_text(deadline, self.settings.time_zone))
         if row.status == sync.ANSWERED:
-            sync.close_reached(self.session, self.client, row)
+            callbacks.close_reached(self.session, self.client, self.engine, row, p.owner.employee_id,
+                                    self.settings.time_zone)
+        if missed:
+            callbacks.missed(self.session, self.settings, row, rung, written.todo_id)
         return written
+
+    def record_missed(self, row: OutboxEntry) -> None:
+        """A missed call written without a todo: on its number's callback all the same."""
+        rung = sync.rung(self.session, self.settings.credential_id, row.record.get("users_rung"))
+        callbacks.missed(self.session, self.settings, row, rung, None)
 
     def _client_of(self, row: OutboxEntry, owner: sync.CallOwner) -> tuple | None:
         """The client of a number the index does not know: searched, and created when the
@@ -177,7 +197,8 @@ class CallSync:
     def _record_link(self, record: dict) -> str | None:
         return recording_links.link_for(self.settings, record, self.public_url, self.engine)
 
-    def _communication(self, row: OutboxEntry, call: dict, owner, contractor) -> str:
+    def _communication(self, row: OutboxEntry, call: dict, owner, contractor, rung: list[str],
+                       description: str | None) -> str:
         record = row.record
         with intents.lease(self.engine, self.account_id, Intent.TODO, row.call_id) as claim:
             if claim.megaplan_id is None and not claim.fresh:
@@ -185,10 +206,9 @@ class CallSync:
                 if existing:
                     claim.megaplan_id = str(existing[0]["id"])
             if claim.megaplan_id is None:
-                missed_by = sync.rung(self.session, self.settings.credential_id, record.get("users_rung"))
                 category = self.session.get(Credential, self.settings.credential_id).call_category_id
                 todo = self.client.create_call_todo(call["id"], sync.communication_fields(
-                    record, owner, contractor, missed_by=missed_by, category_id=category))
+                    record, owner, contractor, missed_by=rung, category_id=category, description=description))
                 claim.megaplan_id = str(todo["id"])
             claim.record(claim.megaplan_id)
         return claim.megaplan_id

@@ -21,7 +21,8 @@ from sqlalchemy import or_, select
 from megaplan_plugin import cabinet
 from megaplan_plugin.calls.connection import client_for, side_engine
 from megaplan_plugin.calls.clients import display_name
-from megaplan_plugin.calls.rules import not_for_megaplan
+from megaplan_plugin.calls import callbacks
+from megaplan_plugin.calls.rules import active, not_for_megaplan
 from megaplan_plugin.delivery import intents, outbox, outcomes, queues, recording_copy
 from megaplan_plugin.delivery.sync_unit import CallSync, Planned, Written
 from megaplan_plugin.delivery.worker import with_app_context
@@ -48,6 +49,8 @@ def write_account(account_id: str) -> str:
         return "another writer of the account is running"  # it looks for due calls when done
     try:
         outcome, pause = _drain(account_id, lock)
+        if pause is None:
+            pause = _escalate(account_id)
     finally:
         with contextlib.suppress(LockError):
             lock.release()
@@ -127,6 +130,8 @@ def _write_batch(unit: CallSync, batch: list[Planned]) -> list[Planned]:
             raise _Pause(retry) from None
         return []
     for planned, call in written:
+        if callbacks.is_missed(planned.row):  # a miss with no todo wanted: the callback is local
+            unit.record_missed(planned.row)
         _sent(planned, Written(call, planned.contractor), unit.settings)
     unit.session.commit()
     _queue_copies([planned.row for planned, _ in written])
@@ -156,6 +161,34 @@ def _write_one(unit: CallSync, planned: Planned) -> None:
     _sent(planned, written, unit.settings)
     unit.session.commit()
     _queue_copies([row])
+
+
+def _escalate(account_id: str) -> int | None:
+    """Hand on the account's callbacks past their deadline (calls/callbacks.py), each committed
+    on its own; returns the seconds to pause when Megaplan is failing."""
+    session = cabinet.db().session
+    now = utcnow()
+    due = callbacks.overdue(session, account_id, now)
+    settings = session.get(Settings, account_id)
+    if not due or not active(settings):
+        session.rollback()
+        return None
+    client = client_for(session.get(Credential, settings.credential_id))
+    for callback in due:
+        try:
+            callbacks.escalate(session, client, side_engine(), settings, callback, now)
+        except intents.Busy as busy:  # a request of an earlier try may still be in flight
+            session.rollback()
+            return max(1, int(((busy.until or now) - now).total_seconds()) + 1)
+        except MegaplanError as exc:
+            session.rollback()
+            log.warning("megaplan: escalation of callback %s failed: %s", callback.id, outcomes.describe(exc))
+            if exc.transient:
+                return outcomes.next_try(1, getattr(exc, "retry_after", None))
+            callback = session.get(type(callback), callback.id)  # refused for good: marked, not retried
+            callback.escalated_at = now
+        session.commit()
+    return None
 
 
 def _sent(planned: Planned, written: Written, settings: Settings) -> None:
@@ -205,10 +238,11 @@ def _next_turn(account_id: str, pause: int | None) -> None:
         session = cabinet.db().session
         first = session.execute(select(OutboxEntry.next_retry_at).where(*_due(account_id, None))
                                 .order_by(OutboxEntry.next_retry_at.asc().nulls_first()).limit(1)).first()
+        deadline = callbacks.next_deadline(session, account_id)
         session.rollback()
-        if first is None:
+        if first is None and deadline is None:
             return
-        when = aware(first[0]) or now
+        when = min(t for t in ((aware(first[0]) or now) if first else None, deadline) if t is not None)
     if when <= now:
         queues.wake_writer(account_id)
     elif when - now < SCHEDULE_AHEAD:

@@ -275,6 +275,19 @@ class MegaplanClient:
             "contentType": contractor["contentType"], "id": str(contractor["id"]),
             "attaches": attaches + [link("File", file_id)]})
 
+    def todo(self, todo_id, fields: list[str]) -> dict:
+        return self.get(f"/api/v3/todo/{todo_id}", {"fields": fields}) or {}
+
+    def add_todo_participant(self, todo_id, employee_id) -> None:
+        self.post(f"/api/v3/todo/{todo_id}/participants",
+                  {"contentType": "Participant", "subject": link("Employee", employee_id)})
+
+    def comment_todo(self, todo_id, content: str) -> dict:
+        return self.post(f"/api/v3/todo/{todo_id}/comments", {"contentType": "Comment", "content": content})
+
+    def todo_comments(self, todo_id) -> list[dict]:
+        return [c for c in self.iterate(f"/api/v3/todo/{todo_id}/comments") if c.get("contentType") == "Comment"]
+
     def finish_todo(self, todo_id, result_text: str) -> dict:
         """Finish a todo and leave ``result_text`` as its result comment, in one request."""
         return self.post(f"/api/v3/todo/{todo_id}/doAction", unconfirmed.todo_finish_action(result_text))

@@ -5,9 +5,10 @@ from flask import request
 from flask_wtf import FlaskForm
 from wtforms.i18n import get_translations as wtforms_translations
 from wtforms import BooleanField, PasswordField, SelectField, SelectMultipleField, StringField
-from wtforms.validators import DataRequired, Length, Optional, ValidationError
+from wtforms.validators import DataRequired, Length, Optional, Regexp, ValidationError
 from wtforms.widgets import CheckboxInput, ListWidget
 
+from megaplan_plugin.calls import deadlines
 from megaplan_plugin.web.inputs import Printable
 from megaplan_plugin.web import timezones
 
@@ -30,6 +31,8 @@ class RussianForm(FlaskForm):
 
 
 COMMUNICATION_TYPES = [("in", "входящие"), ("out", "исходящие"), ("missed", "пропущенные")]
+ESCALATE_TO = [("default", "ответственному по умолчанию"), ("supervisor", "руководителю")]
+_HH_MM = r"^([01]\d|2[0-3]):[0-5]\d$"
 RECORDING_DAYS = [(30, "30 дней"), (90, "90 дней"), (365, "365 дней"), (0, "пока их хранит АТС")]
 
 
@@ -102,6 +105,19 @@ class SettingsForm(RussianForm):
         "Хранить записи", choices=RECORDING_DAYS, default=90, coerce=_days,
         description="столько дней ссылки на записи в Мегаплан открываются; потом они недоступны")
 
+    # Missed calls (calls/callbacks.py)
+    callback_within = SelectField("Перезвонить в течение", choices=deadlines.WITHIN, default=deadlines.DEFAULT_WITHIN,
+                                  description="срок для перезвона по пропущенному звонку; считается в рабочее время")
+    work_days = MultiCheckboxField("Рабочие дни", choices=deadlines.WEEKDAYS, coerce=int,
+                                   default=deadlines.DEFAULT_DAYS,
+                                   description="без отмеченных дней срок считается круглосуточно")
+    work_start = StringField("Рабочее время с", default=deadlines.DEFAULT_START,
+                             validators=[Regexp(_HH_MM, message="Время в формате ЧЧ:ММ, например 09:00")])
+    work_end = StringField("до", default=deadlines.DEFAULT_END,
+                           validators=[Regexp(_HH_MM, message="Время в формате ЧЧ:ММ, например 18:00")])
+    escalate_to = SelectField("Если не перезвонили в срок, передать дело", choices=ESCALATE_TO, default="default")
+    supervisor_id = SelectField("Руководитель", default="")
+
     # An option that needs a choice: (the option, the field to fill, what to say beside it).
     REQUIRES = (
         ("filter_by_numbers", "virtual_numbers", "Выберите хотя бы один виртуальный номер"),
@@ -114,6 +130,12 @@ class SettingsForm(RussianForm):
 
     def validate(self, extra_validators=None) -> bool:
         ok = super().validate(extra_validators)
+        if not (self.work_start.errors or self.work_end.errors) and self.work_end.data <= self.work_start.data:
+            self.work_end.errors.append("Конец рабочего дня должен быть позже начала")
+            ok = False
+        if self.escalate_to.data == "supervisor" and not self.supervisor_id.data:
+            self.supervisor_id.errors.append("Выберите руководителя, которому передавать просроченные перезвоны")
+            ok = False
         for option, needed, message in self.REQUIRES:
             if getattr(self, option).data and not getattr(self, needed).data:
                 getattr(self, needed).errors.append(message)

@@ -21,7 +21,8 @@ from sqlalchemy import and_, func, or_, select
 
 from megaplan_plugin import cabinet, phones
 from megaplan_plugin.delivery import queues
-from megaplan_plugin.models import OutboxEntry, Settings, aware
+from megaplan_plugin.calls import callback_figures
+from megaplan_plugin.models import Callback, OutboxEntry, Settings, aware, utcnow
 from megaplan_plugin.web import inputs as web_input
 from megaplan_plugin.web import timezones
 from megaplan_plugin.web import REDIS_DOWN, not_kept, queue_answers
@@ -102,8 +103,9 @@ def _where(account_id: str, filters: Filters, tz: str, *, with_state: bool = Tru
 
 
 def _rows(where: list):
-    """Rows with the name of the client the call was written with."""
-    return select(OutboxEntry, OutboxEntry.client_name).where(*where).order_by(
+    """Rows with the name of the client the call was written with and a missed call's callback."""
+    return select(OutboxEntry, OutboxEntry.client_name, Callback).outerjoin(
+        Callback, Callback.id == OutboxEntry.callback_id).where(*where).order_by(
         OutboxEntry.started_at.desc(), OutboxEntry.id.desc())
 
 
@@ -132,11 +134,12 @@ def journal():
     cursor = request.args.get("after", "")
     found = db.session.execute(_rows(where + _after(cursor)).limit(PAGE_SIZE + 1)).all()
     rows, more = found[:PAGE_SIZE], len(found) > PAGE_SIZE
+    now = utcnow()
     hidden = None  # "the filter hides everything": how many calls there are without it
     if not rows and filters.any and not cursor:
         hidden = _count(_where(g.account_id, Filters(), tz))
     return render_template(
-        "megaplan/journal.html", rows=[_view(row, name, tz) for row, name in rows], filters=filters,
+        "megaplan/journal.html", rows=[_view(row, name, tz, callback, now) for row, name, callback in rows], filters=filters,
         counts=counts, total=sum(counts.values()), count_cap=COUNT_CAP, hidden=hidden, states=OutboxEntry.STATE_TITLES,
         directions=DIRECTIONS, time_zone=timezones.LABELS.get(tz, tz), first_page=not cursor,
         next_url=url_for(".journal", **filters.args(), after=_cursor(rows[-1][0])) if more else None,
@@ -155,9 +158,12 @@ def _counts(where: list) -> dict[str, int]:
     return {state: _count(where + [OutboxEntry.state == state]) for state in OutboxEntry.STATE_TITLES}
 
 
-def _view(row: OutboxEntry, client_name: str | None, tz: str) -> dict:
+def _view(row: OutboxEntry, client_name: str | None, tz: str, callback: Callback | None, now) -> dict:
     error, details = _split_error(row.last_error)
     return {
+        "callback": callback_figures.open_state(callback, now),
+        "callback_due": timezones.local(callback.due_at, tz, "%d.%m.%Y %H:%M")
+        if callback is not None and callback.outcome is None and callback.due_at is not None else "",
         "row": row, "started": timezones.local(row.started_at, tz),
         "next_retry": timezones.local(row.next_retry_at, tz) if row.state == OutboxEntry.PENDING else "",
         "direction": "входящий" if row.direction == "in" else "исходящий",
@@ -188,16 +194,18 @@ def export():
         out = csv.writer(buffer, delimiter=";")
         out.writerow(["Начало", "Направление", "Виртуальный номер", "Телефон", "Клиент", "Сотрудник",
                       "Итог", "Состояние", "Причина", "Ошибка", "Ответ Мегаплан", "Попыток",
-                      "Следующая попытка", "Звонок в Мегаплан", "ID звонка АТС"])
+                      "Следующая попытка", "Звонок в Мегаплан", "ID звонка АТС", "Перезвон"])
         yield "\ufeff" + buffer.getvalue()
-        for row, name in session.execute(query):
+        now = utcnow()
+        for row, name, callback in session.execute(query):
             buffer.seek(0)
             buffer.truncate()
-            view = _view(row, name, tz)
+            view = _view(row, name, tz, callback, now)
             out.writerow([view["started"], view["direction"], row.virtual_number or "", view["phone"],
                           _cell(view["client"]), _cell(view["employee"]), view["status"], view["state"],
                           _cell(row.reason or ""), _cell(view["error"]), _cell(view["error_details"]),
-                          row.attempts, view["next_retry"], row.megaplan_call_id or "", _cell(row.call_id)])
+                          row.attempts, view["next_retry"], row.megaplan_call_id or "", _cell(row.call_id),
+                          view["callback"] or ""])
             yield buffer.getvalue()
 
     name = f"megaplan-journal-{timezones.today(tz).isoformat()}.csv"

@@ -77,6 +77,8 @@ def settings():
         settings.default_responsible_id = form.default_responsible_id.data or None
         settings.unknown_employee_user_id = form.unknown_employee_user_id.data or None
         settings.recording_days = form.recording_days.data or None
+        settings.work_days = sorted(form.work_days.data)
+        settings.supervisor_id = form.supervisor_id.data or None
         pending = employee_table.save_links(g.account_id, cabinet.host().pbx.users(g.account_id), employees, {
             key[len("link-"):]: value for key, value in request.form.items() if key.startswith("link-")})
         cabinet.host().db.session.commit()
@@ -240,6 +242,7 @@ def _fill_choices(form: SettingsForm, credentials, employees) -> None:
     people = [NOBODY] + [(e.megaplan_id, e.name) for e in employees]
     form.default_responsible_id.choices = people
     form.unknown_employee_user_id.choices = people
+    form.supervisor_id.choices = people
     form.virtual_numbers.choices = [(n, n) for n in cabinet.host().pbx.virtual_numbers(g.account_id)]
 
 

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 
 from megaplan_plugin import cabinet
-from megaplan_plugin.calls import rules
+from megaplan_plugin.calls import callback_figures, rules
 from megaplan_plugin.models import Credential, MegaplanEmployee, OutboxEntry, Settings, aware, utcnow
 from megaplan_plugin.web import timezones
 from megaplan_plugin.web import queue_answers
@@ -39,6 +39,8 @@ def account_status(account_id: str) -> dict:
     employees = db.session.execute(select(func.count()).select_from(MegaplanEmployee).where(
         MegaplanEmployee.credential_id == credential.id)).scalar() if credential else 0
     waiting_for = utcnow() - aware(oldest_waiting) if oldest_waiting else None
+    missed_today = callback_figures.figures(db.session, account_id, None, *callback_figures.bounds(1, time_zone),
+                                            utcnow(), with_employees=False)
     return {
         "active": rules.active(settings) and credential is not None,
         "megaplan": credential.base_url if credential else None,
@@ -49,6 +51,8 @@ def account_status(account_id: str) -> dict:
         "last_error": last_error.last_error if last_error else None,
         "last_error_at": _iso(last_error.updated_at if last_error else None),
         "today": {state: today.get(state, 0) for state in OutboxEntry.STATE_TITLES},
+        "missed_today": {"missed": missed_today.missed, "in_time": missed_today.in_time, "late": missed_today.late,
+                         "client": missed_today.client, "open": missed_today.open, "overdue": missed_today.overdue},
         "time_zone": time_zone,
         "oldest_waiting_seconds": int(waiting_for.total_seconds()) if waiting_for else None,
         "reconciled_at": _iso(settings.reconciled_at if settings else None),

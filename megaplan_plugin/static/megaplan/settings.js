@@ -7,6 +7,16 @@ document.querySelectorAll("[data-reveal-when]").forEach(function (block) {
   sync();
 });
 
+// A block shown for one value of a select: data-reveal-value="<select id>=<value>".
+document.querySelectorAll("[data-reveal-value]").forEach(function (block) {
+  var parts = block.getAttribute("data-reveal-value").split("=");
+  var select = document.getElementById(parts[0]);
+  if (!select) return;
+  function sync() { block.hidden = select.value !== parts[1]; }
+  select.addEventListener("change", sync);
+  sync();
+});
+
 // Copy buttons: the text of the element named by data-copy goes to the clipboard.
 document.querySelectorAll("[data-copy]").forEach(function (button) {
   button.addEventListener("click", function () {

@@ -1,0 +1,89 @@
+"""«Пропущенные звонки»: the report of who was called back, for today, 7 and 30 days.
+
+The figures come from ``calls/callback_figures.py`` (the plugin's own tables, one indexed
+query per figure); the page shows the three periods side by side and the employees of the one
+chosen; «Скачать CSV» gives the same as the journal's export does (``;``, UTF-8 with a BOM).
+"""
+from __future__ import annotations
+
+import csv
+import io
+
+from flask import Blueprint, Response, g, render_template, request
+
+from megaplan_plugin import cabinet
+from megaplan_plugin.calls import callback_figures
+from megaplan_plugin.models import Settings, utcnow
+from megaplan_plugin.web import not_kept, timezones
+
+bp = Blueprint("megaplan_callbacks", __name__, url_prefix="/plugins/megaplan/callbacks")
+bp.after_request(not_kept)
+ROWS = [("missed", "Пропущенных звонков"), ("callbacks", "Номеров, которым нужно перезвонить"),
+        ("in_time", "Перезвонили в срок"), ("late", "Перезвонили с опозданием"),
+        ("client", "Клиент дозвонился сам"), ("open", "Ещё не перезвонили"), ("overdue", "из них просрочено"),
+        ("median", "Медиана времени до перезвона")]
+
+
+@bp.before_request
+def require_account():
+    from megaplan_plugin.web.settings import require_account as settings_guard
+    return settings_guard()
+
+
+def _periods(with_employees_of: str | None = None) -> tuple[Settings, list]:
+    session = cabinet.db().session
+    settings = session.get(Settings, g.account_id)
+    tz = settings.time_zone if settings else timezones.DEFAULT
+    credential_id = settings.credential_id if settings else None
+    now = utcnow()
+    found = []
+    for key, title, days in callback_figures.PERIODS:
+        since, until = callback_figures.bounds(days, tz)
+        found.append((key, title, callback_figures.figures(session, g.account_id, credential_id, since, until, now,
+                                                            with_employees=key == with_employees_of)))
+    return settings, found
+
+
+def _chosen() -> str:
+    asked = request.args.get("period", "")
+    return asked if asked in {key for key, _, _ in callback_figures.PERIODS} else "7"
+
+
+def _value(figures, key: str) -> str:
+    if key == "median":
+        return callback_figures.duration_words(figures.median_seconds)
+    return str(getattr(figures, key))
+
+
+@bp.get("/")
+def report():
+    chosen = _chosen()
+    settings, periods = _periods(with_employees_of=chosen)
+    employees = next(f for key, _, f in periods if key == chosen).employees
+    return render_template("megaplan/callbacks.html", periods=periods, rows=ROWS, value=_value, chosen=chosen,
+                           employees=employees, settings=settings,
+                           time_zone=timezones.LABELS.get(settings.time_zone if settings else None, ""))
+
+
+@bp.get("/report.csv")
+def export():
+    chosen = _chosen()
+    settings, periods = _periods(with_employees_of=chosen)
+    buffer = io.StringIO()
+    out = csv.writer(buffer, delimiter=";")
+    out.writerow(["Показатель"] + [title for _, title, _ in periods])
+    for key, title in ROWS:
+        out.writerow([title] + [_value(f, key) for _, _, f in periods])
+    out.writerow([])
+    title = next(t for key, t, _ in periods if key == chosen)
+    out.writerow([f"Сотрудник ({title})", "Звонили ему", "Перезвонил", "из них в срок"])
+    for person in next(f for key, _, f in periods if key == chosen).employees:
+        out.writerow([_cell(person.name), person.rung, person.called_back, person.in_time])
+    name = f"megaplan-missed-calls-{timezones.today(settings.time_zone if settings else None).isoformat()}.csv"
+    return Response("\ufeff" + buffer.getvalue(), mimetype="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+def _cell(value: str) -> str:
+    # Names come from Megaplan: they must not run as a spreadsheet formula.
+    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value

@@ -24,7 +24,11 @@ process; --accounts accounts configured like demo (popup.py's add_accounts). Mea
     writer per account with waiting calls (a loose index scan, per account, not per row);
     timed with no writer queued (every account's writer is queued by it) and again right
     after (every writer already waiting); goal < 2 s, one writer queued per account;
-(f) the journal page of an account with --rows calls, next to one with 100; goal: within 2x.
+(f) the journal page of an account with --rows calls, next to one with 100; goal: within 2x;
+(g) the missed-calls report page (issue 26) of an account with --missed missed calls (each its
+    own callback, outcomes mixed, one employee rung each), next to one with 100; placed within
+    the report's 30 days (the worst case: every figure reads them all) and spread over 1,000
+    days; goal: p50 within 2x. `--only report` measures (g) alone (no workers, a minute).
 """
 from __future__ import annotations
 
@@ -270,6 +274,91 @@ def journal_page(stack: Stack, session, account_query: str = "", samples: int = 
     return percentiles(times)
 
 
+def report_page(stack: Stack, session, samples: int = 20) -> dict:
+    times = []
+    for _ in range(samples):
+        t0 = time.perf_counter()
+        response = session.get(stack.web_url + "/plugins/megaplan/callbacks/")
+        times.append((time.perf_counter() - t0) * 1000)
+        assert response.status_code == 200, response.status_code
+    return percentiles(times)
+
+
+def add_missed(stack: Stack, account: str, n: int, prefix: str, days: int) -> None:
+    """``n`` missed calls of ``account`` over the last ``days`` days, each its own callback:
+    in time, late, the client again, open and overdue in turn, one employee rung each."""
+    import sqlalchemy as sa
+    now = datetime.now(timezone.utc)
+    params = {"n": n, "account": account, "prefix": prefix, "now": now, "span": days * 86400}
+    with stack.engine().begin() as conn:
+        conn.execute(sa.text(
+            "INSERT INTO megaplan_callback (account_id, client_phone, opened_at, last_missed_at, misses, due_at, "
+            "outcome, closed_at, closed_by_id, closed_by_name, wait_seconds, escalated_at, created_at) "
+            "SELECT :account, :prefix || i, t, t, 1, t + interval '30 minutes', "
+            "(ARRAY['in_time', 'late', 'client', NULL, NULL])[i % 5 + 1], "
+            "CASE WHEN i % 5 < 3 THEN t + (i % 5 * 20 + 10) * interval '1 minute' END, "
+            "CASE WHEN i % 5 < 2 THEN '1000002' END, CASE WHEN i % 5 < 2 THEN 'Иван Иванов' END, "
+            "CASE WHEN i % 5 < 3 THEN (i % 5 * 20 + 10) * 60 END, CASE WHEN i % 5 = 4 THEN t END, :now "
+            "FROM (SELECT i, :now - (i::bigint * :span / :n) * interval '1 second' AS t "
+            "      FROM generate_series(1, :n) AS i) AS g"), params)
+        conn.execute(sa.text(
+            "INSERT INTO megaplan_outbox (kind, source, account_id, call_id, direction, client_phone, status, "
+            "started_at, record, state, attempts, created_at, updated_at, callback_id) "
+            "SELECT 'call', 'push', account_id, client_phone, 'in', client_phone, 'missed', opened_at, '{}', "
+            "'sent', 1, opened_at, opened_at, id FROM megaplan_callback "
+            "WHERE account_id = :account AND client_phone LIKE :prefix || '%'"), params)
+        conn.execute(sa.text(
+            "INSERT INTO megaplan_callback_rung (account_id, callback_id, call_id, employee_id, missed_at) "
+            "SELECT account_id, id, client_phone, '1000003', opened_at FROM megaplan_callback "
+            "WHERE account_id = :account AND client_phone LIKE :prefix || '%'"), params)
+    with stack.engine().connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        for table in ("megaplan_outbox", "megaplan_callback", "megaplan_callback_rung"):
+            conn.execute(sa.text(f"VACUUM ANALYZE {table}"))
+
+
+def measure_report(stack: Stack, missed: int) -> tuple[dict, dict]:
+    """(the page with 100 missed calls, {placement: the page with ``missed``})."""
+    import sqlalchemy as sa
+    add_missed(stack, "demo", 100, "7900", 30)
+    report_page(stack, stack.cabinet, 5)  # warm
+    small = report_page(stack, stack.cabinet)
+    results = {}
+    for name, days in (("within 30 days", 30), ("over 1,000 days", 1000)):
+        add_missed(stack, "demo", missed - 100, "7901", days)
+        results[name] = report_page(stack, stack.cabinet)
+        with stack.engine().begin() as conn:
+            for table, column in (("megaplan_callback_rung", "call_id"), ("megaplan_outbox", "call_id"),
+                                  ("megaplan_callback", "client_phone")):
+                conn.execute(sa.text(f"DELETE FROM {table} WHERE {column} LIKE '7901%'"))
+    return small, results
+
+
+def report_only(missed: int) -> None:
+    """(g) alone, on a stack of its own with no workers."""
+    started = time.monotonic()
+    print("bench/scale.py --only report: the missed-calls report page, production processes")
+    print(code_line())
+    stack = Stack("production")
+    try:
+        stack.start_sandbox()
+        stack.start_web()
+        stack.configure_demo()
+        print(machine("production"))
+        small, results = measure_report(stack, missed)
+    finally:
+        stack.close()
+    print_report(small, results, missed)
+    print(f"\ntotal run time {time.monotonic() - started:.0f} s")
+
+
+def print_report(small: dict, results: dict, missed: int) -> None:
+    for name, large in results.items():
+        ratio = large["p50"] / small["p50"]
+        print(f"(g) missed-calls report page, ms: 100 missed calls p50 {small['p50']:.1f} p99 {small['p99']:.1f}; "
+              f"{missed:,} {name} p50 {large['p50']:.1f} p99 {large['p99']:.1f}: {ratio:.2f}x "
+              f"— within 2x {verdict(ratio <= 2)}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--accounts", type=int, default=1000)
@@ -280,7 +369,12 @@ def main() -> None:
                         help="(e): the accounts of the first sweep's rows (demo and bench ones)")
     parser.add_argument("--rss-calls", type=int, default=5000)
     parser.add_argument("--hook-samples", type=int, default=3000)
+    parser.add_argument("--missed", type=int, default=100_000, help="(g): missed calls of one account")
+    parser.add_argument("--only", choices=["report"], help="measure (g) alone")
     args = parser.parse_args()
+    if args.only == "report":
+        report_only(args.missed)
+        return
     started = time.monotonic()
     print(f"bench/scale.py: {args.accounts} accounts on one cabinet, production processes, "
           "Megaplan = sandbox in its own process")
@@ -364,6 +458,7 @@ def main() -> None:
         conn.execute(sa.text("VACUUM ANALYZE megaplan_outbox"))
     large = journal_page(stack, stack.cabinet)
     large_failed = journal_page(stack, stack.cabinet, "?state=failed&date=2026-01-05")
+    report_small, report_large = measure_report(stack, args.missed)  # (g)
     stack.close()
 
     print()
@@ -403,6 +498,7 @@ def main() -> None:
           f"{args.rows + small_rows:,} rows p50 {large['p50']:.1f} p99 {large['p99']:.1f} "
           f"(filtered by state and day: p50 {large_failed['p50']:.1f}): {ratio:.2f}x "
           f"— within 2x {verdict(ratio <= 2)}")
+    print_report(report_small, report_large, args.missed)
     print(f"\ntotal run time {time.monotonic() - started:.0f} s")
 
 

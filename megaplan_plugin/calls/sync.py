@@ -189,6 +189,6 @@ def communication_fields(record: dict, owner: CallOwner, contractor: dict | None
         fields["relations"] = [link(contractor["contentType"], contractor["id"])]
     if category_id:
         fields["category"] = link("TodoCategory", category_id)
-    if description:  # a callback's deadline: Megaplan's `when` is not set on create (unconfirmed.py)
-        fields["description"] = description
+    if description:  # a callback's deadline, where unconfirmed.py says it goes
+        fields.update(unconfirmed.callback_deadline_fields(description))
     return fields

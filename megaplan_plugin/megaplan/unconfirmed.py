@@ -74,3 +74,11 @@ UPLOAD_PART = "files[]"
 # `attaches`, not a comment on the client: comments on clients answer 500 live (reference
 # pitfall 5).
 COPY_WITHOUT_TODO = "client_card"
+
+# A callback todo's deadline: Megaplan's schema gives a todo's time as `when`
+# (IntervalDates|IntervalTime, both opaque in the RAML), and public notes say setting `when` on
+# create fails with 422 in every shape tried. So the deadline goes into the todo's
+# `description`, and the plugin keeps it itself (megaplan_callback.due_at) for the escalation.
+# Should a live account take `when`, this is the one place to change.
+def callback_deadline_fields(text: str) -> dict:
+    return {"description": text}

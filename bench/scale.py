@@ -274,6 +274,26 @@ def journal_page(stack: Stack, session, account_query: str = "", samples: int = 
     return percentiles(times)
 
 
+def count_tallies(conn, params: dict) -> None:
+    """The hourly counts (calls/callback_tallies.py) of the bench's callbacks of ``prefix``, as
+    the writer keeps them for callbacks it writes."""
+    import sqlalchemy as sa
+    conn.execute(sa.text(
+        "INSERT INTO megaplan_callback_tally (account_id, hour, figure, detail, n) "
+        "SELECT account_id, hour, figure, detail, count(*) FROM ("
+        "  SELECT account_id, date_trunc('hour', opened_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS hour, "
+        "         unnest(ARRAY['callbacks', 'missed', coalesce(outcome, CASE WHEN escalated_at IS NOT NULL "
+        "                THEN 'escalated' END), CASE WHEN outcome IN ('in_time', 'late') THEN 'wait' END, "
+        "                'rung', CASE WHEN outcome IN ('in_time', 'late') THEN 'back' END, "
+        "                CASE WHEN outcome = 'in_time' THEN 'back_ok' END]) AS figure, "
+        "         unnest(ARRAY['', '', '', (wait_seconds / 60 * 60)::text, '1000003', closed_by_id, "
+        "                closed_by_id]) AS detail "
+        "  FROM megaplan_callback WHERE account_id = :account AND client_phone LIKE :prefix || '%') AS f "
+        "WHERE figure IS NOT NULL GROUP BY account_id, hour, figure, detail "
+        "ON CONFLICT (account_id, hour, figure, detail) DO UPDATE SET n = megaplan_callback_tally.n + excluded.n"),
+        params)
+
+
 def report_page(stack: Stack, session, samples: int = 20) -> dict:
     times = []
     for _ in range(samples):
@@ -286,7 +306,8 @@ def report_page(stack: Stack, session, samples: int = 20) -> dict:
 
 def add_missed(stack: Stack, account: str, n: int, prefix: str, days: int) -> None:
     """``n`` missed calls of ``account`` over the last ``days`` days, each its own callback:
-    in time, late, the client again, open and overdue in turn, one employee rung each."""
+    in time, late, the client again, and two open ones (handed on a minute after their deadline,
+    as the writer does) in turn, one employee rung each."""
     import sqlalchemy as sa
     now = datetime.now(timezone.utc)
     params = {"n": n, "account": account, "prefix": prefix, "now": now, "span": days * 86400}
@@ -298,7 +319,7 @@ def add_missed(stack: Stack, account: str, n: int, prefix: str, days: int) -> No
             "(ARRAY['in_time', 'late', 'client', NULL, NULL])[i % 5 + 1], "
             "CASE WHEN i % 5 < 3 THEN t + (i % 5 * 20 + 10) * interval '1 minute' END, "
             "CASE WHEN i % 5 < 2 THEN '1000002' END, CASE WHEN i % 5 < 2 THEN 'Иван Иванов' END, "
-            "CASE WHEN i % 5 < 3 THEN (i % 5 * 20 + 10) * 60 END, CASE WHEN i % 5 = 4 THEN t END, :now "
+            "CASE WHEN i % 5 < 3 THEN (i % 5 * 20 + 10) * 60 END, CASE WHEN i % 5 >= 3 THEN t + interval '31 minutes' END, :now "
             "FROM (SELECT i, :now - (i::bigint * :span / :n) * interval '1 second' AS t "
             "      FROM generate_series(1, :n) AS i) AS g"), params)
         conn.execute(sa.text(
@@ -311,8 +332,9 @@ def add_missed(stack: Stack, account: str, n: int, prefix: str, days: int) -> No
             "INSERT INTO megaplan_callback_rung (account_id, callback_id, call_id, employee_id, missed_at) "
             "SELECT account_id, id, client_phone, '1000003', opened_at FROM megaplan_callback "
             "WHERE account_id = :account AND client_phone LIKE :prefix || '%'"), params)
+        count_tallies(conn, params)
     with stack.engine().connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        for table in ("megaplan_outbox", "megaplan_callback", "megaplan_callback_rung"):
+        for table in ("megaplan_outbox", "megaplan_callback", "megaplan_callback_rung", "megaplan_callback_tally"):
             conn.execute(sa.text(f"VACUUM ANALYZE {table}"))
 
 
@@ -330,6 +352,8 @@ def measure_report(stack: Stack, missed: int) -> tuple[dict, dict]:
             for table, column in (("megaplan_callback_rung", "call_id"), ("megaplan_outbox", "call_id"),
                                   ("megaplan_callback", "client_phone")):
                 conn.execute(sa.text(f"DELETE FROM {table} WHERE {column} LIKE '7901%'"))
+            conn.execute(sa.text("DELETE FROM megaplan_callback_tally"))  # counted again from what is left
+            count_tallies(conn, {"account": "demo", "prefix": "7900"})
     return small, results
 
 

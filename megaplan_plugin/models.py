@@ -271,8 +271,10 @@ class Callback(Base):
               sqlite_where=text("outcome IS NULL"), postgresql_where=text("outcome IS NULL")),
         # the report: an account's callbacks by the time of their first miss
         Index("ix_megaplan_callback_report", "account_id", "opened_at"),
-        # the sweep: open callbacks past their deadline, not handed on yet
-        Index("ix_megaplan_callback_due", "outcome", "escalated_at", "due_at"),
+        # the sweep and the report: open callbacks not handed on yet (a handful), by deadline
+        Index("ix_megaplan_callback_due", "due_at", "account_id",
+              sqlite_where=text("outcome IS NULL AND escalated_at IS NULL"),
+              postgresql_where=text("outcome IS NULL AND escalated_at IS NULL")),
     )
 
     IN_TIME, LATE, CLIENT = "in_time", "late", "client"  # outcome; None while open
@@ -313,3 +315,16 @@ class CallbackRung(Base):
     call_id: Mapped[str] = mapped_column(String(128))
     employee_id: Mapped[str] = mapped_column(String(32))
     missed_at: Mapped[datetime]
+
+
+class CallbackTally(Base):
+    """The missed-calls report's counts by hour (``calls/callback_tallies.py``): ``figure`` at
+    the UTC ``hour`` of a callback's first miss, ``detail`` the employee or the wait bucket."""
+
+    __tablename__ = "megaplan_callback_tally"
+
+    account_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    hour: Mapped[datetime] = mapped_column(primary_key=True)
+    figure: Mapped[str] = mapped_column(String(16), primary_key=True)
+    detail: Mapped[str] = mapped_column(String(32), primary_key=True, default="")
+    n: Mapped[int] = mapped_column(Integer, default=0)

@@ -156,5 +156,9 @@ def test_open_callback_todos_of_earlier_versions_become_one_callback_per_number(
             assert made[0].todo_id in ("5000001", "5000002")
             linked = dict(conn.execute(sa.text("SELECT call_id, callback_id FROM megaplan_outbox")).all())
             assert linked == {"C-0": made[0].id, "C-1": made[0].id, "C-2": None, "C-3": None, "C-4": made[1].id}
+            # and 0010 counted them for the report
+            tallies = dict(conn.execute(sa.text("SELECT figure, sum(n) FROM megaplan_callback_tally "
+                                                "GROUP BY figure")).all())
+            assert {k: int(v) for k, v in tallies.items()} == {"callbacks": 2, "missed": 3}
             assert _diff(engine) == []
         engine.dispose()

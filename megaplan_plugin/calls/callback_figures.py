@@ -1,24 +1,24 @@
 """The missed-calls report: who was called back in time, late, not at all, for a period.
 
-Read from the plugin's own tables, never from Megaplan: each figure is one query on an index
-(``ix_megaplan_outbox_journal``, ``ix_megaplan_callback_report``,
-``ix_megaplan_callback_rung_report``). Callbacks belong to the period of their first missed
-call; missed calls to the period they were missed in. Periods are the account's days.
+Read from the plugin's own tables, never from Megaplan: the hourly counts kept as callbacks
+change (``callback_tallies.py``: one query for every figure of every period), and the
+callbacks past their deadline that the writer has not handed on yet (``ix_megaplan_callback_due``).
+Callbacks belong to the period of their first missed call; missed calls to the period they
+were missed in. Periods are the account's days.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import case, func, select
+from sqlalchemy import select
 
-from megaplan_plugin.models import Callback, CallbackRung, MegaplanEmployee, OutboxEntry, aware
+from megaplan_plugin.calls import callback_tallies as tallies
+from megaplan_plugin.models import Callback, MegaplanEmployee, aware
 from megaplan_plugin.web import timezones
 
 # (key, title, days back including today)
 PERIODS = [("today", "Сегодня", 1), ("7", "7 дней", 7), ("30", "30 дней", 30)]
-CALLED_BACK = (Callback.IN_TIME, Callback.LATE)
-_OUTCOME_FIELDS = {Callback.IN_TIME: "in_time", Callback.LATE: "late", Callback.CLIENT: "client"}
 
 
 @dataclass
@@ -55,58 +55,58 @@ def bounds(days: int, tz: str | None) -> tuple[datetime, datetime]:
 
 def figures(session, account_id: str, credential_id: int | None, since: datetime, until: datetime,
             now: datetime, with_employees: bool = True) -> Figures:
-    found = Figures(since, until)
-    in_period = (Callback.account_id == account_id, Callback.opened_at >= since, Callback.opened_at < until)
-    found.missed = session.execute(select(func.count()).where(
-        OutboxEntry.account_id == account_id, OutboxEntry.kind == OutboxEntry.CALL,
-        OutboxEntry.started_at >= since, OutboxEntry.started_at < until,
-        OutboxEntry.callback_id.is_not(None))).scalar()
-    late_now = case((Callback.escalated_at.is_not(None), 1), (Callback.due_at <= now, 1), else_=0)
-    for outcome, overdue, count in session.execute(select(Callback.outcome, late_now, func.count()).where(
-            *in_period).group_by(Callback.outcome, late_now)):
-        found.callbacks += count
-        if outcome is None:
-            found.open += count
-            found.overdue += count if overdue else 0
-        else:
-            field_name = _OUTCOME_FIELDS[outcome]
-            setattr(found, field_name, getattr(found, field_name) + count)
-    called_back = found.in_time + found.late
-    if called_back:
-        found.median_seconds = session.execute(select(Callback.wait_seconds).where(
-            *in_period, Callback.outcome.in_(CALLED_BACK)).order_by(Callback.wait_seconds)
-            .offset((called_back - 1) // 2).limit(1)).scalar()
-    if with_employees:
-        found.employees = _employees(session, account_id, credential_id, since, until, in_period)
+    """The figures of one period."""
+    return figures_of(session, account_id, credential_id, [since], until, now,
+                      employees_of=since if with_employees else None)[0]
+
+
+def figures_of(session, account_id: str, credential_id: int | None, starts: list[datetime], until: datetime,
+               now: datetime, employees_of: datetime | None = None) -> list[Figures]:
+    """The figures of periods that end together (today, 7 and 30 days): two queries in all,
+    whatever the number of periods; employees for the period starting at ``employees_of``."""
+    counts = tallies.read(session, account_id, starts, until)
+    overdue = _past_deadline(session, account_id, starts, until, now)
+    found = []
+    for since in starts:
+        mine = counts[since]
+
+        def total(figure: str) -> int:
+            return mine.get(figure, {}).get("", 0)
+        figures = Figures(since, until, missed=total(tallies.MISSED), callbacks=total(tallies.CALLBACKS),
+                          in_time=total(tallies.IN_TIME), late=total(tallies.LATE), client=total(tallies.CLIENT))
+        figures.open = figures.callbacks - figures.in_time - figures.late - figures.client
+        # overdue: handed on, and those past their deadline the writer has not come to yet
+        figures.overdue = total(tallies.ESCALATED_OPEN) + overdue[since]
+        figures.median_seconds = tallies.median_wait(mine.get(tallies.WAIT, {}))
+        if since == employees_of:
+            figures.employees = _employees(session, credential_id, mine)
+        found.append(figures)
     return found
 
 
-def _employees(session, account_id, credential_id, since, until, in_period) -> list[EmployeeFigures]:
+def _past_deadline(session, account_id: str, starts: list[datetime], until: datetime, now: datetime) -> dict:
+    """Open callbacks past their deadline not handed on yet, per period (the partial index
+    ``ix_megaplan_callback_due`` holds only those not handed on: a handful)."""
+    times = session.execute(select(Callback.opened_at).where(
+        Callback.outcome.is_(None), Callback.escalated_at.is_(None), Callback.due_at <= now,
+        Callback.account_id == account_id, Callback.opened_at >= min(starts),
+        Callback.opened_at < until)).scalars().all()
+    return {since: sum(aware(t) >= since for t in times) for since in starts}
+
+
+def _employees(session, credential_id, counts: dict) -> list[EmployeeFigures]:
     people: dict[str, EmployeeFigures] = {}
-
-    def person(employee_id: str, name: str | None = None) -> EmployeeFigures:
-        if employee_id not in people:
-            people[employee_id] = EmployeeFigures(employee_id, name or "")
-        return people[employee_id]
-
-    for employee_id, count in session.execute(select(
-            CallbackRung.employee_id, func.count(func.distinct(CallbackRung.callback_id))).where(
-            CallbackRung.account_id == account_id, CallbackRung.missed_at >= since,
-            CallbackRung.missed_at < until).group_by(CallbackRung.employee_id)):
-        person(employee_id).rung = count
-    for employee_id, name, count, in_time in session.execute(select(
-            Callback.closed_by_id, func.max(Callback.closed_by_name), func.count(),
-            func.sum(case((Callback.outcome == Callback.IN_TIME, 1), else_=0))).where(
-            *in_period, Callback.outcome.in_(CALLED_BACK), Callback.closed_by_id.is_not(None))
-            .group_by(Callback.closed_by_id)):
-        found = person(employee_id, name)
-        found.called_back, found.in_time = count, int(in_time or 0)
+    for figure, attribute in ((tallies.RUNG, "rung"), (tallies.CALLED_BACK, "called_back"),
+                              (tallies.CALLED_BACK_IN_TIME, "in_time")):
+        for employee_id, n in counts.get(figure, {}).items():
+            person = people.setdefault(employee_id, EmployeeFigures(employee_id, ""))
+            setattr(person, attribute, n)
     if people and credential_id is not None:
         for employee_id, name in session.execute(select(MegaplanEmployee.megaplan_id, MegaplanEmployee.name).where(
                 MegaplanEmployee.credential_id == credential_id, MegaplanEmployee.megaplan_id.in_(sorted(people)))):
             people[employee_id].name = name
-    for found in people.values():
-        found.name = found.name or f"сотрудник {found.employee_id}"
+    for person in people.values():
+        person.name = person.name or f"сотрудник {person.employee_id}"
     return sorted(people.values(), key=lambda p: (-p.rung, -p.called_back, p.name))
 
 

@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 
 from megaplan_plugin import phones
+from megaplan_plugin.calls import callback_tallies as tallies
 from megaplan_plugin.calls import deadlines
 from megaplan_plugin.delivery import intents
 from megaplan_plugin.megaplan import MegaplanClient
@@ -73,14 +74,21 @@ def missed(session, settings: Settings, row: OutboxEntry, rung: list[str], todo_
                             last_missed_at=started, misses=1, due_at=due_for(settings, row))
         session.add(callback)
         session.flush()
-    elif row.callback_id != callback.id:
+        tallies.add(session, row.account_id, started, tallies.CALLBACKS)
+    else:
         callback.misses += 1
         callback.last_missed_at = max(aware(callback.last_missed_at), started)
+    tallies.add(session, row.account_id, started, tallies.MISSED)
     callback.todo_id = callback.todo_id or todo_id
     row.callback_id = callback.id
+    already = set(session.execute(select(CallbackRung.employee_id).where(
+        CallbackRung.callback_id == callback.id)).scalars())
     for employee_id in rung:
         session.add(CallbackRung(account_id=row.account_id, callback_id=callback.id, call_id=row.call_id,
                                  employee_id=employee_id, missed_at=started))
+        if employee_id not in already:  # a callback counts once for each employee it rang
+            tallies.add(session, row.account_id, callback.opened_at, tallies.RUNG, employee_id)
+            already.add(employee_id)
     return callback
 
 
@@ -150,7 +158,21 @@ def close_reached(session, client: MegaplanClient, engine, row: OutboxEntry, emp
     callback.wait_seconds = max(0, int((started - aware(callback.opened_at)).total_seconds()))
     for missed_row in missed_rows:
         missed_row.callback_closed_by = row.call_id
+    _count_closed(session, callback)
     return callback
+
+
+def _count_closed(session, callback: Callback) -> None:
+    account, opened = callback.account_id, callback.opened_at
+    tallies.add(session, account, opened, callback.outcome)
+    if callback.escalated_at is not None:
+        tallies.add(session, account, opened, tallies.ESCALATED_OPEN, delta=-1)
+    if callback.outcome in (Callback.IN_TIME, Callback.LATE):
+        tallies.add(session, account, opened, tallies.WAIT, str(tallies.wait_bucket(callback.wait_seconds)))
+        if callback.closed_by_id:
+            tallies.add(session, account, opened, tallies.CALLED_BACK, callback.closed_by_id)
+            if callback.outcome == Callback.IN_TIME:
+                tallies.add(session, account, opened, tallies.CALLED_BACK_IN_TIME, callback.closed_by_id)
 
 
 def closing_text(callback: Callback, outcome: str, started: datetime, name: str | None, tz: str | None) -> str:
@@ -216,4 +238,10 @@ def escalate(session, client: MegaplanClient, engine, settings: Settings, callba
                         f"Просрочено: клиенту {phones.display(callback.client_phone)} не перезвонили до {due} "
                         f"(пропущенных звонков: {callback.misses}). Дело передано для контроля ({marker})."))
                 claim.record(callback.todo_id)
+    mark_escalated(session, callback, now, target)
+
+
+def mark_escalated(session, callback: Callback, now: datetime, target: str | None) -> None:
+    """«просрочен»: handed on (or refused for good by Megaplan), not to be tried again."""
     callback.escalated_at, callback.escalated_to = now, target
+    tallies.add(session, callback.account_id, callback.opened_at, tallies.ESCALATED_OPEN)

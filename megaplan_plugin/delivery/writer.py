@@ -186,7 +186,7 @@ def _escalate(account_id: str) -> int | None:
             if exc.transient:
                 return outcomes.next_try(1, getattr(exc, "retry_after", None))
             callback = session.get(type(callback), callback.id)  # refused for good: marked, not retried
-            callback.escalated_at = now
+            callbacks.mark_escalated(session, callback, now, None)
         session.commit()
     return None
 

@@ -34,14 +34,12 @@ def _periods(with_employees_of: str | None = None) -> tuple[Settings, list]:
     session = cabinet.db().session
     settings = session.get(Settings, g.account_id)
     tz = settings.time_zone if settings else timezones.DEFAULT
-    credential_id = settings.credential_id if settings else None
-    now = utcnow()
-    found = []
-    for key, title, days in callback_figures.PERIODS:
-        since, until = callback_figures.bounds(days, tz)
-        found.append((key, title, callback_figures.figures(session, g.account_id, credential_id, since, until, now,
-                                                            with_employees=key == with_employees_of)))
-    return settings, found
+    starts = {key: callback_figures.bounds(days, tz)[0] for key, _, days in callback_figures.PERIODS}
+    _, until = callback_figures.bounds(1, tz)
+    found = callback_figures.figures_of(session, g.account_id, settings.credential_id if settings else None,
+                                        list(starts.values()), until, utcnow(),
+                                        employees_of=starts.get(with_employees_of))
+    return settings, [(key, title, figures) for (key, title, _), figures in zip(callback_figures.PERIODS, found)]
 
 
 def _chosen() -> str:

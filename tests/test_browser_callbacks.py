@@ -1,6 +1,7 @@
 """The missed-calls report in real headless Chromium (issue 26): a scripted day of 20 calls,
 then every figure read off the page as a manager sees it."""
 from datetime import datetime, time, timedelta, timezone
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from playwright.sync_api import expect
@@ -9,6 +10,7 @@ from host_stub.testing import needs_chromium
 
 pytestmark = needs_chromium
 MSK = ZoneInfo("Europe/Moscow")
+SHOTS = Path(__file__).resolve().parent.parent / "instance" / "screenshots"
 EVERY_DAY = [str(d) for d in range(7)]
 
 
@@ -75,6 +77,8 @@ def test_the_report_after_a_scripted_day_shows_every_figure(app, live_server, pb
               for row in page.locator("#callback-employees tbody tr").all()}
     assert people == {"Мария Петрова": ["4", "1", "1"], "Иван Иванов": ["3", "2", "1"]}
 
+    SHOTS.mkdir(parents=True, exist_ok=True)  # for a person to look at (not committed)
+    page.screenshot(path=str(SHOTS / "missed-calls-report.png"), full_page=True)
     with page.expect_download() as download:
         page.get_by_role("link", name="Скачать CSV").click()
     text = open(download.value.path(), encoding="utf-8-sig").read()

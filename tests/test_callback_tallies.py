@@ -104,8 +104,8 @@ def test_the_counts_agree_with_the_rows_after_days_of_faults(app, pbx, rq_worker
     today = datetime.now(MSK).date()
     days = [today - timedelta(days=d) for d in (0, 1, 2, 8)]  # today, the week, the month
     state = megaplan_sandbox.state
-    for round_ in range(4):
-        script(pbx, rng, days, 15)
+    for round_ in range(3):
+        script(pbx, rng, days, 12)
         state.fail_next(rng.randint(1, 3), 500, path_prefix="/api/v3/todo/")
         state.lose_answers_next(1, path_prefix="/api/v3/todo/", method="POST")
         rq_worker()

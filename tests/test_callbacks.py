@@ -252,3 +252,18 @@ def test_missed_calls_without_todos_are_still_counted_and_closed(app, client, pb
     rq_worker()
     (callback,) = callbacks_of(app)
     assert callback.outcome == Callback.LATE  # due 10:30
+
+
+def test_an_inactive_account_hands_nothing_on_and_its_writer_does_not_spin(app, pbx, rq_worker, megaplan_sandbox,
+                                                                           hours):
+    with app.app_context():  # a callback past its deadline, as deactivating leaves one
+        db.session.add(Callback(account_id="demo", client_phone=PHONE, opened_at=at(26, 10, 0), misses=1,
+                                last_missed_at=at(26, 10, 0), due_at=at(26, 10, 30)))
+        db.session.commit()
+    hours(**{**HOURS, "active": None})
+    pbx.new_call(phone="79160001111").history(status="Success", user="ivanov")  # wakes the writer
+    assert rq_worker() <= 3  # the writer ran and stopped: it does not queue itself for the deadline
+    assert callbacks_of(app)[0].escalated_at is None
+    hours(**HOURS)  # active again: the sweep wakes the writer, which hands it on
+    rq_worker()
+    assert callbacks_of(app)[0].escalated_at is not None

@@ -24,6 +24,7 @@ from sqlalchemy import select
 from megaplan_plugin import phones
 from megaplan_plugin.calls import callback_tallies as tallies
 from megaplan_plugin.calls import deadlines
+from megaplan_plugin.calls.rules import ACTIVE
 from megaplan_plugin.delivery import intents
 from megaplan_plugin.megaplan import MegaplanClient
 from megaplan_plugin.models import Callback, CallbackRung, Intent, OutboxEntry, Settings, aware
@@ -205,15 +206,19 @@ def overdue(session, account_id: str, now: datetime) -> list[Callback]:
 
 
 def accounts_overdue(session, now: datetime) -> list[str]:
-    """Accounts with a callback past its deadline and not handed on (``ix_megaplan_callback_due``)."""
-    return list(session.execute(select(Callback.account_id).distinct().where(
-        Callback.outcome.is_(None), Callback.escalated_at.is_(None), Callback.due_at <= now)).scalars())
+    """Active accounts with a callback past its deadline and not handed on
+    (``ix_megaplan_callback_due``); an inactive one hands nothing on until it is active again."""
+    return list(session.execute(select(Callback.account_id).distinct().join(
+        Settings, Settings.account_id == Callback.account_id).where(
+        Callback.outcome.is_(None), Callback.escalated_at.is_(None), Callback.due_at <= now, *ACTIVE)).scalars())
 
 
 def next_deadline(session, account_id: str) -> datetime | None:
-    return aware(session.execute(select(Callback.due_at).where(
+    """When the account's writer next has a callback to hand on (None: none, or inactive)."""
+    return aware(session.execute(select(Callback.due_at).join(
+        Settings, Settings.account_id == Callback.account_id).where(
         Callback.outcome.is_(None), Callback.escalated_at.is_(None), Callback.due_at.is_not(None),
-        Callback.account_id == account_id).order_by(Callback.due_at).limit(1)).scalar())
+        Callback.account_id == account_id, *ACTIVE).order_by(Callback.due_at).limit(1)).scalar())
 
 
 def escalation_target(settings: Settings) -> str | None:

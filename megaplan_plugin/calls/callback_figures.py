@@ -110,14 +110,6 @@ def _employees(session, credential_id, counts: dict) -> list[EmployeeFigures]:
     return sorted(people.values(), key=lambda p: (-p.rung, -p.called_back, p.name))
 
 
-def duration_words(seconds: int | None) -> str:
-    if seconds is None:
-        return "—"
-    minutes = seconds // 60
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} ч {minutes:02d} мин" if hours else f"{minutes} мин"
-
-
 def open_state(callback: Callback | None, now: datetime) -> str | None:
     """A missed call's callback as the journal says it."""
     if callback is None:

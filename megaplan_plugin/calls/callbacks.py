@@ -17,7 +17,7 @@ open callbacks makes a second open callback of a number impossible, whatever els
 """
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy import select
 
@@ -178,7 +178,7 @@ def _count_closed(session, callback: Callback) -> None:
 
 def closing_text(callback: Callback, outcome: str, started: datetime, name: str | None, tz: str | None) -> str:
     when = timezones.local(started, tz, "%d.%m.%Y %H:%M")
-    after = _duration(started - aware(callback.opened_at))
+    after = duration_words((started - aware(callback.opened_at)).total_seconds())
     attempts = f"пропущенных звонков: {callback.misses}"
     if outcome == Callback.CLIENT:
         who = f", ответил {name}" if name else ""
@@ -188,8 +188,9 @@ def closing_text(callback: Callback, outcome: str, started: datetime, name: str 
     return f"Перезвонили{who} {when}, через {after} после пропущенного звонка, {verdict} ({attempts})."
 
 
-def _duration(delta: timedelta) -> str:
-    minutes = max(0, int(delta.total_seconds() // 60))
+def duration_words(seconds: int) -> str:
+    """«16 ч 15 мин», «2 дн 3 ч», «0 мин»: a wait as the comments and the report say it."""
+    minutes = max(0, int(seconds // 60))
     days, rest = divmod(minutes, 1440)
     hours, minutes = divmod(rest, 60)
     parts = [f"{days} дн"] if days else []

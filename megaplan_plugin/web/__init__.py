@@ -26,3 +26,9 @@ def not_kept(response):
     or proxy's cache: a shared computer, the back button after logout."""
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+def csv_cell(value: str) -> str:
+    """A CSV cell for Excel: text from outside (names, Megaplan's messages) must not run as a
+    spreadsheet formula."""
+    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value

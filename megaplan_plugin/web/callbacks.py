@@ -12,9 +12,9 @@ import io
 from flask import Blueprint, Response, g, render_template, request
 
 from megaplan_plugin import cabinet
-from megaplan_plugin.calls import callback_figures
+from megaplan_plugin.calls import callback_figures, callbacks
 from megaplan_plugin.models import Settings, utcnow
-from megaplan_plugin.web import not_kept, timezones
+from megaplan_plugin.web import csv_cell, not_kept, timezones
 
 bp = Blueprint("megaplan_callbacks", __name__, url_prefix="/plugins/megaplan/callbacks")
 bp.after_request(not_kept)
@@ -49,7 +49,7 @@ def _chosen() -> str:
 
 def _value(figures, key: str) -> str:
     if key == "median":
-        return callback_figures.duration_words(figures.median_seconds)
+        return "—" if figures.median_seconds is None else callbacks.duration_words(figures.median_seconds)
     return str(getattr(figures, key))
 
 
@@ -76,12 +76,7 @@ def export():
     title = next(t for key, t, _ in periods if key == chosen)
     out.writerow([f"Сотрудник ({title})", "Звонили ему", "Перезвонил", "из них в срок"])
     for person in next(f for key, _, f in periods if key == chosen).employees:
-        out.writerow([_cell(person.name), person.rung, person.called_back, person.in_time])
+        out.writerow([csv_cell(person.name), person.rung, person.called_back, person.in_time])
     name = f"megaplan-missed-calls-{timezones.today(settings.time_zone if settings else None).isoformat()}.csv"
     return Response("\ufeff" + buffer.getvalue(), mimetype="text/csv; charset=utf-8",
                     headers={"Content-Disposition": f'attachment; filename="{name}"'})
-
-
-def _cell(value: str) -> str:
-    # Names come from Megaplan: they must not run as a spreadsheet formula.
-    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value

@@ -25,7 +25,7 @@ from megaplan_plugin.calls import callback_figures
 from megaplan_plugin.models import Callback, OutboxEntry, Settings, aware, utcnow
 from megaplan_plugin.web import inputs as web_input
 from megaplan_plugin.web import timezones
-from megaplan_plugin.web import REDIS_DOWN, not_kept, queue_answers
+from megaplan_plugin.web import REDIS_DOWN, csv_cell, not_kept, queue_answers
 from megaplan_plugin.web.forms import ActionForm
 
 bp = Blueprint("megaplan_journal", __name__, url_prefix="/plugins/megaplan/journal")
@@ -202,20 +202,15 @@ def export():
             buffer.truncate()
             view = _view(row, name, tz, callback, now)
             out.writerow([view["started"], view["direction"], row.virtual_number or "", view["phone"],
-                          _cell(view["client"]), _cell(view["employee"]), view["status"], view["state"],
-                          _cell(row.reason or ""), _cell(view["error"]), _cell(view["error_details"]),
-                          row.attempts, view["next_retry"], row.megaplan_call_id or "", _cell(row.call_id),
+                          csv_cell(view["client"]), csv_cell(view["employee"]), view["status"], view["state"],
+                          csv_cell(row.reason or ""), csv_cell(view["error"]), csv_cell(view["error_details"]),
+                          row.attempts, view["next_retry"], row.megaplan_call_id or "", csv_cell(row.call_id),
                           view["callback"] or ""])
             yield buffer.getvalue()
 
     name = f"megaplan-journal-{timezones.today(tz).isoformat()}.csv"
     return Response(stream_with_context(lines()), mimetype="text/csv; charset=utf-8",
                     headers={"Content-Disposition": f'attachment; filename="{name}"'})
-
-
-def _cell(value: str) -> str:
-    # Text from outside (names, Megaplan's messages) must not run as a spreadsheet formula.
-    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
 
 
 @bp.post("/<int:row_id>/retry")

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from flask import Flask
 
     from .host import Host
-    from .types import CallEvent, CallRecord, PluginInfo, Route
+    from .types import CallEvent, CallRating, CallRecord, PluginInfo, Route
 
 PROJECT_NAME = "cabinet"
 ENTRY_POINT_GROUP = "cabinet.plugins"
@@ -109,6 +109,22 @@ def call_ended(host: Host, record: CallRecord) -> None:
     :return: None.
     Time budget: as :func:`call_started` (p99 ≤ 2 ms); the record must be stored durably before
     the hook returns, since the PBX does not send it again.
+    """
+
+
+@hookspec
+def call_rated(host: Host, rating: CallRating) -> None:
+    """The customer rated a call after it ended (PBX ``cmd=rating``, a post-call survey;
+    revision 4).
+
+    It may come before or after the call's ``call_ended``, and more than once; a score that
+    the ``history`` carried comes in ``record.rating`` of ``call_ended`` instead. A plugin
+    written for an earlier revision has no implementation of this hook and keeps working.
+
+    :param host: the host services object.
+    :param rating: :class:`~host_stub.types.CallRating`; ``rating.call_id`` is the call's id.
+    :return: None.
+    Time budget: as :func:`call_started` (p99 ≤ 2 ms, store and enqueue only).
     """
 
 

@@ -15,7 +15,7 @@ from .models import Account, EnabledPlugin
 from .pbx import Pbx
 from .types import CallEvent, PluginInfo, Route
 
-CALL_HOOKS = ("call_started", "call_answered", "call_transferred", "call_ended", "route_request")
+CALL_HOOKS = ("call_started", "call_answered", "call_transferred", "call_ended", "call_rated", "route_request")
 # How long a per-account list of enabled plugins may be served from memory; toggling in this
 # process clears it at once, other processes see the change within this time.
 ENABLED_CACHE_SECONDS = 5.0

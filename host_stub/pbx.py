@@ -20,7 +20,7 @@ from flask import has_request_context, request
 from .pbx_recordings import Recording, RecordingStore
 from .pbx_store import PbxStore
 from .push import Push, parse_push
-from .types import CallEvent, CallRecord, PbxUser
+from .types import CallEvent, CallRating, CallRecord, PbxUser
 
 if TYPE_CHECKING:
     from .host import Host
@@ -251,7 +251,13 @@ class Pbx:
         return answer
 
     def _on_rating(self, account_id: str, push: Push, source: str) -> dict:
-        self.note(account_id, source=source, push=f"rating {push.rating}", call_id=push.call_id)
+        if self._lost(account_id, push, source):
+            return {}
+        rating = CallRating(account_id=account_id, call_id=push.call_id, score=push.rating,
+                            client_phone=push.phone, user=self._push_user(account_id, push), at=_now())
+        self.host.call_hook(account_id, "call_rated", rating=rating)
+        self.note(account_id, source=source, push=f"rating {push.rating}", call_id=push.call_id,
+                  user=push.user, hook="call_rated")
         return {}
 
     # -- simulator ------------------------------------------------------------------------------

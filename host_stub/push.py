@@ -107,6 +107,7 @@ def parse_push(fields: dict) -> Push:
         values["rating"] = _int(fields, "rating") if _text(fields, "rating") else None
     elif cmd == "rating":
         values["rating"] = _int(fields, "rating")
+        values["phone"] = _optional_phone(fields, "phone")
     return Push(**values)
 
 

@@ -284,6 +284,10 @@ class PbxCall:
         self._push(cmd="event", type="CANCELLED", user=user, direction=self.direction)
         return self
 
+    def rate(self, score):
+        """The customer's post-call score (``cmd=rating``)."""
+        return self._push(cmd="rating", rating=str(score))
+
     def history(self, status="Success", user="ivanov", duration=42, start=None, link=None, **extra):
         start = start or datetime.now(timezone.utc)
         fields = dict(cmd="history", type=self.direction, status=status, user=user,

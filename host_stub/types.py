@@ -87,6 +87,23 @@ class CallRecord:
 
 
 @dataclass(frozen=True)
+class CallRating:
+    """The customer's score of a finished call (PBX ``cmd=rating``; revision 4)."""
+
+    account_id: str
+    call_id: str
+    score: int
+    client_phone: str | None = None
+    user: PbxUser | None = None
+    at: datetime | None = None
+
+    def to_dict(self) -> dict:
+        data = dataclasses.asdict(self)
+        data["at"] = self.at.isoformat() if self.at else None
+        return data
+
+
+@dataclass(frozen=True)
 class Route:
     """Who should take an incoming call; ``contact_name`` is shown on the employee's phone."""
 

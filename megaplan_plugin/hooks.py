@@ -19,6 +19,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 
 from megaplan_plugin import DESCRIPTION, KEY, TITLE
 from megaplan_plugin.cabinet import PluginInfo, hookimpl
+from megaplan_plugin.calls import ratings
 from megaplan_plugin.delivery import queues
 from megaplan_plugin.delivery.outbox import (
     DatabaseDown,
@@ -27,6 +28,7 @@ from megaplan_plugin.delivery.outbox import (
     insert_refused,
     insert_row,
     row_values,
+    store_rating,
 )
 from megaplan_plugin.models import OutboxEntry
 from megaplan_plugin.calls.routing import route_for
@@ -111,6 +113,26 @@ def call_ended(host, record):
         queues.wake_writer(record.account_id)
     except RedisError:
         log.warning("megaplan: Redis unavailable, call %s waits in the outbox for the sweep", record.call_id)
+
+
+@hookimpl(optionalhook=True)  # a cabinet of an earlier revision has no such hook: no error there
+@never_raise
+def call_rated(host, rating):
+    """The customer's score of a call (contract revision 4): kept, and the writer woken to add
+    it to the call's communication when the call is written already (calls/ratings.py)."""
+    score = ratings.score_of(rating.score)
+    if score is None:
+        log.warning("megaplan: rating %r of call %s ignored: not a number", rating.score, rating.call_id[:64])
+        return
+    try:
+        new = store_rating(host.db.engine, rating.account_id, rating.call_id, score)
+    except DatabaseDown:
+        log.warning("megaplan: database unavailable, rating of call %s handed to Redis", rating.call_id)
+        queues.enqueue_store_rating(rating.account_id, rating.call_id, score)
+        return
+    if new:
+        with contextlib.suppress(RedisError):  # else the sweep wakes the writer
+            queues.wake_writer(rating.account_id)
 
 
 @hookimpl

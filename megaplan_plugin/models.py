@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from sqlalchemy import (JSON, Boolean, DateTime, ForeignKey, Index, Integer, MetaData, String, Text, UniqueConstraint,
-                        false, text)
+                        false, text, true)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -47,6 +47,8 @@ class OutboxEntry(Base):
         Index("ix_megaplan_outbox_work", "kind", "state", "account_id"),
         # the sweep: recording copies whose job Redis may have lost
         Index("ix_megaplan_outbox_copy", "copy_state", "copy_next_at"),
+        # «Номера с несколькими клиентами»: each candidate's last call
+        Index("ix_megaplan_outbox_contractor", "account_id", "contractor_id", "started_at"),
     )
 
     CALL, POPUP = "call", "popup"
@@ -74,6 +76,7 @@ class OutboxEntry(Base):
     megaplan_call_id: Mapped[str | None] = mapped_column(String(64))
     # The Megaplan client the call was written with, as the journal names it.
     client_name: Mapped[str | None] = mapped_column(String(300))
+    contractor_id: Mapped[str | None] = mapped_column(String(32))
     # A missed call's «Перезвонить» todo, and the PBX call that reached the number later.
     callback_todo_id: Mapped[str | None] = mapped_column(String(32))
     callback_closed_by: Mapped[str | None] = mapped_column(String(128))
@@ -163,6 +166,14 @@ class Settings(Base):
     work_end: Mapped[str] = mapped_column(String(5), default="18:00", server_default="18:00")
     escalate_to: Mapped[str] = mapped_column(String(16), default="default", server_default="default")
     supervisor_id: Mapped[str | None] = mapped_column(String(32))
+    # Who answers (calls/routing.py, calls/deals.py): the call's communication related to the
+    # client's open deal; the deal's manager rung before the client's responsible; when the
+    # person routing picked cannot take the call, "default" (the default responsible) or "pbx"
+    # (no opinion: the PBX's own order); and whether out of working hours counts as away.
+    link_open_deal: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    deal_manager_first: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    route_fallback: Mapped[str] = mapped_column(String(8), default="pbx", server_default="pbx")
+    route_respect_hours: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
@@ -178,6 +189,12 @@ class MegaplanEmployee(Base):
     name: Mapped[str] = mapped_column(String(200))
     position: Mapped[str | None] = mapped_column(String(200))
     internal_number: Mapped[str | None] = mapped_column(String(32))
+    # Whether the employee can take a call (calls/availability.py), as Megaplan says:
+    # ``isWorking``, ``fireDay`` and the ``nearestVacation``'s days (ISO dates).
+    working: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    fire_day: Mapped[str | None] = mapped_column(String(10))
+    vacation_first: Mapped[str | None] = mapped_column(String(10))
+    vacation_last: Mapped[str | None] = mapped_column(String(10))
 
 
 class ClientPhone(Base):
@@ -204,6 +221,55 @@ class ClientPhone(Base):
     responsible_id: Mapped[str | None] = mapped_column(String(32))
     megaplan_updated_at: Mapped[str | None] = mapped_column(String(40))  # Megaplan's timeUpdated
     seen_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class NumberChoice(Base):
+    """«Выбрать»: the client an account chose for a number several clients share
+    (``calls/clients.py``). Used by the popup, the history and routing instead of the rule;
+    ``name`` is kept so that the journal can say which choice no longer holds."""
+
+    __tablename__ = "megaplan_number_choice"
+
+    credential_id: Mapped[int] = mapped_column(ForeignKey("megaplan_credential.id", ondelete="CASCADE"),
+                                               primary_key=True)
+    national: Mapped[str] = mapped_column(String(20), primary_key=True)
+    contractor_id: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str | None] = mapped_column(String(300))
+    chosen_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class OpenDeal(Base):
+    """The local index of Megaplan's open deals, per credential (``calls/deals.py``): filled
+    with the clients, read when a call rings and when it is written, never asked at ring time."""
+
+    __tablename__ = "megaplan_deal"
+    __table_args__ = (Index("ix_megaplan_deal_contractor", "credential_id", "contractor_id"),)
+
+    credential_id: Mapped[int] = mapped_column(ForeignKey("megaplan_credential.id", ondelete="CASCADE"),
+                                               primary_key=True)
+    deal_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    contractor_id: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str | None] = mapped_column(String(300))
+    manager_id: Mapped[str | None] = mapped_column(String(32))          # an Employee, else None
+    megaplan_updated_at: Mapped[str | None] = mapped_column(String(40))  # Megaplan's timeUpdated
+
+
+class CallRating(Base):
+    """The customer's rating of a call (the PBX's ``rating``, calls/ratings.py): from the
+    ``history`` or a later ``cmd=rating``. ``noted_at``: written on the call's communication
+    (or found that there is none to write it on); the first rating of a call is the one kept."""
+
+    __tablename__ = "megaplan_call_rating"
+    __table_args__ = (
+        Index("ix_megaplan_call_rating_unnoted", "account_id",
+              sqlite_where=text("noted_at IS NULL"), postgresql_where=text("noted_at IS NULL")),
+    )
+
+    account_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    call_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    score: Mapped[int] = mapped_column(Integer)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    noted_at: Mapped[datetime | None]
 
 
 class EmployeeLink(Base):
@@ -246,6 +312,8 @@ class Intent(Base):
     # On a callback's todo (calls/callbacks.py): the comment of a further miss (key: the PBX
     # call), the finish that closes it and the hand-over at its deadline (key: the callback id).
     NOTE, FINISH, ESCALATE = "note", "finish", "escalate"
+    # The customer's rating added to a written call's communication (key: the PBX call).
+    RATING = "rating"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     account_id: Mapped[str] = mapped_column(String(64))

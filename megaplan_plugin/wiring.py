@@ -59,11 +59,13 @@ def init_app(app: Flask, host) -> None:
     from megaplan_plugin.web.journal import bp as journal_bp
     from megaplan_plugin.web.recordings import bp as recordings_bp
     from megaplan_plugin.web.callbacks import bp as callbacks_bp
+    from megaplan_plugin.web.numbers import bp as numbers_bp
     app.register_blueprint(bp)
     app.register_blueprint(api_bp)
     app.register_blueprint(journal_bp)
     app.register_blueprint(recordings_bp)
     app.register_blueprint(callbacks_bp)
+    app.register_blueprint(numbers_bp)
     # Machines call the API with their own secret; CSRF tokens are for browsers.
     if "csrf" in app.extensions:
         app.extensions["csrf"].exempt(api_bp)

@@ -8,7 +8,7 @@ from host_stub import hookspecs
 from host_stub.plugins import make_plugin_manager
 
 HOOKS = ["cabinet_plugin_info", "cabinet_init_app", "call_started", "call_answered",
-         "call_transferred", "call_ended", "route_request"]
+         "call_transferred", "call_ended", "call_rated", "route_request"]
 
 
 def _specs():

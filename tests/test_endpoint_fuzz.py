@@ -33,7 +33,8 @@ SETTINGS_FIELDS = ["credential_id", "active", "filter_by_numbers", "virtual_numb
                    "route_to_manager", "create_client_on_incoming", "create_contact_on_outgoing",
                    "create_communication", "communication_types", "save_unknown_employees",
                    "unknown_employee_user_id", "time_zone", "recording_days", "copy_recordings",
-                   "callback_within", "work_days", "work_start", "work_end", "escalate_to", "supervisor_id"]
+                   "callback_within", "work_days", "work_start", "work_end", "escalate_to", "supervisor_id",
+                   "deal_manager_first", "route_fallback", "route_respect_hours", "link_open_deal"]
 CREDENTIAL_FIELDS = ["title", "login", "password", "domain"]
 API_FIELDS = ["phone", "employee_id", "internal_number", "call_id", "megaplan_call_id"]
 # endpoint -> the fields its views read (a hostile key of any name is drawn as well)
@@ -53,6 +54,7 @@ FIELDS = {
     "megaplan_journal.retry": ["next"], "megaplan_journal.retry_failed": ["next"],
     "megaplan_recordings.recording": [], "megaplan.revoke_recording_links": [],
     "megaplan_callbacks.report": ["period"], "megaplan_callbacks.export": ["period"],
+    "megaplan_numbers.choose": ["contractor_id", "back"],
     "megaplan_api.call": API_FIELDS, "megaplan_api.hangup": API_FIELDS, "megaplan_api.unknown_address": API_FIELDS,
     "static": [],
 }

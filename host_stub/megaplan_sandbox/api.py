@@ -302,6 +302,44 @@ def contractor_card(kind, entity_id):
     return _one(entity)
 
 
+@bp.route("/deal", methods=["GET", "POST"])
+def deals():
+    state = _state()
+    if request.method == "GET":
+        return _list(list(state.deals.values()))  # `filter`, `status` and `q` are ignored here
+    body = _body("Deal")
+    return _one(_save_deal(state, state.create("Deal", body), body))
+
+
+@bp.route("/deal/<deal_id>", methods=["GET", "POST"])
+def deal_card(deal_id):
+    state = _state()
+    deal = state.find("Deal", deal_id)
+    if deal is None:
+        raise ApiError(404, "Entity not found")
+    if request.method == "POST":
+        body = _body("Deal")
+        with state.lock:
+            deal.update({k: v for k, v in body.items() if k != "id"})
+        _save_deal(state, deal, body)
+    return _one(deal)
+
+
+def _save_deal(state, deal: dict, body: dict) -> dict:
+    with state.lock:
+        deal.setdefault("result", "active")
+        deal["timeUpdated"] = {"contentType": "DateTime", "value": _now()}
+    return deal
+
+
+@bp.get("/contractor/<contractor_id>/deals")
+def contractor_deals(contractor_id):
+    state = _state()
+    if contractor_id not in state.contractors:
+        raise ApiError(404, "Entity not found")
+    return _list([d for d in state.deals.values() if (d.get("contractor") or {}).get("id") == contractor_id])
+
+
 def _widget(call: dict) -> None:
     employees = [u["id"] for u in (call.get("toUser"), call.get("fromUser"))
                  if isinstance(u, dict) and u.get("contentType") == "Employee"]

@@ -16,7 +16,8 @@ LIST_FIELDS = {"Employee": {"name", "position"},
                "CallInfo": {"providerId", "type", "state", "fromPhone", "toPhone", "fromUser",
                             "toUser", "timeFrom", "timeTo", "recordLinks"},
                "Todo": {"name", "responsible", "relations", "timeFinished"},
-               "CallUserConfig": {"employee", "internalNumber"}}
+               "CallUserConfig": {"employee", "internalNumber"},
+               "Deal": {"name", "number", "contractor", "manager", "state"}}
 REFERABLE = ("Employee", "ContractorHuman", "ContractorCompany")
 SORTABLE = ("timeCreated", "timeUpdated", "name")
 

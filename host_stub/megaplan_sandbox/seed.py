@@ -23,3 +23,11 @@ TODO_CATEGORIES = [
     ("2", "Встреча", "meeting"),
     ("3", "Дело", "todo"),
 ]
+
+PROGRAM_ID = "1"  # «Продажи»: the deal scheme every sandbox deal belongs to (Deal.program is required)
+
+DEALS = [
+    # index in CLIENTS, name, manager id: ООО Ромашка's open deal is Сидоров's, its client
+    # card Петрова's, so «Сначала ответственный по сделке» has something to show
+    (0, "Поставка оборудования", "1000004"),
+]

@@ -20,10 +20,11 @@ FIELDS = {
                  "type", "state", "recordLinks"},
     "Todo": {"name", "description", "responsible", "participants", "relations", "category", "attaches"},
     "CallUserConfig": {"employee", "internalNumber", "settings"},
+    "Deal": {"name", "description", "contractor", "contact", "manager", "program", "state", "result"},
 }
 COLLECTIONS = {"Employee": "employees", "ContractorHuman": "contractors",
                "ContractorCompany": "contractors", "CallInfo": "calls", "Todo": "todos",
-               "CallUserConfig": "call_user_configs", "File": "files"}
+               "CallUserConfig": "call_user_configs", "File": "files", "Deal": "deals"}
 
 
 class SandboxState:
@@ -40,6 +41,7 @@ class SandboxState:
             self.contractors: dict[str, dict] = {}
             self.calls: dict[str, dict] = {}
             self.todos: dict[str, dict] = {}
+            self.deals: dict[str, dict] = {}
             self.logins: dict[str, tuple[str, str]] = {}
             self.access_tokens: dict[str, tuple[str, float]] = {}
             self.refresh_tokens: dict[str, str] = {}
@@ -51,7 +53,8 @@ class SandboxState:
             self.schema_violations: list = []
             self.files: dict[str, dict] = {}  # uploads (POST /api/file): name, type, size, sha256
             self._ids = {"Employee": 1000100, "ContractorHuman": 2000000, "ContractorCompany": 3000000,
-                         "CallInfo": 4000000, "Todo": 5000000, "CallUserConfig": 6000000, "Comment": 7000000, "File": 8000000}
+                         "CallInfo": 4000000, "Todo": 5000000, "CallUserConfig": 6000000, "Comment": 7000000, "Vacation": 9500000, "File": 8000000,
+                         "Deal": 9000000}
             self._faults: list[dict] = []
             self.dead_tokens_next = 0  # access tokens issued already expired (expire_issued_next)
             self._lost_answer_faults: list[dict] = []
@@ -67,8 +70,10 @@ class SandboxState:
         for emp_id, first, last, position, number in seed.EMPLOYEES:
             self.add_employee(first, last, position=position, internal_number=number, employee_id=emp_id)
         self.add_login(username, password, employee_id)
-        for content_type, fields, phone, responsible in seed.CLIENTS:
-            self.add_contractor(content_type, fields, phone, responsible)
+        made = [self.add_contractor(content_type, fields, phone, responsible)
+                for content_type, fields, phone, responsible in seed.CLIENTS]
+        for client_index, name, manager_id in seed.DEALS:
+            self.add_deal(made[client_index]["id"], name, manager_id)
 
     def next_id(self, content_type: str) -> str:
         with self.lock:
@@ -108,6 +113,36 @@ class SandboxState:
     def remove_call_user_config(self, employee_id: str) -> None:
         self.set_internal_number(employee_id, None)
 
+    def set_absence(self, employee_id: str, *, working: bool = True, fire_day: str | None = None,
+                    vacation: tuple[str, str] | None = None) -> None:
+        """What Megaplan says of an employee's absence: ``isWorking``, ``fireDay`` (ISO date)
+        and the ``nearestVacation`` (first and last ISO dates); None clears it."""
+        with self.lock:
+            employee = self.employees[employee_id]
+            employee["isWorking"] = working
+            employee.pop("fireDay", None)
+            employee.pop("nearestVacation", None)
+            if fire_day:
+                employee["fireDay"] = {"contentType": "DateTime", "value": f"{fire_day}T00:00:00+03:00"}
+            if vacation:
+                employee["nearestVacation"] = {
+                    "contentType": "Vacation", "id": self.next_id("Vacation"), "name": "Отпуск",
+                    "firstDay": _date_only(vacation[0]), "lastDay": _date_only(vacation[1])}
+
+    def add_deal(self, contractor_id: str, name: str, manager_id: str | None = None,
+                 result: str = "active", updated: str | None = None) -> dict:
+        """A deal of a client (``result``: active, positive or negative), changed at ``updated``."""
+        contractor = self.contractors[str(contractor_id)]
+        body = {"name": name, "program": {"contentType": "Program", "id": seed.PROGRAM_ID},
+                "contractor": {"contentType": contractor["contentType"], "id": contractor["id"]},
+                "result": result}
+        if manager_id:
+            body["manager"] = {"contentType": "Employee", "id": manager_id}
+        deal = self.create("Deal", body)
+        if updated:
+            deal["timeUpdated"] = {"contentType": "DateTime", "value": updated}
+        return deal
+
     def add_contractor(self, content_type: str, fields: dict, phone: str | None = None,
                        responsible_id: str | None = None) -> dict:
         body = dict(fields)
@@ -128,6 +163,8 @@ class SandboxState:
                 entity["name"] = " ".join(p for p in parts if p)
             entity.setdefault("timeCreated", {"contentType": "DateTime",
                                               "value": time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())})
+            if content_type == "Deal":
+                entity.setdefault("timeUpdated", dict(entity["timeCreated"]))
             getattr(self, COLLECTIONS[content_type])[entity["id"]] = entity
             return entity
 
@@ -246,3 +283,9 @@ class SandboxState:
                 "todos": list(self.todos.values()), "call_user_configs": list(self.call_user_configs.values()),
                 "widget_events": self.widget_events, "requests": len(self.requests),
                 "lost_answers": self.lost_answers})
+
+
+def _date_only(iso: str) -> dict:
+    """A DateOnly as Megaplan writes it: the month 0-based (its official example)."""
+    year, month, day = (int(part) for part in iso.split("-"))
+    return {"contentType": "DateOnly", "year": year, "month": month - 1, "day": day}

@@ -108,7 +108,7 @@ def another_miss(client: MegaplanClient, engine, callback: Callback, row: Outbox
     with intents.lease(engine, row.account_id, Intent.NOTE, row.call_id) as claim:
         if claim.megaplan_id is None:
             _add_participants(client, callback.todo_id, rung)
-            if claim.fresh or not _commented(client, callback.todo_id, marker):
+            if claim.fresh or not commented(client, callback.todo_id, marker):
                 when = timezones.local(row.started_at, tz, "%d.%m.%Y %H:%M")
                 client.comment_todo(callback.todo_id, f"Ещё один пропущенный звонок {when} "
                                     f"(пропущенных звонков: {callback.misses + 1}), {marker}.")
@@ -127,7 +127,7 @@ def _add_participants(client: MegaplanClient, todo_id: str, employees: list[str]
             present.add(str(employee_id))
 
 
-def _commented(client: MegaplanClient, todo_id: str, marker: str) -> bool:
+def commented(client: MegaplanClient, todo_id: str, marker: str) -> bool:
     return any(marker in (c.get("content") or "") for c in client.todo_comments(todo_id))
 
 
@@ -238,7 +238,7 @@ def escalate(session, client: MegaplanClient, engine, settings: Settings, callba
         with intents.lease(engine, callback.account_id, Intent.ESCALATE, str(callback.id)) as claim:
             if claim.megaplan_id is None:
                 _add_participants(client, callback.todo_id, [target])
-                if claim.fresh or not _commented(client, callback.todo_id, marker):
+                if claim.fresh or not commented(client, callback.todo_id, marker):
                     due = timezones.local(callback.due_at, settings.time_zone, "%d.%m.%Y %H:%M")
                     client.comment_todo(callback.todo_id, (
                         f"Просрочено: клиенту {phones.display(callback.client_phone)} не перезвонили до {due} "

@@ -3,8 +3,10 @@ credential, and finding or creating a client in Megaplan when the index does not
 
 Numbers are keyed by their national significant number, so «8 (916) 123-45-67», «+7 916 …»
 and «9161234567» in Megaplan all match a PBX's 79161234567. When several clients share a
-number, the one with a responsible wins, then the most recently updated in Megaplan, then
-the lowest id: a stable, explainable choice (the journal names how many there were).
+number, the account's own choice («Выбрать», ``megaplan_number_choice``) wins; without one,
+or when the chosen client is no longer in Megaplan, the rule picks: the one with a
+responsible, then the most recently updated in Megaplan, then the lowest id (the journal says
+which and why).
 It is the one table of clients by phone: clients found or created by calls and numbers
 answered by ``callRoute`` land here too. Helpers here never commit: the job or view that
 calls them does.
@@ -18,7 +20,7 @@ from sqlalchemy import delete, select
 
 from megaplan_plugin import phones
 from megaplan_plugin.megaplan import MegaplanClient, contractor_phones, entity_name
-from megaplan_plugin.models import ClientPhone, utcnow
+from megaplan_plugin.models import ClientPhone, NumberChoice, utcnow
 
 log = logging.getLogger(__name__)
 KINDS = ("contractorHuman", "contractorCompany")
@@ -30,6 +32,8 @@ class Match:
     responsible_id: str | None
     name: str
     candidates: int         # how many clients carry this number
+    chosen: bool = False    # the account's choice, not the rule's
+    lost_choice: str | None = None  # the name of a chosen client no longer in Megaplan
 
 
 def lookup(session, credential_id: int, phone: str) -> Match | None:
@@ -37,9 +41,13 @@ def lookup(session, credential_id: int, phone: str) -> Match | None:
 
 
 def choice_note(match: Match) -> str | None:
-    """The journal's note when the number belongs to several clients."""
+    """The journal's note when the number belongs to several clients, or a choice is gone."""
+    if match.lost_choice is not None:
+        return (f"выбранный для этого номера клиент «{match.lost_choice}» больше не найден в Мегаплан: "
+                f"выбран «{match.name}» по правилу")
     if match.candidates > 1:
-        return f"клиентов с этим номером в Мегаплан: {match.candidates}, выбран «{match.name}»"
+        how = "выбран вручную" if match.chosen else "выбран"
+        return f"клиентов с этим номером в Мегаплан: {match.candidates}, {how} «{match.name}»"
     return None
 
 
@@ -53,24 +61,51 @@ def lookup_many(session, credential_id: int, numbers: list[str]) -> dict[str, Ma
                 ClientPhone.credential_id == credential_id,
                 ClientPhone.national.in_(wanted))).scalars():
             by_national.setdefault(row.national, []).append(row)
-    found = {phone: choose(by_national.get(national)) for phone, national in nationals.items()}
+    choices = {c.national: c for c in session.execute(select(NumberChoice).where(
+        NumberChoice.credential_id == credential_id, NumberChoice.national.in_(wanted))).scalars()} \
+        if wanted and by_national else {}
+    found = {}
+    for phone, national in nationals.items():
+        choice = choices.get(national)
+        found[phone] = choose(by_national.get(national), choice.contractor_id if choice else None,
+                              choice.name if choice else None)
     return {phone: match for phone, match in found.items() if match is not None}
 
 
-def choose(rows) -> Match | None:
+def choose(rows, chosen_id: str | None = None, chosen_name: str | None = None) -> Match | None:
     """The documented choice among the index rows of one number (see the module docstring).
 
     ``rows`` need ``contractor_type``, ``contractor_id``, ``name``, ``responsible_id`` and
     ``megaplan_updated_at``: index rows, or result rows labelled alike (routing's one query).
+    ``chosen_id``: the account's choice for the number, if it made one.
     """
     if not rows:
         return None
-    best = sorted(rows, key=lambda r: (r.responsible_id is None, _desc(r.megaplan_updated_at),
-                                       int(r.contractor_id) if r.contractor_id.isdigit() else 0))[0]
+    chosen = next((r for r in rows if chosen_id is not None and r.contractor_id == chosen_id), None)
+    best = chosen or sorted(rows, key=lambda r: (r.responsible_id is None, _desc(r.megaplan_updated_at),
+                                                 int(r.contractor_id) if r.contractor_id.isdigit() else 0))[0]
     contractor = {"contentType": best.contractor_type, "id": best.contractor_id, "name": best.name}
     if best.responsible_id:
         contractor["responsibles"] = [{"contentType": "Employee", "id": best.responsible_id}]
-    return Match(contractor, best.responsible_id, best.name or "", len({r.contractor_id for r in rows}))
+    lost = (chosen_name or f"Клиент {chosen_id}") if chosen_id is not None and chosen is None else None
+    return Match(contractor, best.responsible_id, best.name or "", len({r.contractor_id for r in rows}),
+                 chosen=chosen is not None, lost_choice=lost)
+
+
+def choose_for_number(session, credential_id: int, national: str, contractor_id: str) -> NumberChoice:
+    """«Выбрать»: remember ``contractor_id`` for the number; LookupError when the index has
+    no such client with this number (a stale page, a forged form)."""
+    row = session.execute(select(ClientPhone).where(
+        ClientPhone.credential_id == credential_id, ClientPhone.national == national,
+        ClientPhone.contractor_id == contractor_id)).scalars().first()
+    if row is None:
+        raise LookupError(national)
+    choice = session.get(NumberChoice, (credential_id, national)) or NumberChoice(
+        credential_id=credential_id, national=national)
+    choice.contractor_id, choice.name, choice.chosen_at = contractor_id, row.name, utcnow()
+    session.add(choice)
+    session.flush()
+    return choice
 
 
 def _desc(value: str | None) -> tuple:

@@ -43,6 +43,14 @@ class WorkingHours:
             return None
         return (datetime.combine(day, self.start, self.zone), datetime.combine(day, self.end, self.zone))
 
+    def within(self, moment: datetime) -> bool:
+        """``moment`` falls in working time (always, with no working day ticked)."""
+        if not self.days:
+            return True
+        local = moment.astimezone(self.zone)
+        period = self.period(local.date())
+        return period is not None and period[0] <= local < period[1]
+
     def clock_start(self, moment: datetime) -> tuple[datetime, datetime]:
         """Where the clock starts for ``moment`` and the end of that working period."""
         local = moment.astimezone(self.zone)

@@ -1,5 +1,6 @@
 """Megaplan employees of a credential with their telephony internal numbers
-(``callUserConfig``) and the account's todo category for calls, and the ``callUserConfig`` records the plugin writes for links made by
+(``callUserConfig``) and whether they can take a call (``availability.py``), the account's
+todo category for calls, and the ``callUserConfig`` records the plugin writes for links made by
 hand on the settings page (``web/employee_table.py``). Helpers here never commit: the job or
 view does.
 """
@@ -10,6 +11,7 @@ from dataclasses import dataclass
 from sqlalchemy import delete, select
 
 from megaplan_plugin import cabinet
+from megaplan_plugin.calls import availability
 from megaplan_plugin.calls.connection import client_for
 from megaplan_plugin.megaplan import MegaplanClient, entity_name
 from megaplan_plugin.megaplan.errors import MegaplanPermanentError
@@ -47,7 +49,8 @@ class Directory:
 def fetch_directory(client: MegaplanClient) -> Directory:
     numbers = client.internal_numbers()
     employees = [{"megaplan_id": str(e["id"]), "name": person_name(e), "position": _position(e),
-                  "internal_number": numbers.get(str(e["id"]))} for e in client.employees()]
+                  "internal_number": numbers.get(str(e["id"])), **availability.absence_fields(e)}
+                 for e in client.employees()]
     return Directory(employees, _call_category(client))
 
 

@@ -2,32 +2,35 @@
 
 The PBX holds the caller while it waits, so answers come from local data only (CONTRACT §2):
 memory, then the local index of Megaplan clients by phone (filled on activation, by every
-synced call and by ``callRoute``). Nothing here waits on the network or commits; a number the
+synced call and by ``callRoute``) with the employees and open deals (``who_answers.py`` decides
+whom to ring: the deal's manager, the client's responsible, or a fallback when they are away).
+A route is kept in memory for ``HIT_SECONDS``, so an absence that begins meanwhile is seen
+within that time. Nothing here waits on the network or commits; a number the
 index does not know is asked of Megaplan (``callRoute``) in the background, so that the next
 call from it routes.
 """
 from __future__ import annotations
 
-import functools
 import logging
 import queue
 import threading
 import time
+from datetime import datetime, timezone
 
 from cachetools import TLRUCache, TTLCache
 from flask import current_app
 from redis.exceptions import RedisError
-from sqlalchemy import bindparam, select
+from sqlalchemy import select
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from megaplan_plugin.calls import clients
+from megaplan_plugin.calls import clients, who_answers
 from megaplan_plugin.delivery import queues
 from megaplan_plugin.cabinet import Route
 from megaplan_plugin.megaplan import unconfirmed
 from megaplan_plugin import phones
 from megaplan_plugin.engines import own_engine
-from megaplan_plugin.models import ClientPhone, MegaplanEmployee
+from megaplan_plugin.models import MegaplanEmployee
 
 log = logging.getLogger(__name__)
 HIT_SECONDS = 300.0     # a client's manager rarely changes within minutes
@@ -113,7 +116,9 @@ def route_for(host, event) -> Route | None:
         cached = state.routes.get(event.account_id, event.client_phone)
         if cached is not None:
             return None if cached is _NOBODY else cached
-        found = _lookup(reader, settings.credential_id, event.account_id, event.client_phone)
+        with reader.connect() as conn:  # autocommit: one round trip, no BEGIN/ROLLBACK
+            found = who_answers.ask(conn, settings.credential_id, event.client_phone, settings.route,
+                                    datetime.now(timezone.utc))
     except (PoolTimeout, OperationalError, InterfaceError) as exc:
         # Every routing connection busy, or the database away: the PBX gets "no opinion" now
         # rather than an answer after its caller hung up.
@@ -123,39 +128,10 @@ def route_for(host, event) -> Route | None:
     if found is None:
         state.route_refresher.add(event.account_id, event.client_phone)
         return None
-    internal_number, name = found
-    login = state.routes.logins(host, event.account_id).get(internal_number or "")
-    route = Route(login, name) if login else None
+    login = state.routes.logins(host, event.account_id).get(found.internal_number or "")
+    route = Route(login, found.client_name) if login else None
     state.routes.put(event.account_id, event.client_phone, route)
     return route
-
-
-def _lookup(engine, credential_id: int, account_id: str, phone: str):
-    """(internal number of the manager, client name) from the index; None when it does not
-    know the number. One statement on an autocommit connection: a single round trip to the
-    database, no transaction begun or rolled back on the host's thread."""
-    national = phones.national(phone)
-    if not national:
-        return None
-    with engine.connect() as conn:
-        rows = conn.execute(_statement(), {"credential_id": credential_id, "national": national}).all()
-    match = clients.choose(rows)
-    if match is None:
-        return None
-    best = next(r for r in rows if r.contractor_id == match.contractor["id"])
-    return best.internal_number, match.name or None
-
-
-@functools.cache
-def _statement():
-    """Built once, since building a statement costs as much as running it."""
-    return select(ClientPhone.contractor_type, ClientPhone.contractor_id, ClientPhone.name,
-                  ClientPhone.responsible_id, ClientPhone.megaplan_updated_at,
-                  MegaplanEmployee.internal_number) \
-        .outerjoin(MegaplanEmployee, (MegaplanEmployee.credential_id == bindparam("credential_id"))
-                   & (MegaplanEmployee.megaplan_id == ClientPhone.responsible_id)) \
-        .where(ClientPhone.credential_id == bindparam("credential_id"),
-               ClientPhone.national == bindparam("national"))
 
 
 def remember_route(session, credential_id: int, phone: str, answer: dict):

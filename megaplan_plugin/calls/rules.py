@@ -30,6 +30,7 @@ class HookSettings:
     numbers: frozenset[str] | None  # None: no filter by virtual number
     route_to_manager: bool = False
     credential_id: int | None = None
+    route: object = None  # who_answers.Options (whom to ring) when routing is on
 
     def wants(self, virtual_number: str | None) -> bool:
         return self.why_not(virtual_number) is None
@@ -102,13 +103,13 @@ class HookSettingsCache:
             hit = self._entries.get(account_id)
         if hit is not None:
             return hit
+        from megaplan_plugin.calls import who_answers
         with engine.connect() as conn:
-            row = conn.execute(select(Settings.active, Settings.credential_id, Settings.filter_by_numbers,
-                                      Settings.virtual_numbers, Settings.route_to_manager)
-                               .where(Settings.account_id == account_id)).first()
+            row = conn.execute(select(Settings).where(Settings.account_id == account_id)).first()
         value = INACTIVE if not active(row) else HookSettings(
             True, frozenset(row.virtual_numbers or ()) if row.filter_by_numbers else None,
-            bool(row.route_to_manager), row.credential_id)
+            bool(row.route_to_manager), row.credential_id,
+            who_answers.options_of(row) if row.route_to_manager else None)
         with self._lock:
             self._entries[account_id] = value
         return value

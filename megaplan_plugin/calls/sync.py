@@ -169,10 +169,13 @@ def communication_kind(record: dict) -> str:
 
 def communication_fields(record: dict, owner: CallOwner, contractor: dict | None,
                          missed_by: list[str] | None = None, category_id: str | None = None,
-                         description: str | None = None) -> dict:
+                         deadline: str | None = None, deal_id: str | None = None,
+                         rating: str | None = None) -> dict:
     """The call's one communication (Todo); a missed call's is the open task to call back,
     for the employees who missed it (``missed_by``, Megaplan ids in the order they rang).
-    ``category_id``: the account's category for calls, so Megaplan shows it as a call."""
+    ``category_id``: the account's category for calls, so Megaplan shows it as a call;
+    ``deal_id``: the client's open deal it is related to; ``rating``: the customer's score,
+    a line of the description."""
     kind = communication_kind(record)
     pretty = phones.display(record["client_phone"])
     name = {"in": f"Входящий звонок {pretty}", "out": f"Исходящий звонок {pretty}",
@@ -187,8 +190,12 @@ def communication_fields(record: dict, owner: CallOwner, contractor: dict | None
                                   for p in people[1:]]
     if contractor is not None:
         fields["relations"] = [link(contractor["contentType"], contractor["id"])]
+        if deal_id:
+            fields["relations"].append(link("Deal", deal_id))
     if category_id:
         fields["category"] = link("TodoCategory", category_id)
-    if description:  # a callback's deadline, where unconfirmed.py says it goes
-        fields.update(unconfirmed.callback_deadline_fields(description))
+    if deadline:  # a callback's deadline, where unconfirmed.py says it goes
+        fields.update(unconfirmed.callback_deadline_fields(deadline))
+    if rating:
+        fields["description"] = "\n".join(filter(None, [fields.get("description"), rating]))
     return fields

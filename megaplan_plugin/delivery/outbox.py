@@ -17,7 +17,7 @@ from sqlalchemy import insert, select, text
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 
 from megaplan_plugin.models import OutboxEntry, aware, utcnow
-from megaplan_plugin.calls import callbacks
+from megaplan_plugin.calls import callbacks, ratings
 from megaplan_plugin.delivery import queues
 
 log = logging.getLogger(__name__)
@@ -84,6 +84,16 @@ def insert_call(engine, record: dict) -> int | None:
     return insert_row(engine, row_values(record))
 
 
+def store_rating(engine, account_id: str, call_id: str, score: int) -> bool:
+    """Keep a customer's score in its own autocommitted statement, as ``insert_row`` does a
+    call; False when the call has one already. Raises ``DatabaseDown``."""
+    try:
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            return ratings.receive(conn, account_id, call_id, score)
+    except (OperationalError, InterfaceError) as exc:
+        raise DatabaseDown(str(exc.orig or exc)) from exc
+
+
 def insert_refused(engine, record: dict, exc: Exception) -> None:
     """A journal row («ошибка») for a call the database would not store as it came."""
     def clean(value, size):
@@ -141,8 +151,10 @@ def copies_overdue(session) -> list[int]:
 
 
 def accounts_to_wake(session) -> list[str]:
-    """Accounts whose writer has work: waiting calls, or a callback past its deadline."""
-    return sorted(set(accounts_with_work(session)) | set(callbacks.accounts_overdue(session, utcnow())))
+    """Accounts whose writer has work: waiting calls, a callback past its deadline, or a
+    customer's rating to add to a written call."""
+    return sorted(set(accounts_with_work(session)) | set(callbacks.accounts_overdue(session, utcnow()))
+                  | set(ratings.accounts_waiting(session)))
 
 
 def accounts_with_work(session) -> list[str]:

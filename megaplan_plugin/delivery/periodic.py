@@ -18,7 +18,7 @@ from redis.exceptions import LockError
 from sqlalchemy import select
 
 from megaplan_plugin import cabinet
-from megaplan_plugin.calls import clients, employees
+from megaplan_plugin.calls import clients, deals, employees
 from megaplan_plugin.calls.connection import client_for
 from megaplan_plugin.calls.routing import remember_route
 from megaplan_plugin.calls.rules import ACTIVE, active
@@ -61,7 +61,8 @@ def refresh_route(account_id: str, phone: str) -> str:
 
 @with_app_context
 def index_clients(credential_id: int) -> str:
-    """Read the credential's Megaplan clients into the local index (activation, periodically)."""
+    """Read the credential's Megaplan clients into the local index, with the employees (their
+    absences) and, for accounts that use them, the open deals (activation, periodically)."""
     db = cabinet.db()
     credential = db.session.get(Credential, credential_id)
     if credential is None:
@@ -69,9 +70,13 @@ def index_clients(credential_id: int) -> str:
     with _once(_redis(), f"index:{credential_id}", 3600) as mine:
         if not mine:
             return "another run is indexing"
-        count = clients.rebuild(db.session, client_for(credential), credential_id)
+        client = client_for(credential)
+        count = clients.rebuild(db.session, client, credential_id)
+        employees.store_directory(credential, employees.fetch_directory(client))
+        open_deals = deals.rebuild(db.session, client, credential_id) \
+            if deals.credential_wants(db.session, credential_id) else deals.forget(db.session, credential_id)
         db.session.commit()
-    return f"indexed {count} clients"
+    return f"indexed {count} clients, {open_deals} open deals"
 
 
 @with_app_context

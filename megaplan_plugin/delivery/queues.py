@@ -25,6 +25,7 @@ PERIODIC = "megaplan_plugin.delivery.periodic."
 LIVE_EVENT = JOBS + "live_event"
 WRITE_ACCOUNT = "megaplan_plugin.delivery.writer.write_account"
 STORE_CALL = "megaplan_plugin.delivery.writer.store_call"
+STORE_RATING = "megaplan_plugin.delivery.writer.store_rating"
 COPY_RECORDING = "megaplan_plugin.delivery.recording_copy.copy_recording"
 REFRESH_ROUTE = PERIODIC + "refresh_route"
 INDEX_CLIENTS = PERIODIC + "index_clients"
@@ -164,6 +165,14 @@ def enqueue_store(record: dict) -> None:
     _enqueue_unique(SYNC_QUEUE, STORE_CALL, record, job_id="megaplan-store-" + _digest(record["account_id"], record["call_id"]),
           result_ttl=RESULT_TTL, failure_ttl=FAILURE_TTL,
           retry=Retry(max=len(SYNC_RETRY_INTERVALS), interval=SYNC_RETRY_INTERVALS))
+
+
+def enqueue_store_rating(account_id: str, call_id: str, score: int) -> None:
+    """The database could not take a customer's score: a job keeps it once it can."""
+    _enqueue_unique(SYNC_QUEUE, STORE_RATING, account_id, call_id, score,
+                    job_id="megaplan-rating-" + _digest(account_id, call_id),
+                    result_ttl=RESULT_TTL, failure_ttl=FAILURE_TTL,
+                    retry=Retry(max=len(SYNC_RETRY_INTERVALS), interval=SYNC_RETRY_INTERVALS))
 
 
 def enqueue_route_refresh(account_id: str, phone: str) -> None:

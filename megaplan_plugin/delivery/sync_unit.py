@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, field
+from datetime import timezone
 
 from megaplan_plugin import phones
-from megaplan_plugin.calls import callbacks, clients, sync
+from megaplan_plugin.calls import callbacks, clients, deals, ratings, sync, who_answers
 from megaplan_plugin.delivery import intents
 from megaplan_plugin.megaplan import MegaplanClient, MegaplanError, unconfirmed
 from megaplan_plugin.calls import recording_links
@@ -39,6 +40,7 @@ class Written:
     todo_id: str | None = None
     # A client found or created in Megaplan, for the local index: (contractor, numbers or None)
     to_index: tuple | None = None
+    rating: int | None = None  # the customer's score, written in the communication
 
 
 class CallSync:
@@ -50,6 +52,8 @@ class CallSync:
         self.public_url = public_url if hasattr(host.pbx, "recording") else None
         self.account_id = settings.account_id
         self._owners: dict = {}
+        # whom routing named for an incoming call, for the journal's words (who_answers.py)
+        self._routing = who_answers.options_of(settings) if settings.route_to_manager else None
 
     # -- what local data says ---------------------------------------------------------------
     def plan(self, rows: list[OutboxEntry]) -> tuple[list[Planned], list[Planned]]:
@@ -71,13 +75,22 @@ class CallSync:
                               known=row.client_phone in own or match is not None,
                               wants_todo=self._wants_todo(row.record),
                               notes=[sync.note(owner), clients.choice_note(match) if match else None,
-                                     sync.dropped_recording(row.record)])
+                                     sync.dropped_recording(row.record), self._route_note(row, match)])
             if planned.known and not planned.wants_todo and row.client_phone not in reaching:
                 with contextlib.suppress(ValueError, OverflowError):  # no try can write it: alone
                     planned.fields = sync.history_fields(row.record, owner, planned.contractor,
                                                          self._record_link(row.record))
             (batch if planned.fields else single).append(planned)
         return batch, single
+
+    def _route_note(self, row: OutboxEntry, match) -> str | None:
+        """Why routing rang someone other than the client's responsible, as it decided when
+        the call came (the same local data, at the call's start)."""
+        if self._routing is None or row.direction != "in" or match is None:
+            return None
+        answer = who_answers.ask(self.session, self.settings.credential_id, row.client_phone, self._routing,
+                                 row.started_at if row.started_at.tzinfo else row.started_at.replace(tzinfo=timezone.utc))
+        return answer.note if answer is not None else None
 
     def _owner(self, user: dict | None) -> sync.CallOwner:
         key = None if user is None else str(user.get("ext"))
@@ -148,13 +161,23 @@ class CallSync:
             deadline = None
             if missed:
                 deadline = callback.due_at if callback is not None else callbacks.due_for(self.settings, row)
-            written.todo_id = self._communication(row, call, p.owner, contractor, rung,
-                                                  callbacks.deadline_text(deadline, self.settings.time_zone))
+            deal = deals.open_deal_of(self.session, self.settings.credential_id, contractor["id"]) \
+                if contractor is not None and self.settings.link_open_deal else None
+            if deal is not None:
+                p.notes.append(f"коммуникация связана со сделкой «{deal.name}»")
+            score = ratings.of_call(self.session, row)
+            written.todo_id = self._communication(row, call, p.owner, contractor, rung, dict(
+                deadline=callbacks.deadline_text(deadline, self.settings.time_zone),
+                deal_id=deal.deal_id if deal is not None else None,
+                rating=ratings.words(score) if score is not None else None))
+            written.rating = score
         if row.status == sync.ANSWERED:
             callbacks.close_reached(self.session, self.client, self.engine, row, p.owner.employee_id,
                                     self.settings.time_zone)
         if missed:
             callbacks.missed(self.session, self.settings, row, rung, written.todo_id)
+        if written.rating is not None:  # a write: after every request (see above)
+            ratings.noted(self.session, row, written.rating)
         return written
 
     def record_missed(self, row: OutboxEntry) -> None:
@@ -198,7 +221,7 @@ class CallSync:
         return recording_links.link_for(self.settings, record, self.public_url, self.engine)
 
     def _communication(self, row: OutboxEntry, call: dict, owner, contractor, rung: list[str],
-                       description: str | None) -> str:
+                       extra: dict) -> str:
         record = row.record
         with intents.lease(self.engine, self.account_id, Intent.TODO, row.call_id) as claim:
             if claim.megaplan_id is None and not claim.fresh:
@@ -208,7 +231,7 @@ class CallSync:
             if claim.megaplan_id is None:
                 category = self.session.get(Credential, self.settings.credential_id).call_category_id
                 todo = self.client.create_call_todo(call["id"], sync.communication_fields(
-                    record, owner, contractor, missed_by=rung, category_id=category, description=description))
+                    record, owner, contractor, missed_by=rung, category_id=category, **extra))
                 claim.megaplan_id = str(todo["id"])
             claim.record(claim.megaplan_id)
         return claim.megaplan_id

@@ -21,13 +21,13 @@ from sqlalchemy import or_, select
 from megaplan_plugin import cabinet
 from megaplan_plugin.calls.connection import client_for, side_engine
 from megaplan_plugin.calls.clients import display_name
-from megaplan_plugin.calls import callbacks
+from megaplan_plugin.calls import callbacks, ratings
 from megaplan_plugin.calls.rules import active, not_for_megaplan
 from megaplan_plugin.delivery import intents, outbox, outcomes, queues, recording_copy
 from megaplan_plugin.delivery.sync_unit import CallSync, Planned, Written
 from megaplan_plugin.delivery.worker import with_app_context
 from megaplan_plugin.megaplan import MegaplanError
-from megaplan_plugin.models import Credential, OutboxEntry, Settings, aware, utcnow
+from megaplan_plugin.models import CallRating, Credential, OutboxEntry, Settings, aware, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +38,7 @@ SLICE_SECONDS = 5.0     # then the other accounts' writers get their turn
 LOCK_SECONDS = 60
 # Calls due within this get a writer scheduled for them; later ones are left to the sweep.
 SCHEDULE_AHEAD = timedelta(minutes=2)
+RATINGS_PER_TURN = 50   # late ratings added per turn (one comment each)
 
 
 @with_app_context
@@ -51,6 +52,8 @@ def write_account(account_id: str) -> str:
         outcome, pause = _drain(account_id, lock)
         if pause is None:
             pause = _escalate(account_id)
+        if pause is None:
+            pause = _late_ratings(account_id)
     finally:
         with contextlib.suppress(LockError):
             lock.release()
@@ -191,6 +194,34 @@ def _escalate(account_id: str) -> int | None:
     return None
 
 
+def _late_ratings(account_id: str) -> int | None:
+    """Customers' scores that came after their call was written, added to its communication
+    (calls/ratings.py), each committed on its own; returns the seconds to pause when Megaplan
+    is failing, 0 when more are waiting than one turn takes."""
+    session = cabinet.db().session
+    waiting = ratings.waiting(session, account_id, RATINGS_PER_TURN)
+    settings = session.get(Settings, account_id)
+    if not waiting or not active(settings):
+        session.rollback()
+        return None
+    client = client_for(session.get(Credential, settings.credential_id))
+    for rating, row in waiting:
+        try:
+            ratings.add_late(session, client, side_engine(), rating, row)
+        except intents.Busy as busy:
+            session.rollback()
+            return max(1, int(((busy.until or utcnow()) - utcnow()).total_seconds()) + 1)
+        except MegaplanError as exc:
+            session.rollback()
+            log.warning("megaplan: the rating of call %s was not added: %s", row.call_id, outcomes.describe(exc))
+            if exc.transient:
+                return outcomes.next_try(1, getattr(exc, "retry_after", None))
+            rating = session.get(CallRating, (rating.account_id, rating.call_id))
+            rating.noted_at = utcnow()  # refused for good (the todo is gone): shown in the journal only
+        session.commit()
+    return 0 if len(waiting) == RATINGS_PER_TURN else None
+
+
 def _sent(planned: Planned, written: Written, settings: Settings) -> None:
     row = planned.row
     recording_copy.wanted(settings, row)
@@ -198,6 +229,7 @@ def _sent(planned: Planned, written: Written, settings: Settings) -> None:
     row.megaplan_call_id = str(written.call["id"])
     if written.contractor:
         row.client_name = display_name(written.contractor)[:300]
+        row.contractor_id = str(written.contractor.get("id") or "")[:32] or None
     outcomes.record(row, OutboxEntry.SENT, reason="; ".join(n for n in planned.notes if n) or None)
 
 
@@ -256,4 +288,14 @@ def store_call(record: dict) -> str:
     if outbox.insert_call(cabinet.db().engine, record) is None:
         return "already stored"
     queues.wake_writer(record["account_id"])
+    return "stored"
+
+
+@with_app_context
+def store_rating(account_id: str, call_id: str, score: int) -> str:
+    """A customer's score the hook could not store (database down): stored now, and the
+    writer woken. Raises while the database is still down, so RQ tries again."""
+    if not outbox.store_rating(cabinet.db().engine, account_id, call_id, score):
+        return "already stored"
+    queues.wake_writer(account_id)
     return "stored"

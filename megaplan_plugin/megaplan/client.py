@@ -25,7 +25,8 @@ from .values import contact_phone, contractor_phones, link
 log = logging.getLogger(__name__)
 TOKEN_PATH = "/api/v3/auth/access_token"
 PAGE_SIZE = 100
-EMPLOYEE_FIELDS = ["firstName", "lastName", "middleName", "name", "position", "isWorking", "contactInfo"]
+EMPLOYEE_FIELDS = ["firstName", "lastName", "middleName", "name", "position", "contactInfo",
+                   *unconfirmed.EMPLOYEE_ABSENCE_FIELDS]
 
 
 class MegaplanClient:
@@ -205,6 +206,11 @@ class MegaplanClient:
         found = self.get(unconfirmed.CONTRACTOR_SEARCH_PATH, {
             "q": phones.digits(phone), "limit": 10, "fields": unconfirmed.CONTRACTOR_FIELDS["search"]}) or []
         return [c for c in found if wanted and wanted in contractor_phones(c)]
+
+    def open_deals(self) -> Iterator[dict]:
+        """Every open deal of the account, with its client, manager and last change."""
+        return (deal for deal in self.iterate(unconfirmed.DEALS_PATH, {"fields": unconfirmed.DEAL_FIELDS})
+                if unconfirmed.deal_is_open(deal))
 
     def contractors(self, kind: str) -> Iterator[dict]:
         """Every client of one kind ("contractorHuman" or "contractorCompany") with its phones."""

@@ -4,6 +4,8 @@ Each constant says what we assume and why; change it here when a live account sa
 """
 from __future__ import annotations
 
+from datetime import date, datetime
+
 # Megaplan's own docs show numbers as 79991231212 (no "+"); that is what we send in CallInfo
 # and in searches.
 def phone_for_megaplan(digits: str) -> str:
@@ -82,3 +84,41 @@ COPY_WITHOUT_TODO = "client_card"
 # Should a live account take `when`, this is the one place to change.
 def callback_deadline_fields(text: str) -> dict:
     return {"description": text}
+
+# A DateOnly ({"year", "month", "day"}): Megaplan's schema says nothing of the month's base;
+# its official example writes January as 0 (reference pitfall 14), so months are read and
+# written 0-based. An employee's vacation and a fire day are read through this one function.
+DATE_ONLY_MONTH_BASE = 0
+
+
+def date_only(value) -> date | None:
+    """A DateOnly (or a DateTime, whose date counts) as a ``date``; None when it is neither."""
+    if not isinstance(value, dict):
+        return None
+    if value.get("contentType") == "DateTime" or "value" in value:
+        try:
+            return datetime.fromisoformat(str(value.get("value"))).date()
+        except ValueError:
+            return None
+    try:
+        return date(int(value["year"]), int(value["month"]) + 1 - DATE_ONLY_MONTH_BASE, int(value["day"]))
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+# What an employee's absence is read from: Megaplan's schema gives `isWorking`, `fireDay` and
+# `nearestVacation` (a Vacation with firstDay/lastDay), and no working schedule of a person
+# (`Schedule` is opaque); whether collections carry them unasked is not documented, so the
+# employee list asks for them by name.
+EMPLOYEE_ABSENCE_FIELDS = ["isWorking", "fireDay", "nearestVacation"]
+
+# Open deals: the schema has no contractor parameter on GET /deal and no documented filter
+# term for "open" (reference §9), and asking per client (/contractor/{id}/deals) would be a
+# request per client. So the index reads GET /deal page by page with the fields it needs and
+# keeps the deals whose `result` is "active" (a deal with no result yet is open too).
+DEALS_PATH = "/api/v3/deal"
+DEAL_FIELDS = ["name", "contractor", "manager", "result", "timeUpdated"]
+
+
+def deal_is_open(deal: dict) -> bool:
+    return deal.get("result") in (None, "active")

@@ -8,7 +8,7 @@ from wtforms import BooleanField, PasswordField, SelectField, SelectMultipleFiel
 from wtforms.validators import DataRequired, Length, Optional, Regexp, ValidationError
 from wtforms.widgets import CheckboxInput, ListWidget
 
-from megaplan_plugin.calls import deadlines
+from megaplan_plugin.calls import deadlines, who_answers
 from megaplan_plugin.web.inputs import Printable
 from megaplan_plugin.web import timezones
 
@@ -85,6 +85,20 @@ class SettingsForm(RussianForm):
     virtual_numbers = MultiCheckboxField("Список виртуальных номеров")
     default_responsible_id = SelectField("Ответственный по умолчанию", default="")
     route_to_manager = BooleanField("Включить переадресацию на персонального менеджера")
+    deal_manager_first = BooleanField(
+        "Сначала ответственный по сделке",
+        description="если у клиента есть открытая сделка, звонок идёт менеджеру сделки, а потом ответственному за клиента")
+    route_fallback = SelectField(
+        "Если менеджер недоступен", choices=who_answers.FALLBACKS, default=who_answers.PBX,
+        description="менеджер уволен или в отпуске (так сказано в Мегаплан), а с отметкой ниже — "
+                    "и вне рабочего времени; причина видна в журнале")
+    route_respect_hours = BooleanField(
+        "Вне рабочего времени менеджер недоступен",
+        description="рабочие дни и часы — те же, что в разделе «Пропущенные звонки»")
+    link_open_deal = BooleanField(
+        "Связывать звонок с открытой сделкой клиента",
+        description="коммуникация по звонку связывается с открытой сделкой клиента; "
+                    "если их несколько — с последней изменённой")
     create_client_on_incoming = BooleanField(
         "При входящем звонке с неизвестного номера в Мегаплан будет создан новый клиент")
     create_contact_on_outgoing = BooleanField(
@@ -132,6 +146,11 @@ class SettingsForm(RussianForm):
         ok = super().validate(extra_validators)
         if not (self.work_start.errors or self.work_end.errors) and self.work_end.data <= self.work_start.data:
             self.work_end.errors.append("Конец рабочего дня должен быть позже начала")
+            ok = False
+        if self.route_to_manager.data and self.route_fallback.data == who_answers.DEFAULT \
+                and not self.default_responsible_id.data:
+            self.default_responsible_id.errors.append(
+                "Выберите ответственного по умолчанию: ему пойдут звонки, когда менеджер недоступен")
             ok = False
         if self.escalate_to.data == "supervisor" and not self.supervisor_id.data:
             self.supervisor_id.errors.append("Выберите руководителя, которому передавать просроченные перезвоны")

@@ -21,9 +21,10 @@ from sqlalchemy import and_, func, or_, select
 
 from megaplan_plugin import cabinet, phones
 from megaplan_plugin.delivery import queues
-from megaplan_plugin.calls import callback_figures
-from megaplan_plugin.models import Callback, OutboxEntry, Settings, aware, utcnow
+from megaplan_plugin.calls import callback_figures, ratings
+from megaplan_plugin.models import CallRating, Callback, OutboxEntry, Settings, aware, utcnow
 from megaplan_plugin.web import inputs as web_input
+from megaplan_plugin.web import numbers
 from megaplan_plugin.web import timezones
 from megaplan_plugin.web import REDIS_DOWN, csv_cell, not_kept, queue_answers
 from megaplan_plugin.web.forms import ActionForm
@@ -103,10 +104,12 @@ def _where(account_id: str, filters: Filters, tz: str, *, with_state: bool = Tru
 
 
 def _rows(where: list):
-    """Rows with the name of the client the call was written with and a missed call's callback."""
-    return select(OutboxEntry, OutboxEntry.client_name, Callback).outerjoin(
-        Callback, Callback.id == OutboxEntry.callback_id).where(*where).order_by(
-        OutboxEntry.started_at.desc(), OutboxEntry.id.desc())
+    """Rows with the name of the client the call was written with, a missed call's callback
+    and the customer's rating."""
+    return select(OutboxEntry, OutboxEntry.client_name, Callback, CallRating.score).outerjoin(
+        Callback, Callback.id == OutboxEntry.callback_id).outerjoin(
+        CallRating, (CallRating.account_id == OutboxEntry.account_id) & (CallRating.call_id == OutboxEntry.call_id)
+    ).where(*where).order_by(OutboxEntry.started_at.desc(), OutboxEntry.id.desc())
 
 
 def _cursor(row: OutboxEntry) -> str:
@@ -139,11 +142,18 @@ def journal():
     if not rows and filters.any and not cursor:
         hidden = _count(_where(g.account_id, Filters(), tz))
     return render_template(
-        "megaplan/journal.html", rows=[_view(row, name, tz, callback, now) for row, name, callback in rows], filters=filters,
+        "megaplan/journal.html", rows=[_view(row, name, tz, callback, now, score) for row, name, callback, score in rows], filters=filters,
         counts=counts, total=sum(counts.values()), count_cap=COUNT_CAP, hidden=hidden, states=OutboxEntry.STATE_TITLES,
         directions=DIRECTIONS, time_zone=timezones.LABELS.get(tz, tz), first_page=not cursor,
         next_url=url_for(".journal", **filters.args(), after=_cursor(rows[-1][0])) if more else None,
-        export_url=url_for(".export", **filters.args()), action_form=ActionForm())
+        export_url=url_for(".export", **filters.args()), action_form=ActionForm(),
+        shared=numbers.for_page(g.account_id) if first_page_view(filters, cursor) else None,
+        local_time=lambda moment: timezones.local(moment, tz))
+
+
+def first_page_view(filters: Filters, cursor: str) -> bool:
+    """«Номера с несколькими клиентами» above the journal's first, unfiltered page."""
+    return not cursor and not filters.any
 
 
 def _count(where: list) -> int:
@@ -158,9 +168,12 @@ def _counts(where: list) -> dict[str, int]:
     return {state: _count(where + [OutboxEntry.state == state]) for state in OutboxEntry.STATE_TITLES}
 
 
-def _view(row: OutboxEntry, client_name: str | None, tz: str, callback: Callback | None, now) -> dict:
+def _view(row: OutboxEntry, client_name: str | None, tz: str, callback: Callback | None, now,
+          score: int | None = None) -> dict:
     error, details = _split_error(row.last_error)
+    score = score if score is not None else ratings.score_of(row.record.get("rating"))
     return {
+        "rating": "" if score is None else ratings.short(score),
         "callback": callback_figures.open_state(callback, now),
         "callback_due": timezones.local(callback.due_at, tz, "%d.%m.%Y %H:%M")
         if callback is not None and callback.outcome is None and callback.due_at is not None else "",
@@ -194,18 +207,18 @@ def export():
         out = csv.writer(buffer, delimiter=";")
         out.writerow(["Начало", "Направление", "Виртуальный номер", "Телефон", "Клиент", "Сотрудник",
                       "Итог", "Состояние", "Причина", "Ошибка", "Ответ Мегаплан", "Попыток",
-                      "Следующая попытка", "Звонок в Мегаплан", "ID звонка АТС", "Перезвон"])
+                      "Следующая попытка", "Звонок в Мегаплан", "ID звонка АТС", "Перезвон", "Оценка клиента"])
         yield "\ufeff" + buffer.getvalue()
         now = utcnow()
-        for row, name, callback in session.execute(query):
+        for row, name, callback, score in session.execute(query):
             buffer.seek(0)
             buffer.truncate()
-            view = _view(row, name, tz, callback, now)
+            view = _view(row, name, tz, callback, now, score)
             out.writerow([view["started"], view["direction"], row.virtual_number or "", view["phone"],
                           csv_cell(view["client"]), csv_cell(view["employee"]), view["status"], view["state"],
                           csv_cell(row.reason or ""), csv_cell(view["error"]), csv_cell(view["error_details"]),
                           row.attempts, view["next_retry"], row.megaplan_call_id or "", csv_cell(row.call_id),
-                          view["callback"] or ""])
+                          view["callback"] or "", view["rating"]])
             yield buffer.getvalue()
 
     name = f"megaplan-journal-{timezones.today(tz).isoformat()}.csv"

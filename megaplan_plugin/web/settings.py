@@ -10,12 +10,12 @@ from flask import (Blueprint, abort, current_app, flash, g, jsonify, redirect, r
 
 from megaplan_plugin import cabinet
 from megaplan_plugin.calls import recording_links
-from megaplan_plugin.calls import rules
+from megaplan_plugin.calls import deals, rules
 from megaplan_plugin.calls import employees as employees_cache
 from megaplan_plugin.web import employee_table
 from megaplan_plugin.web import settings_store as store
 from megaplan_plugin.web.inputs import db_int
-from megaplan_plugin.web import one_time
+from megaplan_plugin.web import numbers, one_time
 from megaplan_plugin.web import status as panel
 from megaplan_plugin.web import timezones
 from megaplan_plugin.web import REDIS_DOWN, not_kept, queue_answers
@@ -70,7 +70,7 @@ def settings():
         # Saved settings reach the workers' caches through Redis: nothing saved, the form as typed
         flash(REDIS_DOWN + " Настройки не сохранены.", "danger")
     elif request.method == "POST":
-        was_indexed = (rules.active(settings), settings.credential_id)
+        was_indexed = (rules.active(settings), settings.credential_id, deals.wanted(settings))
         form.populate_obj(settings)
         settings.virtual_numbers = list(form.virtual_numbers.data)
         settings.communication_types = list(form.communication_types.data)
@@ -83,8 +83,10 @@ def settings():
             key[len("link-"):]: value for key, value in request.form.items() if key.startswith("link-")})
         cabinet.host().db.session.commit()
         _forget_cached(g.account_id)
-        if rules.active(settings) and was_indexed != (True, settings.credential_id):
-            _later(queues.enqueue_index, settings.credential_id)  # activation, or another Megaplan
+        if rules.active(settings) and was_indexed[:2] != (True, settings.credential_id) \
+                or rules.active(settings) and deals.wanted(settings) and not was_indexed[2]:
+            # activation, another Megaplan, or deals wanted now: the index is (re)read
+            _later(queues.enqueue_index, settings.credential_id)
         if rules.active(settings) and pending:
             _later(queues.enqueue_call_user_configs, g.account_id)
         flash("Настройки сохранены.", "success")
@@ -256,6 +258,8 @@ def _render(*, form, settings, credentials, employees, status=200):
         unknown_user=next((e for e in employees if e.megaplan_id == settings.unknown_employee_user_id), None),
         new_secret=one_time.take(g.account_id, session.pop(SECRET_TICKET, None)),
         panel=panel.account_status(g.account_id), waiting_words=panel.waiting_words,
+        shared=numbers.for_page(g.account_id),
+        local_moment=lambda moment: timezones.local(moment, settings.time_zone),
         local_time=lambda iso: timezones.local(datetime.fromisoformat(iso), settings.time_zone) if iso else "",
         call_url=url_for("megaplan_api.call", account_key=settings.api_key, _external=True),
         hangup_url=url_for("megaplan_api.hangup", account_key=settings.api_key, _external=True),

@@ -19,7 +19,14 @@ first ask: one indexed read), cold
 taking --slow-ms (sandbox latency), in alternating rounds (fast, slow, slow, fast, …) so that
 the drift of a shared machine hits both alike.
 Baselines in the same run: a bare indexed lookup of the client index (SQLAlchemy, same
-database, by credential and national number) for host.route; for HTTP, the same door with `cmd=rating` (token check, parse, no hook).
+database, by credential and national number) for host.route; for HTTP, the same door with `cmd=rating` to an account without the plugin (token check, parse, a hook
+call with no implementation).
+
+With --deals open deals (every 5th client has one, its manager Иванов) and --employees Megaplan
+employees in the index (some on vacation or fired; Сидоров on vacation), routing on with
+«Сначала ответственный по сделке» and the default responsible as the fallback: each answer is
+checked against the manager it must be (the deal's, else the client's responsible, else the
+default responsible for Сидоров's clients). --deals 0 --employees 3 measures routing without them.
 Goals: p99 with Megaplan slow within 1.2x of p99 with it fast; p99 <= 2x the bare lookup's.
 """
 from __future__ import annotations
@@ -65,6 +72,8 @@ def main() -> None:
     parser.add_argument("--slow-samples", type=int, default=100, help="cold asks with Megaplan slow")
     parser.add_argument("--slow-ms", type=float, default=5000)
     parser.add_argument("--rounds", type=int, default=4, help="fast/slow alternations")
+    parser.add_argument("--deals", type=int, default=2000, help="open deals in the index")
+    parser.add_argument("--employees", type=int, default=50, help="Megaplan employees in the index")
     args = parser.parse_args()
     started = time.monotonic()
     print("bench/route.py: route_request (PBX `contact`) latency, production processes, "
@@ -73,15 +82,19 @@ def main() -> None:
           "indexed lookup of the client index")
     print(code_line())
 
-    from sqlalchemy import insert, select
+    from datetime import date, timedelta
+
+    from sqlalchemy import func, insert, select, update
     from host_stub.db import db
     from megaplan_plugin import phones as plugin_phones
-    from megaplan_plugin.models import ClientPhone, Credential
+    from megaplan_plugin.models import ClientPhone, Credential, MegaplanEmployee, OpenDeal
 
     stack = Stack("production")
     stack.start_sandbox()
     stack.start_web()
-    stack.configure_demo(route_to_manager="y")
+    with_deals = args.deals > 0
+    stack.configure_demo(route_to_manager="y", route_fallback="default",
+                         deal_manager_first="y" if with_deals else None)
     stack.start_production_workers(sync_workers=1)
     print(machine("production"))
     deadline = int(stack.env.get("CABINET_ROUTE_TIMEOUT_MS", "1000"))
@@ -97,7 +110,16 @@ def main() -> None:
     # employees with internal numbers, in turn: the answer must name each one's PBX login.
     managers = [("1000002", "ivanov"), ("1000003", "petrova"), ("1000004", "sidorov")]
     phones = [f"7900{n:07d}" for n in range(args.numbers)]
-    login_of = {p: managers[n % len(managers)][1] for n, p in enumerate(phones)}
+    has_deal = {n for n in range(0, args.numbers, 5)} if with_deals else set()
+    has_deal = set(sorted(has_deal)[:args.deals])
+
+    def manager_of(n):
+        if n in has_deal:
+            return "ivanov"                       # the deal's manager
+        login = managers[n % len(managers)][1]
+        return "petrova" if login == "sidorov" and args.employees > 3 else login  # Сидоров is away
+
+    login_of = {p: manager_of(n) for n, p in enumerate(phones)}
     with app.app_context():
         (credential_id,) = db.session.execute(select(Credential.id).where(
             Credential.account_id == "demo")).scalars().all()
@@ -107,10 +129,29 @@ def main() -> None:
              "name": f"Клиент {n}", "responsible_id": managers[n % len(managers)][0],
              "megaplan_updated_at": "2026-11-01T00:00:00+00:00"}
             for n, p in enumerate(phones)])
+        if with_deals:
+            db.session.execute(insert(OpenDeal), [
+                {"credential_id": credential_id, "deal_id": str(9_100_000 + n), "contractor_id": str(5_000_000 + n),
+                 "name": f"Сделка {n}", "manager_id": "1000002", "megaplan_updated_at": "2026-11-02T00:00:00+00:00"}
+                for n in sorted(has_deal)])
+        if args.employees > 3:
+            today = date.today()
+            db.session.execute(update(MegaplanEmployee).where(
+                MegaplanEmployee.credential_id == credential_id, MegaplanEmployee.megaplan_id == "1000004").values(
+                vacation_first=today.isoformat(), vacation_last=(today + timedelta(days=7)).isoformat()))
+            present = db.session.execute(select(func.count()).select_from(MegaplanEmployee).where(
+                MegaplanEmployee.credential_id == credential_id)).scalar()
+            db.session.execute(insert(MegaplanEmployee), [
+                {"credential_id": credential_id, "megaplan_id": str(1_100_000 + n), "name": f"Сотрудник {n}",
+                 "internal_number": str(200 + n), "working": n % 7 != 0,
+                 "vacation_first": today.isoformat() if n % 5 == 0 else None,
+                 "vacation_last": (today + timedelta(days=3)).isoformat() if n % 5 == 0 else None}
+                for n in range(max(0, args.employees - present))])
         db.session.commit()
         db.session.remove()
     with stack.engine().connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.exec_driver_sql("ANALYZE megaplan_client_phone")  # what autovacuum does soon after
+        for table in ("megaplan_client_phone", "megaplan_deal", "megaplan_employee"):
+            conn.exec_driver_sql(f"ANALYZE {table}")  # what autovacuum does soon after
     rng = random.Random(17)
     shuffled = phones[:]
     rng.shuffle(shuffled)
@@ -154,7 +195,8 @@ def main() -> None:
             ClientPhone.national == plugin_phones.national(phone))).scalar_one()
 
     def door(_):
-        pusher.push(cmd="rating", callid=uuid.uuid4().hex.upper(), rating="5")
+        pusher.push(account="other", crm_token="other-crm-token", cmd="rating",
+                    callid=uuid.uuid4().hex.upper(), rating="5")
 
     def interleaved(a, b, items):
         """Alternate two measurements over the same items so that drift hits both alike."""
@@ -232,6 +274,8 @@ def main() -> None:
 
     bare99 = percentiles(rows[("bare lookup", "indexed", "—")])["p99"]
     door99 = percentiles(rows[("HTTP", "door (cmd=rating)", "—")])["p99"]
+    print(f"open deals: {len(has_deal)}; Megaplan employees: {args.employees} (Сидоров on vacation)" if with_deals
+          else "no open deals, no absences")
     print(f"known numbers: {args.numbers}; CABINET_ROUTE_TIMEOUT_MS {deadline}; Megaplan slow = "
           f"{args.slow_ms:.0f} ms per request; times in ms")
     print(f"{'path':<12}{'number':<20}{'Megaplan':<10}{'n':>6}{'p50':>9}{'p99':>9}{'max':>9}"

@@ -169,3 +169,24 @@ def test_history_pushed_while_postgresql_is_down_is_recovered_by_reconciliation_
     rq_worker()
     delivered = sorted(c["providerId"] for c in megaplan_sandbox.state.calls.values())
     assert delivered == sorted(pushed)  # every call once: none lost, none twice
+
+
+def test_a_rating_given_while_postgresql_is_down_reaches_the_communication_once_it_is_back(
+        app, pbx, integration, proxy, rq_worker, megaplan_sandbox):
+    integration(create_communication="y")
+    call = pbx.new_call(phone="79161234567")
+    call.ring("ivanov").answer("ivanov")
+    call.history(status="Success", user="ivanov")
+    rq_worker()
+    (todo,) = megaplan_sandbox.state.todos.values()
+    host = app.extensions["cabinet"]
+    from host_stub.types import CallRating
+    proxy.cut()
+    with app.test_request_context():
+        host.call_hook("demo", "call_rated", rating=CallRating("demo", call.call_id, 5))
+        db.session.rollback()
+    rq_worker(scheduled=False)  # the job carrying the score fails while it is down
+    proxy.restore()
+    rq_worker()
+    comments = [c["content"] for c in megaplan_sandbox.state.todos[todo["id"]].get("comments", [])]
+    assert comments == ["Оценка клиента: 5 из 5"]

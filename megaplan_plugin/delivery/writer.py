@@ -27,7 +27,7 @@ from megaplan_plugin.delivery import intents, outbox, outcomes, queues, recordin
 from megaplan_plugin.delivery.sync_unit import CallSync, Planned, Written
 from megaplan_plugin.delivery.worker import with_app_context
 from megaplan_plugin.megaplan import MegaplanError
-from megaplan_plugin.models import CallRating, Credential, OutboxEntry, Settings, aware, utcnow
+from megaplan_plugin.models import Callback, CallRating, Credential, OutboxEntry, Settings, aware, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -172,26 +172,11 @@ def _escalate(account_id: str) -> int | None:
     session = cabinet.db().session
     now = utcnow()
     due = callbacks.overdue(session, account_id, now)
-    settings = session.get(Settings, account_id)
-    if not due or not active(settings):
-        session.rollback()
-        return None
-    client = client_for(session.get(Credential, settings.credential_id))
-    for callback in due:
-        try:
-            callbacks.escalate(session, client, side_engine(), settings, callback, now)
-        except intents.Busy as busy:  # a request of an earlier try may still be in flight
-            session.rollback()
-            return max(1, int(((busy.until or now) - now).total_seconds()) + 1)
-        except MegaplanError as exc:
-            session.rollback()
-            log.warning("megaplan: escalation of callback %s failed: %s", callback.id, outcomes.describe(exc))
-            if exc.transient:
-                return outcomes.next_try(1, getattr(exc, "retry_after", None))
-            callback = session.get(type(callback), callback.id)  # refused for good: marked, not retried
-            callbacks.mark_escalated(session, callback, now, None)
-        session.commit()
-    return None
+
+    def refused(callback):  # refused for good: marked, not retried
+        callbacks.mark_escalated(session, session.get(Callback, callback.id), now, None)
+    return _one_by_one(account_id, due, "escalation of callback {0.id}", refused, lambda client, settings, callback:
+                       callbacks.escalate(session, client, side_engine(), settings, callback, now))
 
 
 def _late_ratings(account_id: str) -> int | None:
@@ -200,26 +185,39 @@ def _late_ratings(account_id: str) -> int | None:
     is failing, 0 when more are waiting than one turn takes."""
     session = cabinet.db().session
     waiting = ratings.waiting(session, account_id, RATINGS_PER_TURN)
+
+    def refused(item):  # the todo is gone: the score stays in the journal only
+        session.get(CallRating, (item[0].account_id, item[0].call_id)).noted_at = utcnow()
+    pause = _one_by_one(account_id, waiting, "the rating of call {0[1].call_id}", refused, lambda client, _, item:
+                        ratings.add_late(session, client, side_engine(), *item))
+    return 0 if pause is None and len(waiting) == RATINGS_PER_TURN else pause
+
+
+def _one_by_one(account_id: str, items: list, what: str, refused, act) -> int | None:
+    """``act(client, settings, item)`` for each item, each committed on its own, while the
+    account is active; a request refused for good gives ``refused(item)``. Returns the
+    seconds to pause when Megaplan is failing or a request of an earlier try is in flight."""
+    session = cabinet.db().session
     settings = session.get(Settings, account_id)
-    if not waiting or not active(settings):
+    if not items or not active(settings):
         session.rollback()
         return None
     client = client_for(session.get(Credential, settings.credential_id))
-    for rating, row in waiting:
+    for item in items:
         try:
-            ratings.add_late(session, client, side_engine(), rating, row)
+            act(client, settings, item)
         except intents.Busy as busy:
             session.rollback()
-            return max(1, int(((busy.until or utcnow()) - utcnow()).total_seconds()) + 1)
+            now = utcnow()
+            return max(1, int(((busy.until or now) - now).total_seconds()) + 1)
         except MegaplanError as exc:
             session.rollback()
-            log.warning("megaplan: the rating of call %s was not added: %s", row.call_id, outcomes.describe(exc))
+            log.warning("megaplan: %s failed: %s", what.format(item), outcomes.describe(exc))
             if exc.transient:
                 return outcomes.next_try(1, getattr(exc, "retry_after", None))
-            rating = session.get(CallRating, (rating.account_id, rating.call_id))
-            rating.noted_at = utcnow()  # refused for good (the todo is gone): shown in the journal only
+            refused(item)
         session.commit()
-    return 0 if len(waiting) == RATINGS_PER_TURN else None
+    return None
 
 
 def _sent(planned: Planned, written: Written, settings: Settings) -> None:

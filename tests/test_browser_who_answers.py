@@ -76,5 +76,22 @@ def test_routing_options_a_choice_a_rating_and_an_absence_in_the_browser(
     expect(row).to_contain_text(f"ответственный за клиента Иван Иванов в отпуске до {last_day:%d.%m.%Y}: "
                                 "звонок направлен ответственному по умолчанию Мария Петрова")
     expect(row).to_contain_text("выбран вручную «ООО Альфа»")
+
+    # ООО Ромашка: its open deal's manager Сидоров is rung before Петрова, its responsible
+    deal_call = pbx.new_call(phone="74951234567")
+    assert deal_call.contact() == {"responsible": "sidorov", "contact_name": "ООО Ромашка"}
+    deal_call.ring("sidorov").answer("sidorov")
+    deal_call.history(status="Success", user="sidorov")
+    rq_worker()
+    page.goto(live_server + "/plugins/megaplan/journal/")
+    row = page.locator(f'tr[data-call-id="{deal_call.call_id}"]')
+    expect(row).to_contain_text("звонок направлен менеджеру сделки Пётр Сидоров")
+    expect(row).to_contain_text("коммуникация связана со сделкой «Поставка оборудования»")
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "journal-who-answers.png"), full_page=True)
+
+    # Megaplan's side (the sandbox's page): the communications with the deal and the rating
+    page.goto(megaplan_sandbox.url + "/")
+    expect(page.locator("tr[data-todo]").filter(has_text="ООО Ромашка")).to_contain_text(
+        "сделка «Поставка оборудования»")
+    expect(page.locator("tr[data-todo]").filter(has_text="ООО Альфа")).to_contain_text("Оценка клиента: 4 из 5")

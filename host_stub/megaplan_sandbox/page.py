@@ -19,6 +19,7 @@ def index():
         calls = sorted(state.calls.values(), key=lambda c: int(c["id"]), reverse=True)[:100]
         contractors = sorted(state.contractors.values(), key=lambda c: c["id"], reverse=True)
         todos = sorted(state.todos.values(), key=lambda t: int(t["id"]), reverse=True)[:100]
+        deals = sorted(state.deals.values(), key=lambda d: int(d["id"]), reverse=True)[:100]
         events = list(reversed(state.widget_events[-50:]))
         employees = dict(state.employees)
     def who(ref: dict) -> str:
@@ -29,7 +30,7 @@ def index():
         return name or f"{ref.get('contentType')} {ref.get('id')}"
 
     return render_template("megaplan_sandbox/index.html", calls=calls, contractors=contractors, who=who,
-                           todos=todos, events=events, employees=employees, login=seed.LOGIN,
+                           todos=todos, deals=deals, events=events, employees=employees, login=seed.LOGIN,
                            url=request.host_url.rstrip("/"), app_settings=state.telephony_app,
                            callers=[e for e in employees.values() if state.internal_number_of(e["id"])])
 

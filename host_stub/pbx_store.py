@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
+import time
+
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
@@ -60,11 +62,17 @@ class PbxStore:
         self.engine = sa.create_engine(url, pool_recycle=300)
         if self.engine.dialect.name == "sqlite":
             sa.event.listen(self.engine, "connect", sqlite_pragmas)
-        try:
-            metadata.create_all(self.engine)
-        except sa.exc.OperationalError:
-            # Another process starting on the same fresh store created the tables first.
-            metadata.create_all(self.engine)
+        # Processes starting at once on a fresh store race to create its tables: create_all
+        # skips what exists, so whoever loses a race tries again and finds the rest made
+        # (a single retry was not enough with three: the third may be midway).
+        for attempt in range(20):
+            try:
+                metadata.create_all(self.engine)
+                break
+            except (sa.exc.OperationalError, sa.exc.IntegrityError, sa.exc.ProgrammingError):
+                if attempt == 19:
+                    raise
+                time.sleep(0.05)
 
     def dispose(self) -> None:
         self.engine.dispose()

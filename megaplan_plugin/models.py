@@ -53,7 +53,7 @@ class OutboxEntry(Base):
 
     CALL, POPUP = "call", "popup"
     PENDING, SENT, FAILED, SKIPPED = "pending", "sent", "failed", "skipped"
-    STATE_TITLES = {PENDING: "ожидает", SENT: "отправлен", FAILED: "ошибка", SKIPPED: "пропущен"}
+    STATE_TITLES = {PENDING: "ожидает", SENT: "отправлен", FAILED: "ошибка", SKIPPED: "не передан"}
     COPY_PENDING, COPY_DONE, COPY_FAILED = "pending", "copied", "failed"  # copy_state
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -80,7 +80,7 @@ def test_status_panel_secret_dialog_and_a_filtered_call_in_the_journal(served, b
     _missed_call(page, url, "74950000001")
     row = page.locator("tr.state-skipped")
     assert row.count() == 1 and row.is_visible()
-    assert "пропущен" in row.inner_text() and "74950000001 не в списке" in row.inner_text()
+    assert "не передан" in row.inner_text() and "74950000001 не в списке" in row.inner_text()
     _shot(page, "journal-filtered")
 
 

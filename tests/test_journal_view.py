@@ -68,7 +68,7 @@ def test_counts_above_the_table_and_a_filter_that_hides_everything(configured, a
     page = configured.get(JOURNAL).text
     counts = re.search(r'id="journal-counts">(.*?)</p>', page, re.S).group(1)
     assert "Звонков: 5" in counts and "отправлен: 3" in counts and "ошибка: 2" in counts
-    assert "пропущен: 0" in counts
+    assert "не передан: 0" in counts
     hidden = configured.get(JOURNAL + "?state=skipped").text
     assert call_ids(hidden) == [] and "Под фильтр не попал ни один звонок, а всего в журнале 5" in hidden
     empty_day = configured.get(JOURNAL + "?date=2020-01-01").text

@@ -6,6 +6,9 @@ In Megaplan the telephony widget calls the provider when a manager clicks a numb
 """
 from __future__ import annotations
 
+import re
+from urllib.parse import urlsplit
+
 import requests
 from flask import Blueprint, current_app, flash, redirect, request, url_for
 
@@ -17,11 +20,25 @@ def _state():
     return current_app.extensions["megaplan_sandbox"]
 
 
+URL_FIELDS = {"call_url": "Адрес для звонка", "hangup_url": "Адрес для «Завершить»"}
+
+
+def clean_url(value: str) -> str:
+    """A URL as pasted: spaces and a leading method («POST http://…», as some pages show it) go."""
+    return re.sub(r"^(?:POST|GET)\s+", "", value.strip(), flags=re.IGNORECASE).strip()
+
+
 @bp.post("/settings")
 def save_settings():
     state = _state()
-    state.telephony_app = {key: request.form.get(key, "").strip()
-                           for key in ("call_url", "hangup_url", "secret")}
+    values = {key: clean_url(request.form.get(key, "")) for key in URL_FIELDS}
+    values["secret"] = request.form.get("secret", "").strip()
+    wrong = [title for key, title in URL_FIELDS.items()
+             if values[key] and (urlsplit(values[key]).scheme not in ("http", "https") or not urlsplit(values[key]).netloc)]
+    if wrong:
+        flash(f"Не сохранено: {', '.join(wrong)} — не адрес вида http://… или https://…")
+        return redirect(url_for("megaplan_sandbox_page.index"))
+    state.telephony_app = values
     flash("Настройки приложения сохранены.")
     return redirect(url_for("megaplan_sandbox_page.index"))
 

@@ -74,7 +74,7 @@ class CallSync:
             planned = Planned(row, owner, match.contractor if match else None,
                               known=row.client_phone in own or match is not None,
                               wants_todo=self._wants_todo(row.record),
-                              notes=[sync.note(owner), clients.choice_note(match) if match else None,
+                              notes=[self._owner_note(row, owner), clients.choice_note(match) if match else None,
                                      sync.dropped_recording(row.record), self._route_note(row, match)])
             if planned.known and not planned.wants_todo and row.client_phone not in reaching:
                 with contextlib.suppress(ValueError, OverflowError):  # no try can write it: alone
@@ -82,6 +82,14 @@ class CallSync:
                                                          self._record_link(row.record))
             (batch if planned.fields else single).append(planned)
         return batch, single
+
+    @staticmethod
+    def _owner_note(row: OutboxEntry, owner: sync.CallOwner) -> str | None:
+        """A missed call with no one who answered went to the employees it rang (the journal
+        names them), not to the default responsible."""
+        if owner.reason == "no_employee" and callbacks.is_missed(row) and row.record.get("users_rung"):
+            return None
+        return sync.note(owner)
 
     def _route_note(self, row: OutboxEntry, match) -> str | None:
         """Why routing rang someone other than the client's responsible, as it decided when

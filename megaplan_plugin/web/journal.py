@@ -37,7 +37,7 @@ _QUERY = re.compile(r"[A-Za-z0-9_.~%=&+-]+")  # a filter query as the browser en
 _CURSOR = re.compile(r"(\d{10,11}\.\d{1,6})~(\d{1,18})")
 DIRECTIONS = {"in": "входящие", "out": "исходящие"}
 STATUS_TITLES = {
-    "answered": "отвечен", "missed": "пропущен", "busy": "занято", "cancelled": "отменён",
+    "answered": "отвечен", "missed": "пропущенный", "busy": "занято", "cancelled": "отменён",
     "unavailable": "недоступен", "not_allowed": "запрещён", "not_found": "номер не найден",
     "failed": "ошибка АТС",
 }
@@ -181,10 +181,19 @@ def _view(row: OutboxEntry, client_name: str | None, tz: str, callback: Callback
         "next_retry": timezones.local(row.next_retry_at, tz) if row.state == OutboxEntry.PENDING else "",
         "direction": "входящий" if row.direction == "in" else "исходящий",
         "client": client_name or "", "phone": phones.display(row.client_phone),
-        "employee": (row.record.get("user") or {}).get("name") or "",
+        "employee": _employee(row.record),
         "status": STATUS_TITLES.get(row.status, row.status), "state": OutboxEntry.STATE_TITLES[row.state],
         "error": error, "error_details": details,
     }
+
+
+def _employee(record: dict) -> str:
+    """Who took the call; for a call nobody answered, whom the PBX rang."""
+    user = (record.get("user") or {}).get("name")
+    if user:
+        return user
+    rung = [u.get("name") or u.get("login") for u in record.get("users_rung") or [] if isinstance(u, dict)]
+    return ("звонили: " + ", ".join(n for n in rung if n)) if any(rung) else ""
 
 
 def _split_error(text: str | None) -> tuple[str, str]:

@@ -30,6 +30,7 @@ from megaplan_plugin.web.forms import (
 from megaplan_plugin.megaplan import MegaplanError
 
 SECRET_TICKET = "megaplan_secret_ticket"
+SECRET_REPLACED = "megaplan_secret_replaced"  # the new secret replaced one: say the old one died
 bp = Blueprint("megaplan", __name__, url_prefix="/plugins/megaplan",
                template_folder="../templates", static_folder="../static",
                static_url_path="/static")
@@ -176,11 +177,12 @@ def rotate_secret():
         return _bad_request()
     try:
         # The cookie carries only a ticket; the secret waits, encrypted, in Redis for one showing.
-        session[SECRET_TICKET] = store.rotate_api_secret(store.settings_for(g.account_id),
-                                                         lambda secret: one_time.keep(g.account_id, secret))
+        settings = store.settings_for(g.account_id)
+        session[SECRET_REPLACED] = settings.api_secret_hash is not None
+        session[SECRET_TICKET] = store.rotate_api_secret(settings, lambda secret: one_time.keep(g.account_id, secret))
     except RedisError:
         flash(REDIS_DOWN + " Новый ключ не создан, прежний по-прежнему действует.", "danger")
-    return redirect(url_for("megaplan.settings"))
+    return redirect(url_for("megaplan.settings") + "#telephony-app")
 
 
 @bp.post("/recordings/revoke")
@@ -257,6 +259,7 @@ def _render(*, form, settings, credentials, employees, status=200):
         default_responsible=next((e for e in employees if e.megaplan_id == settings.default_responsible_id), None),
         unknown_user=next((e for e in employees if e.megaplan_id == settings.unknown_employee_user_id), None),
         new_secret=one_time.take(g.account_id, session.pop(SECRET_TICKET, None)),
+        secret_replaced=session.pop(SECRET_REPLACED, False),
         panel=panel.account_status(g.account_id), waiting_words=panel.waiting_words,
         shared=numbers.for_page(g.account_id),
         local_moment=lambda moment: timezones.local(moment, settings.time_zone),

@@ -35,8 +35,8 @@ def _configure(page, url, sandbox):
     page.locator("[data-plugin=megaplan]").get_by_role("button", name="Подключить").click()
     page.goto(url + "/plugins/megaplan/credentials/new")
     page.get_by_label("Название").fill("Песочница")
-    page.get_by_label("Логин (username)").fill(SANDBOX_LOGIN)
-    page.get_by_label("Пароль (password)").fill(SANDBOX_PASSWORD)
+    page.get_by_label("Логин", exact=True).fill(SANDBOX_LOGIN)
+    page.get_by_label("Пароль", exact=True).fill(SANDBOX_PASSWORD)
     page.get_by_label("Домен").fill(sandbox.url)
     page.get_by_role("button", name="Добавить").click()
     page.get_by_label("Активировать интеграцию").check()
@@ -72,7 +72,10 @@ def test_status_panel_secret_dialog_and_a_filtered_call_in_the_journal(served, b
     assert dialog.is_visible() and "больше он показан не будет" in dialog.inner_text()
     secret = page.locator("#new-secret").inner_text()
     assert len(secret) > 20 and dialog.get_by_role("button", name="Копировать").is_visible()
-    assert page.evaluate("window.scrollY") < 400  # at the top, where the eye is after a click
+    # shown where «Создать» was pressed, in view (issue 28: it used to be 3,000 px above it)
+    box, viewport = dialog.bounding_box(), page.viewport_size
+    assert 0 <= box["y"] and box["y"] + box["height"] <= viewport["height"], box
+    assert "Прежний ключ уже не действует" not in dialog.inner_text()  # the first key replaced none
     _shot(page, "settings-secret")
     page.reload()
     assert page.locator("#new-secret").count() == 0 and secret not in page.content()

@@ -1,7 +1,7 @@
 """The sandbox's own pages: what it received (for people) and fault injection (for tests)."""
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify, render_template, request
+from flask import Blueprint, current_app, jsonify, redirect, render_template, request, url_for
 
 from . import seed
 
@@ -10,6 +10,17 @@ bp = Blueprint("megaplan_sandbox_page", __name__, template_folder="templates")
 
 def _state():
     return current_app.extensions["megaplan_sandbox"]
+
+
+@bp.get("/crm/<entity_id>/card/")
+@bp.get("/deals/<entity_id>/card/")
+@bp.get("/event/<entity_id>/card/")
+def card(entity_id):
+    """Megaplan's web pages of a client, a deal and a todo (the plugin's journal links to
+    them): here, the row of the sandbox's page."""
+    kind = request.path.split("/")[1]
+    anchor = {"crm": "contractor", "deals": "deal", "event": "todo"}[kind]
+    return redirect(url_for(".index") + f"#{anchor}-{entity_id}")
 
 
 @bp.get("/")

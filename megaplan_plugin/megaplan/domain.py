@@ -31,10 +31,15 @@ def normalize_domain(value: str, allow_http: bool = False) -> str:
         if not host or parts.username or parts.password:
             raise InvalidDomain(FORMAT_HINT)
         return f"http://{host}:{port}" if port else f"http://{host}"
+    if parts.scheme == "https" and port not in (None, 443) and allow_http and not parts.username:
+        raise InvalidDomain(FORMAT_HINT + "; песочница Мегаплан — адрес вида http://127.0.0.1:5001 (http, не https)")
     if parts.scheme != "https" or port not in (None, 443) or parts.username or parts.password:
         raise InvalidDomain(FORMAT_HINT)
     suffix = next((s for s in ALLOWED_SUFFIXES if host.endswith(s)), None)
     account = host[: -len(suffix)] if suffix else ""
+    if (not suffix or not _LABEL.match(account)) and allow_http:
+        # a demo or test cabinet: its Megaplan sandbox speaks plain http on a port of its own
+        raise InvalidDomain(FORMAT_HINT + "; песочница Мегаплан — адрес вида http://127.0.0.1:5001 (http, не https)")
     if not suffix or not _LABEL.match(account):
         raise InvalidDomain(FORMAT_HINT)
     return f"https://{host}"

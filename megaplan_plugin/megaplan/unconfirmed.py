@@ -122,3 +122,15 @@ DEAL_FIELDS = ["name", "contractor", "manager", "result", "timeUpdated"]
 
 def deal_is_open(deal: dict) -> bool:
     return deal.get("result") in (None, "active")
+
+# Pages of Megaplan's web interface for the journal's links: not in the API's description.
+# Public screenshots and integrators' notes show a client's card at /crm/{id}/card/, a deal's
+# at /deals/{id}/card/ and a todo's (a communication) at /event/{id}/card/; a call has no page
+# of its own (it is shown in its client's card and its communication's).
+WEB_PAGES = {"ContractorHuman": "/crm/{id}/card/", "ContractorCompany": "/crm/{id}/card/",
+             "Deal": "/deals/{id}/card/", "Todo": "/event/{id}/card/"}
+
+
+def web_page(base_url: str, content_type: str, entity_id) -> str | None:
+    pattern = WEB_PAGES.get(content_type)
+    return base_url.rstrip("/") + pattern.format(id=entity_id) if pattern and entity_id else None

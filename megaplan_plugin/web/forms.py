@@ -60,16 +60,17 @@ class CredentialForm(RussianForm):
     # cannot hold NUL; no Megaplan login, password or domain has one).
     title = StringField("Название", validators=[
         DataRequired("Укажите название"), Length(max=100), Printable()])
-    login = StringField("Логин (username)", validators=[
+    login = StringField("Логин", validators=[
         DataRequired("Укажите логин пользователя Мегаплан"), Length(max=200), Printable()])
-    password = PasswordField("Пароль (password)", validators=[
+    # Never sent back: a failed check keeps it in the browser (settings.js, data-keep-password).
+    password = PasswordField("Пароль", validators=[
         DataRequired("Укажите пароль"), Length(max=200), Printable()])
     domain = StringField("Домен", description="в формате YOURDOMAIN.megaplan.ru",
                          validators=[DataRequired("Укажите домен Мегаплан"), Length(max=255), Printable()])
 
 
 class CredentialEditForm(CredentialForm):
-    password = PasswordField("Пароль (password)", description="оставьте пустым, чтобы не менять",
+    password = PasswordField("Пароль", description="оставьте пустым, чтобы не менять",
                              validators=[Optional(), Length(max=200), Printable()])
 
 

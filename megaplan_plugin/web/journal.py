@@ -22,7 +22,8 @@ from sqlalchemy import and_, func, or_, select
 from megaplan_plugin import cabinet, phones
 from megaplan_plugin.delivery import queues
 from megaplan_plugin.calls import callback_figures, ratings
-from megaplan_plugin.models import CallRating, Callback, OutboxEntry, Settings, aware, utcnow
+from megaplan_plugin.megaplan import unconfirmed
+from megaplan_plugin.models import CallRating, Callback, Credential, OutboxEntry, Settings, aware, utcnow
 from megaplan_plugin.web import inputs as web_input
 from megaplan_plugin.web import numbers
 from megaplan_plugin.web import timezones
@@ -86,6 +87,14 @@ def _filters() -> Filters:
     return found
 
 
+def _megaplan_url(account_id: str) -> str | None:
+    """The address of the account's Megaplan, for links to its pages."""
+    settings = cabinet.db().session.get(Settings, account_id)
+    credential = cabinet.db().session.get(Credential, settings.credential_id) \
+        if settings is not None and settings.credential_id else None
+    return credential.base_url if credential is not None else None
+
+
 def _time_zone(account_id: str) -> str:
     settings = cabinet.db().session.get(Settings, account_id)
     return settings.time_zone if settings is not None else timezones.DEFAULT
@@ -132,6 +141,7 @@ def _after(cursor: str) -> list:
 def journal():
     db = cabinet.db()
     filters, tz = _filters(), _time_zone(g.account_id)
+    megaplan = _megaplan_url(g.account_id)
     counts = _counts(_where(g.account_id, filters, tz, with_state=False))
     where = _where(g.account_id, filters, tz)
     cursor = request.args.get("after", "")
@@ -142,7 +152,7 @@ def journal():
     if not rows and filters.any and not cursor:
         hidden = _count(_where(g.account_id, Filters(), tz))
     return render_template(
-        "megaplan/journal.html", rows=[_view(row, name, tz, callback, now, score) for row, name, callback, score in rows], filters=filters,
+        "megaplan/journal.html", rows=[_view(row, name, tz, callback, now, score, megaplan) for row, name, callback, score in rows], filters=filters,
         counts=counts, total=sum(counts.values()), count_cap=COUNT_CAP, hidden=hidden, states=OutboxEntry.STATE_TITLES,
         directions=DIRECTIONS, time_zone=timezones.LABELS.get(tz, tz), first_page=not cursor,
         next_url=url_for(".journal", **filters.args(), after=_cursor(rows[-1][0])) if more else None,
@@ -169,11 +179,14 @@ def _counts(where: list) -> dict[str, int]:
 
 
 def _view(row: OutboxEntry, client_name: str | None, tz: str, callback: Callback | None, now,
-          score: int | None = None) -> dict:
+          score: int | None = None, megaplan: str | None = None) -> dict:
     error, details = _split_error(row.last_error)
     score = score if score is not None else ratings.score_of(row.record.get("rating"))
     return {
         "rating": "" if score is None else ratings.short(score),
+        # pages of the account's Megaplan (``megaplan``: its address), where the call went
+        "client_url": unconfirmed.web_page(megaplan, "ContractorHuman", row.contractor_id) if megaplan else None,
+        "todo_url": unconfirmed.web_page(megaplan, "Todo", row.callback_todo_id) if megaplan else None,
         "callback": callback_figures.open_state(callback, now),
         "callback_due": timezones.local(callback.due_at, tz, "%d.%m.%Y %H:%M")
         if callback is not None and callback.outcome is None and callback.due_at is not None else "",

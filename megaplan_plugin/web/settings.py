@@ -54,17 +54,7 @@ def require_account():
 
 @bp.route("/", methods=["GET", "POST"])
 def settings():
-    settings = store.settings_for(g.account_id)
-    credentials = store.credentials_for(g.account_id)
-    form = SettingsForm(obj=settings if request.method == "GET" else None)
-    if request.method == "POST":
-        selected = form.credential_id.data
-    else:
-        selected = settings.credential_id or (credentials[0].id if credentials else None)
-        form.credential_id.data = selected
-    # Choices come from the chosen credential's Megaplan, and only from this account's.
-    employees = employees_cache.employees_of(selected if any(c.id == selected for c in credentials) else None)
-    _fill_choices(form, credentials, employees)
+    settings, credentials, form, employees = _settings_form()
     if request.method == "POST" and not form.validate_on_submit():
         flash("Настройки не сохранены: исправьте ошибки, отмеченные ниже.", "danger")
     elif request.method == "POST" and not queue_answers():
@@ -94,6 +84,24 @@ def settings():
         return redirect(url_for("megaplan.settings"))
     return _render(form=form, settings=settings, credentials=credentials, employees=employees,
                    status=400 if form.errors else 200)
+
+
+def _settings_form(typed: bool | None = None):
+    """The account's settings, credentials, the settings form (as stored on GET, as typed on
+    a POST) and the chosen credential's Megaplan employees for its choices."""
+    settings = store.settings_for(g.account_id)
+    credentials = store.credentials_for(g.account_id)
+    typed = request.method == "POST" if typed is None else typed
+    form = SettingsForm(obj=None if typed else settings)
+    if typed:
+        selected = form.credential_id.data
+    else:
+        selected = settings.credential_id or (credentials[0].id if credentials else None)
+        form.credential_id.data = selected
+    # Choices come from the chosen credential's Megaplan, and only from this account's.
+    employees = employees_cache.employees_of(selected if any(c.id == selected for c in credentials) else None)
+    _fill_choices(form, credentials, employees)
+    return settings, credentials, form, employees
 
 
 @bp.route("/credentials/new", methods=["GET", "POST"])
@@ -168,6 +176,11 @@ def refresh_employees():
         except MegaplanError as exc:
             cabinet.host().db.session.rollback()
             flash(f"Не удалось загрузить сотрудников из Мегаплан: {exc.message or exc.status}", "danger")
+    if "credential_id" in request.form:
+        # Pressed inside the settings form: what was typed there is shown again, not saved
+        flash("Изменения настроек ещё не сохранены: проверьте их и нажмите «Сохранить».", "warning")
+        settings, credentials, form, employees = _settings_form(typed=True)
+        return _render(form=form, settings=settings, credentials=credentials, employees=employees)
     return redirect(url_for("megaplan.settings") + "#mapping")
 
 

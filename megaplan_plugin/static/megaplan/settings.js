@@ -34,3 +34,43 @@ document.querySelectorAll("form[data-megaplan-confirm]").forEach(function (form)
     if (!window.confirm(form.getAttribute("data-megaplan-confirm"))) event.preventDefault();
   });
 });
+
+// A form sent back with errors: the first one is where the eye and the cursor go.
+function megaplanFocusFirstError() {
+  var first = document.querySelector(".megaplan .has-error");
+  if (!first) return;
+  first.scrollIntoView({block: "center"});
+  var input = first.querySelector("input:not([type=hidden]), select, textarea");
+  if (input) input.focus({preventScroll: true});
+}
+megaplanFocusFirstError();
+
+// The credential form is checked against Megaplan; a failed check must not cost the admin
+// the password they typed, and the server never sends a password back. So the form goes in
+// the background and, when it comes back with errors, only the form is replaced and the
+// password put back from this page's memory.
+document.querySelectorAll("form[data-keep-password]").forEach(function (form) {
+  form.addEventListener("submit", function (event) {
+    if (!window.fetch || !window.DOMParser || form.dataset.sending) return;
+    event.preventDefault();
+    form.dataset.sending = "1";
+    var password = form.querySelector("input[type=password]");
+    var typed = password ? password.value : "";
+    fetch(form.getAttribute("action") || window.location.href,
+          {method: "POST", body: new FormData(form), credentials: "same-origin"})
+      .then(function (response) {
+        if (response.redirected) { window.location.assign(response.url); return; }
+        if (response.status !== 400) { form.submit(); return; }  // anything else: as without script
+        return response.text().then(function (html) {
+          var fresh = new DOMParser().parseFromString(html, "text/html").querySelector("form[data-keep-password]");
+          if (!fresh) { form.submit(); return; }
+          form.innerHTML = fresh.innerHTML;
+          var again = form.querySelector("input[type=password]");
+          if (again) again.value = typed;
+          delete form.dataset.sending;
+          megaplanFocusFirstError();
+        });
+      })
+      .catch(function () { form.submit(); });
+  });
+});

@@ -32,3 +32,12 @@ def csv_cell(value: str) -> str:
     """A CSV cell for Excel: text from outside (names, Megaplan's messages) must not run as a
     spreadsheet formula."""
     return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+
+
+def split_error(text: str | None) -> tuple[str, str]:
+    """«Мегаплан временно недоступен (503) — Service …»: the Russian part, Megaplan's own text
+    (shown folded under it)."""
+    if not text:
+        return "", ""
+    words, _, raw = text.partition(" — ")
+    return words, raw

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from urllib.parse import urlsplit
 
-from flask import (Blueprint, Response, abort, flash, g, redirect, render_template, request,
-                   stream_with_context, url_for)
+from flask import (Blueprint, Response, abort, flash, g, get_template_attribute, jsonify, redirect,
+                   render_template, request, stream_with_context, url_for)
 from redis.exceptions import RedisError
 from sqlalchemy import and_, func, or_, select
 
@@ -27,7 +27,7 @@ from megaplan_plugin.models import CallRating, Callback, Credential, OutboxEntry
 from megaplan_plugin.web import inputs as web_input
 from megaplan_plugin.web import numbers
 from megaplan_plugin.web import timezones
-from megaplan_plugin.web import REDIS_DOWN, csv_cell, not_kept, queue_answers
+from megaplan_plugin.web import REDIS_DOWN, csv_cell, not_kept, queue_answers, split_error
 from megaplan_plugin.web.forms import ActionForm
 
 bp = Blueprint("megaplan_journal", __name__, url_prefix="/plugins/megaplan/journal")
@@ -180,7 +180,7 @@ def _counts(where: list) -> dict[str, int]:
 
 def _view(row: OutboxEntry, client_name: str | None, tz: str, callback: Callback | None, now,
           score: int | None = None, megaplan: str | None = None) -> dict:
-    error, details = _split_error(row.last_error)
+    error, details = split_error(row.last_error)
     score = score if score is not None else ratings.score_of(row.record.get("rating"))
     return {
         "rating": "" if score is None else ratings.short(score),
@@ -209,12 +209,26 @@ def _employee(record: dict) -> str:
     return ("звонили: " + ", ".join(n for n in rung if n)) if any(rung) else ""
 
 
-def _split_error(text: str | None) -> tuple[str, str]:
-    """«Мегаплан временно недоступен (503) — Service …»: the Russian part, Megaplan's own text."""
-    if not text:
-        return "", ""
-    words, _, raw = text.partition(" — ")
-    return words, raw
+POLL_LIMIT = 100
+
+
+@bp.get("/rows.json")
+def rows():
+    """The journal's rows still on their way, as they are now: the page asks every few
+    seconds for its rows in «ожидает» and replaces them (static/megaplan/journal.js)."""
+    ids = [web_input.db_int(int(part)) for part in request.args.get("ids", "").split(",")[:POLL_LIMIT]
+           if part.isdigit() and len(part) <= 18]
+    ids = [i for i in ids if i is not None]
+    if not ids:
+        return jsonify({"rows": []})
+    tz, megaplan = _time_zone(g.account_id), _megaplan_url(g.account_id)
+    found = cabinet.db().session.execute(_rows([OutboxEntry.account_id == g.account_id,
+                                                OutboxEntry.kind == OutboxEntry.CALL, OutboxEntry.id.in_(ids)])).all()
+    row_html = get_template_attribute("megaplan/_journal_row.html", "journal_row")
+    now, form = utcnow(), ActionForm()
+    return jsonify({"rows": [{"id": row.id, "state": row.state,
+                              "html": str(row_html(_view(row, name, tz, callback, now, score, megaplan), form))}
+                             for row, name, callback, score in found]})
 
 
 @bp.get("/export.csv")

@@ -15,7 +15,7 @@ from megaplan_plugin import cabinet
 from megaplan_plugin.calls import callback_figures, rules
 from megaplan_plugin.models import Credential, MegaplanEmployee, OutboxEntry, Settings, aware, utcnow
 from megaplan_plugin.web import timezones
-from megaplan_plugin.web import queue_answers
+from megaplan_plugin.web import queue_answers, split_error
 
 
 def account_status(account_id: str) -> dict:
@@ -48,7 +48,8 @@ def account_status(account_id: str) -> dict:
         "employees": employees,
         "token_expires_at": _iso(credential.token_expires_at if credential else None),
         "last_sent_at": _iso(last_sent),
-        "last_error": last_error.last_error if last_error else None,
+        "last_error": split_error(last_error.last_error)[0] if last_error else None,
+        "last_error_details": split_error(last_error.last_error)[1] if last_error else None,
         "last_error_at": _iso(last_error.updated_at if last_error else None),
         "today": {state: today.get(state, 0) for state in OutboxEntry.STATE_TITLES},
         "missed_today": {"missed": missed_today.missed, "in_time": missed_today.in_time, "late": missed_today.late,

@@ -93,8 +93,26 @@ def _simulator_page(incoming, outgoing, status: int = 200):
         action_form=CallActionForm(), calls=host.pbx.live_calls(account_id),
         pbx_users=host.pbx.users(account_id),
         loss_form=PushLossForm(percent=str(int(host.pbx.push_loss.get(account_id, 0) * 100))),
-        journal=host.pbx.journal(account_id),
-        time_zone=ZoneInfo(current_app.config["CABINET_TIME_ZONE"])), status
+        journal=host.pbx.journal(account_id), push_words=push_words, HOOK_WORDS=HOOK_WORDS,
+        time_zone=ZoneInfo(current_app.config["CABINET_TIME_ZONE"]),
+        time_zone_name=ZONE_NAMES.get(current_app.config["CABINET_TIME_ZONE"],
+                                      current_app.config["CABINET_TIME_ZONE"])), status
+
+
+# The simulator's journal names the protocol's commands and the hooks as they are (in code)
+# and says in Russian what they mean.
+ZONE_NAMES = {"Europe/Moscow": "Москва", "UTC": "UTC"}
+EVENT_WORDS = {"INCOMING": "входящий звонок", "OUTGOING": "исходящий звонок", "ACCEPTED": "ответ",
+               "COMPLETED": "разговор окончен", "CANCELLED": "отбой", "TRANSFERRED": "перевод"}
+HOOK_WORDS = {"call_started": "звонок начался", "call_answered": "ответ", "call_transferred": "перевод",
+              "call_ended": "итог звонка", "call_rated": "оценка клиента", "route_request": "кому звонить"}
+
+
+def push_words(push: str) -> str:
+    command, _, rest = (push or "").partition(" ")
+    if command == "event":
+        return EVENT_WORDS.get(rest, "событие")
+    return {"history": "итог звонка", "contact": "кому звонить?", "rating": "оценка клиента"}.get(command, "")
 
 
 @bp.post("/simulator/incoming")
@@ -218,5 +236,7 @@ def _call_forms(account_id: str, posted: str | None = None):
     outgoing = OutgoingCallForm(prefix="out", **({} if posted == "out" else {"formdata": None}))
     incoming.users.choices = outgoing.user.choices = users
     incoming.virtual_number.choices = outgoing.virtual_number.choices = numbers
+    if posted != "in" and users:
+        incoming.users.data = [users[0][0]]  # a call rings someone: the first employee, to start with
     return incoming, outgoing
 

@@ -1,6 +1,9 @@
 """The sandbox's own pages: what it received (for people) and fault injection (for tests)."""
 from __future__ import annotations
 
+from datetime import datetime, timezone
+from zoneinfo import ZoneInfo
+
 from flask import Blueprint, current_app, jsonify, redirect, render_template, request, url_for
 
 from . import seed
@@ -10,6 +13,23 @@ bp = Blueprint("megaplan_sandbox_page", __name__, template_folder="templates")
 
 def _state():
     return current_app.extensions["megaplan_sandbox"]
+
+
+# Megaplan's own values, as its interface says them in Russian
+WORDS = {"in": "входящий", "out": "исходящий", "miss": "пропущенный", "fail": "неудачный исходящий",
+         "calling": "звонит", "talking": "разговор", "finished": "завершён"}
+MOSCOW = ZoneInfo("Europe/Moscow")  # as the cabinet's pages show times by default
+
+
+def _local(value) -> str:
+    """An ISO time as Moscow reads it, e.g. «05.12.2026 14:03:07»."""
+    try:
+        moment = datetime.fromisoformat(str(value))
+    except ValueError:
+        return str(value or "")
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(MOSCOW).strftime("%d.%m.%Y %H:%M:%S")
 
 
 @bp.get("/crm/<entity_id>/card/")
@@ -41,6 +61,7 @@ def index():
         return name or f"{ref.get('contentType')} {ref.get('id')}"
 
     return render_template("megaplan_sandbox/index.html", calls=calls, contractors=contractors, who=who,
+                           words=WORDS, local=_local,
                            todos=todos, deals=deals, events=events, employees=employees, login=seed.LOGIN,
                            url=request.host_url.rstrip("/"), app_settings=state.telephony_app,
                            callers=[e for e in employees.values() if state.internal_number_of(e["id"])])

@@ -70,5 +70,8 @@ def _post(url_key: str, body: dict) -> str:
     try:
         answer = response.json()
     except ValueError:
-        answer = response.text[:200]
-    return f"{response.status_code} {answer}"
+        answer = {}
+    if response.ok:
+        return "принято" + (f", звонок АТС {answer['call_id']}" if isinstance(answer, dict) and answer.get("call_id") else "")
+    message = answer.get("message") if isinstance(answer, dict) else None
+    return f"отказ ({response.status_code}): {message or response.text[:200]}"

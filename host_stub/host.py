@@ -139,7 +139,9 @@ def account_required(view):
     def wrapper(*args, **kwargs):
         account_id = Host.current_account_id()
         if account_id is None:
-            return redirect(url_for("cabinet.login", next=request.full_path))
+            # full_path ends in «?» when there is no query string: the page's own path then
+            where = request.full_path if request.query_string else request.path
+            return redirect(url_for("cabinet.login", next=where))
         if kwargs.get("account_id", account_id) != account_id:
             abort(403)
         g.account_id = account_id

@@ -84,6 +84,7 @@ def logout():
                            .values(session_epoch=Account.session_epoch + 1))
         db.session.commit()
     session.clear()
+    flash("Вы вышли из кабинета.", "info")
     return redirect(url_for("cabinet.login"))
 
 

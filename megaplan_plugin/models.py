@@ -174,6 +174,9 @@ class Settings(Base):
     deal_manager_first: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     route_fallback: Mapped[str] = mapped_column(String(8), default="pbx", server_default="pbx")
     route_respect_hours: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # When the integration was last switched off: once it is on again, the calls of that time
+    # can be sent after all («Передать звонки за время отключения»); None when nothing is owed.
+    deactivated_at: Mapped[datetime | None]
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 

@@ -39,6 +39,9 @@ class HookSettings:
         return why_not(self.active, self.numbers, virtual_number)
 
 
+INACTIVE_REASON = "интеграция не активна"
+
+
 def why_not(active: bool, numbers, virtual_number: str | None) -> str | None:
     """The one rule of which calls are for Megaplan: why this one is not, or None.
 
@@ -46,7 +49,7 @@ def why_not(active: bool, numbers, virtual_number: str | None) -> str | None:
     is on, else None.
     """
     if not active:
-        return "интеграция не активна"
+        return INACTIVE_REASON
     if numbers is not None and (virtual_number or "") not in numbers:
         return f"номер {virtual_number or '—'} не в списке виртуальных номеров"
     return None

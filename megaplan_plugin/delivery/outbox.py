@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 
 from megaplan_plugin.models import OutboxEntry, aware, utcnow
 from megaplan_plugin.calls import callbacks, ratings
+from megaplan_plugin.calls.rules import INACTIVE_REASON
 from megaplan_plugin.delivery import queues
 
 log = logging.getLogger(__name__)
@@ -92,6 +93,14 @@ def store_rating(engine, account_id: str, call_id: str, score: int) -> bool:
             return ratings.receive(conn, account_id, call_id, score)
     except (OperationalError, InterfaceError) as exc:
         raise DatabaseDown(str(exc.orig or exc)) from exc
+
+
+def skipped_while_inactive(session, account_id: str, since: datetime):
+    """The account's calls not sent because the integration was off, since ``since``."""
+    return select(OutboxEntry).where(
+        OutboxEntry.account_id == account_id, OutboxEntry.kind == OutboxEntry.CALL,
+        OutboxEntry.state == OutboxEntry.SKIPPED, OutboxEntry.reason == INACTIVE_REASON,
+        OutboxEntry.started_at >= since)
 
 
 def insert_refused(engine, record: dict, exc: Exception) -> None:

@@ -60,7 +60,7 @@ def reconcile_account(host, settings: Settings, since: datetime, until: datetime
     if added:
         queues.wake_writer(settings.account_id)
     if added:
-        log.warning("megaplan: reconciliation found %d calls of %s the cabinet never pushed",
-                    added, settings.account_id)
+        log.warning("megaplan: reconciliation found %d %s of %s the cabinet never pushed",
+                    added, "call" if added == 1 else "calls", settings.account_id)
     return added
 

@@ -131,7 +131,10 @@ class MegaplanClient:
         try:
             return unwrap(response)
         except MegaplanError as exc:
-            log.warning("megaplan %s %s → %s (request %s)", method, path, exc.status, exc.request_id)
+            # a lookup that finds nothing is an answer, not a problem: not a warning in the log
+            quiet = method == "GET" and exc.status in unconfirmed.NOT_FOUND_STATUSES
+            log.log(logging.DEBUG if quiet else logging.WARNING, "megaplan %s %s → %s%s", method, path,
+                    exc.status, f" (request {exc.request_id})" if exc.request_id else "")
             raise
 
     def _send(self, method, path, params, json_body, tokens: Tokens, *, data=None,

@@ -5,6 +5,7 @@ import json
 from datetime import datetime
 
 from redis.exceptions import RedisError
+from sqlalchemy import func, select
 from werkzeug.routing import BuildError
 from flask import (Blueprint, abort, current_app, flash, g, redirect, render_template, request,
                    session, url_for)
@@ -20,7 +21,8 @@ from megaplan_plugin.web import numbers, one_time
 from megaplan_plugin.web import status as panel
 from megaplan_plugin.web import timezones
 from megaplan_plugin.web import REDIS_DOWN, not_kept, queue_answers
-from megaplan_plugin.delivery import queues
+from megaplan_plugin.delivery import outbox, queues, reconcile
+from megaplan_plugin.models import OutboxEntry, utcnow
 from megaplan_plugin.web.forms import (
     ActionForm,
     CredentialEditForm,
@@ -64,6 +66,8 @@ def settings():
     elif request.method == "POST":
         was_indexed = (rules.active(settings), settings.credential_id, deals.wanted(settings))
         form.populate_obj(settings)
+        if was_indexed[0] and not rules.active(settings):
+            settings.deactivated_at = utcnow()  # its calls may be sent once it is on again
         settings.virtual_numbers = list(form.virtual_numbers.data)
         settings.communication_types = list(form.communication_types.data)
         settings.default_responsible_id = form.default_responsible_id.data or None
@@ -185,6 +189,38 @@ def refresh_employees():
     return redirect(url_for("megaplan.settings") + "#mapping")
 
 
+@bp.post("/transfer-skipped")
+def transfer_skipped():
+    """«Передать звонки за время отключения»: the calls not sent while the integration was off
+    go to Megaplan after all, with those whose push never came (reconciliation over that
+    time); «Не передавать» forgets them."""
+    if not ActionForm().validate_on_submit():
+        return _bad_request()
+    settings = store.settings_for(g.account_id)
+    since = settings.deactivated_at
+    if since is None or not rules.active(settings):
+        return redirect(url_for("megaplan.settings"))
+    db = cabinet.host().db
+    if request.form.get("dismiss"):
+        settings.deactivated_at = None
+        db.session.commit()
+        flash("Звонки за время отключения не будут переданы в Мегаплан.", "info")
+        return redirect(url_for("megaplan.settings"))
+    if not queue_answers():
+        flash(REDIS_DOWN + " Звонки не переданы, попробуйте позже.", "danger")
+        return redirect(url_for("megaplan.settings"))
+    rows = db.session.execute(outbox.skipped_while_inactive(db.session, g.account_id, since)).scalars().all()
+    for row in rows:
+        row.state, row.reason, row.next_retry_at = OutboxEntry.PENDING, None, None
+    settings.deactivated_at = None
+    db.session.commit()
+    found = reconcile.reconcile_account(cabinet.host(), settings, since, utcnow()) \
+        if hasattr(cabinet.host().pbx, "history") else 0
+    queues.wake_writer(g.account_id)
+    flash(f"Передаются в Мегаплан звонки за время отключения: {len(rows) + found}.", "success")
+    return redirect(url_for("megaplan_journal.journal"))
+
+
 @bp.post("/secret")
 def rotate_secret():
     if not ActionForm().validate_on_submit():
@@ -277,12 +313,22 @@ def _render(*, form, settings, credentials, employees, status=200):
         new_secret=one_time.take(g.account_id, session.pop(SECRET_TICKET, None)),
         secret_replaced=session.pop(SECRET_REPLACED, False),
         panel=panel.account_status(g.account_id), waiting_words=panel.waiting_words,
+        owed=_owed_since_deactivation(settings),
         shared=numbers.for_page(g.account_id),
         local_moment=lambda moment: timezones.local(moment, settings.time_zone),
         local_time=lambda iso: timezones.local(datetime.fromisoformat(iso), settings.time_zone) if iso else "",
         call_url=url_for("megaplan_api.call", account_key=settings.api_key, _external=True),
         hangup_url=url_for("megaplan_api.hangup", account_key=settings.api_key, _external=True),
     ), status
+
+
+def _owed_since_deactivation(settings) -> int:
+    """Calls not sent while the integration was off, once it is on again (0: nothing to offer)."""
+    if settings.deactivated_at is None or not rules.active(settings):
+        return 0
+    session = cabinet.host().db.session
+    return session.execute(select(func.count()).select_from(
+        outbox.skipped_while_inactive(session, g.account_id, settings.deactivated_at).subquery())).scalar()
 
 
 def _credential_or_404(credential_id: int):

@@ -74,3 +74,13 @@ document.querySelectorAll("form[data-keep-password]").forEach(function (form) {
       .catch(function () { form.submit(); });
   });
 });
+
+// Unticking «Активировать интеграцию» stops calls reaching Megaplan: ask, as «Отключить» does.
+document.querySelectorAll("form[data-deactivate-confirm]").forEach(function (form) {
+  form.addEventListener("submit", function (event) {
+    var active = form.querySelector("input[name=active]");
+    var leaving = event.submitter && event.submitter.hasAttribute("formaction");  // «Обновить список»
+    if (leaving || !active || active.checked || form.getAttribute("data-was-active") !== "yes") return;
+    if (!window.confirm(form.getAttribute("data-deactivate-confirm"))) event.preventDefault();
+  });
+});

@@ -96,11 +96,12 @@ def store_rating(engine, account_id: str, call_id: str, score: int) -> bool:
 
 
 def skipped_while_inactive(session, account_id: str, since: datetime):
-    """The account's calls not sent because the integration was off, since ``since``."""
+    """The account's calls not sent because the integration was off, since ``since``: those
+    that ended (were stored) since then, whenever they began."""
     return select(OutboxEntry).where(
         OutboxEntry.account_id == account_id, OutboxEntry.kind == OutboxEntry.CALL,
         OutboxEntry.state == OutboxEntry.SKIPPED, OutboxEntry.reason == INACTIVE_REASON,
-        OutboxEntry.started_at >= since)
+        OutboxEntry.created_at >= since)
 
 
 def insert_refused(engine, record: dict, exc: Exception) -> None:

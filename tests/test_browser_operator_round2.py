@@ -1,0 +1,170 @@
+"""The operator's view, round two (issue 28), in real headless Chromium: each friction a
+cabinet admin met on a first afternoon, walked through as they would."""
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect
+
+from host_stub.testing import SANDBOX_LOGIN, SANDBOX_PASSWORD, needs_chromium, run_jobs
+
+pytestmark = needs_chromium
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+
+
+@pytest.fixture
+def app_config():
+    return {"WTF_CSRF_ENABLED": True}
+
+
+def _login(page, url):
+    page.goto(url + "/login")
+    page.get_by_label("Логин").fill("demo")
+    page.get_by_label("Пароль").fill("demo")
+    page.get_by_role("button", name="Войти").click()
+
+
+def _connect(page, url, sandbox):
+    """Login, «Подключить», the sandbox's credentials: the settings page, nothing saved yet."""
+    _login(page, url)
+    page.goto(url + "/plugins/")
+    page.locator("[data-plugin=megaplan]").get_by_role("button", name="Подключить").click()
+    page.goto(url + "/plugins/megaplan/credentials/new")
+    page.get_by_label("Название").fill("Песочница")
+    page.get_by_label("Логин", exact=True).fill(SANDBOX_LOGIN)
+    page.get_by_label("Пароль", exact=True).fill(SANDBOX_PASSWORD)
+    page.get_by_label("Домен").fill(sandbox.url)
+    page.get_by_role("button", name="Добавить").click()
+    expect(page.get_by_role("heading", name="Параметры интеграции")).to_be_visible()
+
+
+def test_refresh_keeps_ticks_errors_are_in_view_and_the_telephony_urls_copy_alone(
+        live_server, browser_page, megaplan_sandbox):
+    page = browser_page
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=live_server)
+    _connect(page, live_server, megaplan_sandbox)
+    # 1. «Обновить список» with everything ticked and nothing saved yet
+    for label in ("Активировать интеграцию", "Создавать коммуникацию по звонку",
+                  "Включить переадресацию на персонального менеджера"):
+        page.get_by_label(label).check()
+    page.get_by_label("Ответственный по умолчанию").select_option(label="Мария Петрова")
+    page.get_by_role("button", name="Обновить список").click()
+    expect(page.get_by_text("Список сотрудников Мегаплан обновлён.")).to_be_visible()
+    expect(page.get_by_text("Изменения настроек ещё не сохранены")).to_be_visible()
+    for label in ("Активировать интеграцию", "Создавать коммуникацию по звонку",
+                  "Включить переадресацию на персонального менеджера"):
+        expect(page.get_by_label(label)).to_be_checked()
+    expect(page.get_by_label("Ответственный по умолчанию")).to_have_value("1000003")
+
+    # 10. a failed save: the first field in error is in view and has the cursor
+    page.get_by_label("Фильтровать по виртуальным номерам").check()
+    page.get_by_role("button", name="Сохранить").click()
+    expect(page.get_by_text("Настройки не сохранены")).to_be_visible()
+    focused = page.evaluate("document.activeElement.closest('.has-error') && document.activeElement.closest('.has-error').id")
+    assert focused == "field-virtual_numbers"
+    box = page.locator("#field-virtual_numbers").bounding_box()
+    assert 0 <= box["y"] <= page.viewport_size["height"], box
+
+    # 2. the telephony app's addresses, alone, each with its own «Копировать»
+    page.get_by_label("74950000001").check()
+    page.get_by_role("button", name="Сохранить").click()
+    expect(page.get_by_text("Настройки сохранены.")).to_be_visible()
+    call_url = page.locator("#call-url").inner_text()
+    assert call_url.startswith("http://") and " " not in call_url and call_url.endswith("/call")
+    page.locator("#telephony-app").get_by_role("button", name="Копировать").first.click()
+    expect(page.locator("#telephony-app").get_by_role("button", name="Скопировано")).to_have_count(1)
+    assert page.evaluate("navigator.clipboard.readText()") == call_url
+
+
+def test_a_retried_row_and_the_panel_refresh_themselves_and_rows_link_to_megaplan(
+        app, live_server, browser_page, megaplan_sandbox, pbx, integration):
+    integration(create_communication="y", create_client_on_incoming="y")
+    page = browser_page
+    _login(page, live_server)
+    megaplan_sandbox.state.outage(3600)
+    call = pbx.new_call(phone="79165554433")
+    call.ring("ivanov").answer("ivanov")
+    call.history(status="Success", user="ivanov")
+    missed = pbx.new_call(phone="79031112233")
+    missed.ring("ivanov", "petrova")
+    missed.history(status="missed", user="pbx", duration=20, wait="20")
+    run_jobs(app, scheduled=False)  # both wait: Megaplan is away
+    page.goto(live_server + "/plugins/megaplan/journal/")
+    row = page.locator(f'tr[data-call-id="{call.call_id}"]')
+    expect(row).to_contain_text("ожидает")
+
+    # 8. «Повторить» once Megaplan is back: the row turns «отправлен» with no reload
+    megaplan_sandbox.state.outage(0)
+    row.get_by_role("button", name="Повторить").click()
+    row = page.locator(f'tr[data-call-id="{call.call_id}"]')
+    expect(row).to_contain_text("ожидает")
+    page.evaluate("window.__same_page = true")
+    run_jobs(app)
+    expect(row).to_contain_text("отправлен", timeout=15_000)
+    assert page.evaluate("window.__same_page") is True  # refreshed in place, not reloaded
+
+    # 7. the client and the communication link to their pages in the account's Megaplan
+    expect(row).to_contain_text("клиент создан в Мегаплан этим звонком")
+    client_link = row.locator("a.client-link")
+    (client,) = [c for c in megaplan_sandbox.state.contractors.values() if "555-44-33" in c.get("firstName", "")]
+    assert client_link.get_attribute("href") == f"{megaplan_sandbox.url}/crm/{client['id']}/card/"
+    todo_link = row.locator("a.todo-link")
+    expect(todo_link).to_contain_text("коммуникация №")
+
+    # 5. a missed call names whom the PBX rang, not «звонок без сотрудника»
+    missed_row = page.locator(f'tr[data-call-id="{missed.call_id}"]')
+    expect(missed_row).to_contain_text("звонили: Иван Иванов, Мария Петрова", timeout=15_000)
+    expect(missed_row).not_to_contain_text("звонок без сотрудника")
+    expect(missed_row).to_contain_text("пропущенный")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "journal-round2.png"), full_page=True)
+
+    with page.expect_popup() as opened:
+        client_link.click()
+    megaplan_page = opened.value
+    expect(megaplan_page.locator(f"#contractor-{client['id']}")).to_be_visible()
+
+
+def test_deactivation_asks_and_the_calls_of_that_time_can_be_sent_after_all(
+        app, live_server, browser_page, megaplan_sandbox, pbx, integration):
+    integration()
+    page = browser_page
+    _login(page, live_server)
+    page.goto(live_server + "/plugins/megaplan/")
+    asked = []
+
+    def answer(dialog, accept):
+        asked.append(dialog.message)
+        dialog.accept() if accept else dialog.dismiss()
+
+    page.once("dialog", lambda d: answer(d, False))
+    page.get_by_label("Активировать интеграцию").uncheck()
+    page.get_by_role("button", name="Сохранить").click()
+    assert asked and "Выключить интеграцию?" in asked[0]
+    page.reload()
+    expect(page.get_by_label("Активировать интеграцию")).to_be_checked()  # not switched off
+
+    page.once("dialog", lambda d: answer(d, True))
+    page.get_by_label("Активировать интеграцию").uncheck()
+    page.get_by_role("button", name="Сохранить").click()
+    expect(page.get_by_text("Настройки сохранены.")).to_be_visible()
+    call = pbx.new_call(phone="79161234567")
+    call.ring("ivanov").answer("ivanov")
+    call.history(status="Success", user="ivanov")
+    page.goto(live_server + "/plugins/megaplan/journal/")
+    expect(page.locator(f'tr[data-call-id="{call.call_id}"]')).to_contain_text("не передан")
+
+    page.goto(live_server + "/plugins/megaplan/")
+    page.get_by_label("Активировать интеграцию").check()
+    page.get_by_role("button", name="Сохранить").click()
+    offer = page.locator("#transfer-skipped")
+    expect(offer).to_contain_text("не передано звонков: 1")
+    offer.get_by_role("button", name="Передать звонки за время отключения").click()
+    expect(page.get_by_text("Передаются в Мегаплан звонки за время отключения: 1.")).to_be_visible()
+    run_jobs(app)
+    assert [c["providerId"] for c in megaplan_sandbox.state.calls.values()] == [call.call_id]
+    page.goto(live_server + "/plugins/megaplan/")
+    expect(page.locator("#transfer-skipped")).to_have_count(0)  # offered once
+
+    # 13. logging out says so
+    page.get_by_role("button", name="Выйти").click()
+    expect(page.get_by_text("Вы вышли из кабинета.")).to_be_visible()

@@ -105,3 +105,44 @@ def test_credential_errors_tell_the_truth(case, expected, logged_in, enable_plug
         "title": "Проверка", "login": SANDBOX_LOGIN, "password": password, "domain": domain})
     assert response.status_code == 400
     assert expected in response.get_data(as_text=True)
+
+
+def test_the_login_page_after_a_protected_page_keeps_no_stray_question_mark(client):
+    response = client.get("/plugins/")
+    assert response.status_code == 302
+    assert response.headers["Location"].endswith("/login?next=/plugins/")
+
+
+def test_the_journal_of_a_plugin_not_connected_speaks_of_its_pages_not_only_settings(logged_in):
+    response = logged_in.get("/plugins/megaplan/journal/")
+    assert response.status_code == 404
+    assert "настройки, журнал звонков и отчёт по пропущенным" in response.text
+
+
+def test_a_lookup_that_finds_nothing_is_not_a_warning_in_the_log(app, integration, megaplan_sandbox, caplog):
+    from megaplan_plugin.calls.connection import client_for
+    from megaplan_plugin.models import Credential
+    with app.app_context():
+        client = client_for(db_session(app).get(Credential, 1))
+        with caplog.at_level("DEBUG", logger="megaplan_plugin.megaplan.client"):
+            assert client.get_call_by_provider("NO-SUCH-CALL") is None
+    records = [r for r in caplog.records if r.name == "megaplan_plugin.megaplan.client"]
+    assert records and all(r.levelname == "DEBUG" for r in records)
+    assert not any("None" in r.getMessage() for r in records)
+
+
+def db_session(app):
+    from host_stub.db import db
+    return db.session
+
+
+def test_the_sandbox_page_shows_moscow_time_and_whether_a_todo_is_done(megaplan_sandbox):
+    import requests
+    state = megaplan_sandbox.state
+    state.create("CallInfo", {"providerId": "P1", "type": "in", "state": "finished",
+                              "timeFrom": {"contentType": "DateTime", "value": "2026-12-05T09:00:00+00:00"}})
+    todo = state.create("Todo", {"name": "Перезвонить"})
+    todo["timeFinished"] = {"contentType": "DateTime", "value": "2026-12-05T10:30:00+00:00"}
+    page = requests.get(megaplan_sandbox.url + "/", timeout=10).text
+    assert "05.12.2026 12:00:00" in page and "входящий" in page and "завершён" in page
+    assert "<th>Выполнено</th>" in page and "05.12.2026 13:30:00" in page

@@ -163,6 +163,8 @@ def test_the_journal_shows_and_retries_none_of_demos_calls(app, tenants):
         page = client.get(f"/plugins/megaplan/journal/{query}")
         assert page.status_code == 200
         assert tenants.failed_call not in page.text and tenants.live not in page.text, query
+    polled = client.get(f"/plugins/megaplan/journal/rows.json?ids={tenants.failed_id}")
+    assert polled.status_code == 200 and polled.get_json() == {"rows": []}  # the poll sees none of demo's
     retry = post_form(client, f"/plugins/megaplan/journal/{tenants.failed_id}/retry", {},
                       page="/plugins/megaplan/journal/")
     assert retry.status_code == 404

@@ -181,7 +181,7 @@ def refresh_employees():
         except MegaplanError as exc:
             cabinet.host().db.session.rollback()
             flash(f"Не удалось загрузить сотрудников из Мегаплан: {exc.message or exc.status}", "danger")
-    if "credential_id" in request.form:
+    if any(str(c.id) == request.form.get("credential_id") for c in store.credentials_for(g.account_id)):
         # Pressed inside the settings form: what was typed there is shown again, not saved
         flash("Изменения настроек ещё не сохранены: проверьте их и нажмите «Сохранить».", "warning")
         settings, credentials, form, employees = _settings_form(typed=True)

@@ -122,6 +122,19 @@ def test_a_retried_row_and_the_panel_refresh_themselves_and_rows_link_to_megapla
         client_link.click()
     megaplan_page = opened.value
     expect(megaplan_page.locator(f"#contractor-{client['id']}")).to_be_visible()
+    megaplan_page.close()
+
+    # 8. the status panel's counts of today refresh in place too
+    megaplan_sandbox.state.outage(3600)
+    pbx.new_call(phone="79167778899").history(status="Success", user="ivanov")
+    run_jobs(app, scheduled=False)
+    page.goto(live_server + "/plugins/megaplan/")
+    pending = page.locator('#today-counts [data-count="pending"]')
+    expect(pending).to_have_text("1")
+    megaplan_sandbox.state.outage(0)
+    run_jobs(app)
+    expect(pending).to_have_text("0", timeout=15_000)
+    expect(page.locator('#today-counts [data-count="sent"]')).to_have_text("3")
 
 
 def test_deactivation_asks_and_the_calls_of_that_time_can_be_sent_after_all(

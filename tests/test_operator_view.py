@@ -146,3 +146,9 @@ def test_the_sandbox_page_shows_moscow_time_and_whether_a_todo_is_done(megaplan_
     page = requests.get(megaplan_sandbox.url + "/", timeout=10).text
     assert "05.12.2026 12:00:00" in page and "входящий" in page and "завершён" in page
     assert "<th>Выполнено</th>" in page and "05.12.2026 13:30:00" in page
+
+
+def test_the_simulator_starts_with_an_employee_to_ring(logged_in):
+    page = logged_in.get("/simulator/").text
+    ring = page.split('name="in-users"', 1)[1].split("</select>", 1)[0]
+    assert ring.count("selected") == 1

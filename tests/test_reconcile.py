@@ -52,13 +52,15 @@ def test_dropped_history_pushes_are_found_once_by_reconciliation(
     assert len(megaplan_sandbox.state.calls) == 30
 
 
-def test_a_push_arriving_after_reconciliation_is_not_a_second_call(app, pbx, rq_worker, megaplan_sandbox):
+def test_a_push_arriving_after_reconciliation_is_not_a_second_call(app, pbx, rq_worker, megaplan_sandbox, caplog):
     since = datetime.now(timezone.utc) - timedelta(minutes=1)
     app.extensions["cabinet"].pbx.push_loss["demo"] = 1.0
     call = pbx.new_call()
     call.history(status="Success", user="ivanov")
     app.extensions["cabinet"].pbx.push_loss["demo"] = 0.0
-    _reconcile(app, since)
+    with caplog.at_level("WARNING", logger="megaplan_plugin.delivery.reconcile"):
+        _reconcile(app, since)
+    assert "reconciliation found 1 call of demo" in caplog.text  # one call, not «1 calls»
     call.history(status="Success", user="ivanov")  # the late push after all
     rq_worker()
     assert _provider_ids(megaplan_sandbox) == [call.call_id]

@@ -123,6 +123,17 @@ def test_bad_credentials_show_the_error_and_keep_what_was_typed(
     assert SANDBOX_PASSWORD not in response.text         # ...except the password
 
 
+def test_an_https_sandbox_address_is_told_it_wants_http(logged_in, enable_plugin):
+    enable_plugin()
+    page = logged_in.get("/plugins/megaplan/credentials/new").text
+    assert "Для песочницы Мегаплан (демо и тесты) — адрес вида http://127.0.0.1:5001." in page
+    response = logged_in.post("/plugins/megaplan/credentials/new", data={
+        "title": "t", "login": SANDBOX_LOGIN, "password": SANDBOX_PASSWORD, "domain": "https://127.0.0.1:5199"})
+    assert response.status_code == 400
+    block = response.text.split('id="field-domain"', 1)[1].split("</div>", 1)[0]
+    assert "песочница Мегаплан — адрес вида http://127.0.0.1:5001 (http, не https)" in block
+
+
 @pytest.mark.parametrize("app_config", [{"MEGAPLAN_ALLOW_HTTP": False}])
 def test_http_domains_are_refused_unless_allowed(logged_in, enable_plugin, megaplan_sandbox, app_config):
     enable_plugin()
@@ -176,13 +187,16 @@ def test_unmapped_employee_gets_a_warning_saying_what_happens(configured, app, m
 def test_secret_is_shown_once_and_then_masked(configured, app):
     response = configured.post("/plugins/megaplan/secret", data={}, follow_redirects=True)
     secret = re.search(r'id="new-secret">([^<]+)<', response.text).group(1)
+    assert "Прежний ключ уже не действует" not in response.text  # the first key replaced none
     page = configured.get("/plugins/megaplan/").text
     assert secret not in page and secret[-4:] in page
     settings = _settings(app)
     assert f"/plugins/megaplan/api/{settings.api_key}/call" in page
     assert f"/plugins/megaplan/api/{settings.api_key}/hangup" in page
-    configured.post("/plugins/megaplan/secret", data={}, follow_redirects=True)
+    again = configured.post("/plugins/megaplan/secret", data={}, follow_redirects=True)
     assert _settings(app).api_secret_hash != settings.api_secret_hash
+    assert "Прежний ключ уже не действует" in again.text
+    assert 'id="call-url">http' in page  # the address alone, to copy (no «POST » in front)
 
 
 def test_other_account_can_neither_see_nor_change_demos_settings(configured, app, client, auth, enable_plugin):

@@ -48,6 +48,8 @@ def test_configure_the_integration_end_to_end(served, page, megaplan_sandbox):
     assert page.get_by_label("Название").input_value() == "Песочница"
     assert page.get_by_label("Логин", exact=True).input_value() == SANDBOX_LOGIN
     assert page.get_by_label("Домен").input_value() == megaplan_sandbox.url
+    # the domain's hint says what the sandbox wants (issue 28)
+    expect(page.locator("#field-domain")).to_contain_text("Для песочницы Мегаплан (демо и тесты) — адрес вида http://")
     # what was typed stays, the password too (issue 28: a failed check emptied it)
     assert page.get_by_label("Пароль", exact=True).input_value() == "wrong-password"
 

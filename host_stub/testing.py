@@ -328,6 +328,26 @@ def live_server(app):
     server.shutdown()
 
 
+def browser_login(page, url: str, account: str = "demo", password: str = "demo") -> None:
+    """Log in to the cabinet in a browser page, as a person does."""
+    page.goto(url + "/login")
+    page.get_by_label("Логин").fill(account)
+    page.get_by_label("Пароль").fill(password)
+    page.get_by_role("button", name="Войти").click()
+
+
+def browser_add_sandbox_credentials(page, url: str, sandbox) -> None:
+    """«Подключить» the plugin and add the sandbox's credentials, in a browser page."""
+    page.goto(url + "/plugins/")
+    page.locator("[data-plugin=megaplan]").get_by_role("button", name="Подключить").click()
+    page.goto(url + "/plugins/megaplan/credentials/new")
+    page.get_by_label("Название").fill("Песочница")
+    page.get_by_label("Логин", exact=True).fill(SANDBOX_LOGIN)
+    page.get_by_label("Пароль", exact=True).fill(SANDBOX_PASSWORD)
+    page.get_by_label("Домен").fill(sandbox.url)
+    page.get_by_role("button", name="Добавить").click()
+
+
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 needs_chromium = pytest.mark.skipif(not os.path.exists(CHROMIUM),
                                     reason="Debian's chromium is missing (./dev test installs it)")

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from host_stub.testing import needs_chromium
+from host_stub.testing import browser_login, needs_chromium
 
 pytestmark = needs_chromium
 SHOTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "layout"
@@ -85,17 +85,10 @@ def a_day_of_calls(app, pbx, rq_worker, megaplan_sandbox, integration):
     rq_worker(scheduled=False)
 
 
-def _login(page, server):
-    page.goto(server + "/login")
-    page.get_by_label("Логин").fill("demo")
-    page.get_by_label("Пароль").fill("demo")
-    page.get_by_role("button", name="Войти").click()
-
-
 @pytest.mark.usefixtures("a_day_of_calls")
 def test_every_page_fits_its_boxes_at_1366_and_1024_and_speaks_russian(live_server, browser_page):
     page = browser_page
-    _login(page, live_server)
+    browser_login(page, live_server)
     SHOTS.mkdir(parents=True, exist_ok=True)
     found = {}
     for width in WIDTHS:
@@ -117,7 +110,7 @@ def test_the_audit_sees_a_broken_word_an_overflow_and_a_latin_word(app, live_ser
     """The checks above can fail: the status panel as it was (words broken anywhere), a title
     squeezed into a box too narrow for it, and an English word added to a page."""
     page = browser_page
-    _login(page, live_server)
+    browser_login(page, live_server)
     page.set_viewport_size({"width": 1024, "height": 900})
     page.goto(live_server + "/plugins/megaplan/")
     page.evaluate("""() => {

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from host_stub.testing import SANDBOX_LOGIN, SANDBOX_PASSWORD, needs_chromium
+from host_stub.testing import browser_add_sandbox_credentials, browser_login, needs_chromium
 
 SHOTS = Path(__file__).resolve().parent.parent / "instance" / "screenshots"
 pytestmark = needs_chromium
@@ -27,18 +27,8 @@ def _shot(page, name):
 
 
 def _configure(page, url, sandbox):
-    page.goto(url + "/login")
-    page.get_by_label("Логин").fill("demo")
-    page.get_by_label("Пароль").fill("demo")
-    page.get_by_role("button", name="Войти").click()
-    page.goto(url + "/plugins/")
-    page.locator("[data-plugin=megaplan]").get_by_role("button", name="Подключить").click()
-    page.goto(url + "/plugins/megaplan/credentials/new")
-    page.get_by_label("Название").fill("Песочница")
-    page.get_by_label("Логин", exact=True).fill(SANDBOX_LOGIN)
-    page.get_by_label("Пароль", exact=True).fill(SANDBOX_PASSWORD)
-    page.get_by_label("Домен").fill(sandbox.url)
-    page.get_by_role("button", name="Добавить").click()
+    browser_login(page, url)
+    browser_add_sandbox_credentials(page, url, sandbox)
     page.get_by_label("Активировать интеграцию").check()
     page.get_by_label("Фильтровать по виртуальным номерам").check()
     page.get_by_label("74950000002").check()

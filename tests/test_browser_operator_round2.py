@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from host_stub.testing import SANDBOX_LOGIN, SANDBOX_PASSWORD, needs_chromium, run_jobs
+from host_stub.testing import browser_add_sandbox_credentials, browser_login, needs_chromium, run_jobs
 
 pytestmark = needs_chromium
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
@@ -16,24 +16,10 @@ def app_config():
     return {"WTF_CSRF_ENABLED": True}
 
 
-def _login(page, url):
-    page.goto(url + "/login")
-    page.get_by_label("Логин").fill("demo")
-    page.get_by_label("Пароль").fill("demo")
-    page.get_by_role("button", name="Войти").click()
-
-
 def _connect(page, url, sandbox):
     """Login, «Подключить», the sandbox's credentials: the settings page, nothing saved yet."""
-    _login(page, url)
-    page.goto(url + "/plugins/")
-    page.locator("[data-plugin=megaplan]").get_by_role("button", name="Подключить").click()
-    page.goto(url + "/plugins/megaplan/credentials/new")
-    page.get_by_label("Название").fill("Песочница")
-    page.get_by_label("Логин", exact=True).fill(SANDBOX_LOGIN)
-    page.get_by_label("Пароль", exact=True).fill(SANDBOX_PASSWORD)
-    page.get_by_label("Домен").fill(sandbox.url)
-    page.get_by_role("button", name="Добавить").click()
+    browser_login(page, url)
+    browser_add_sandbox_credentials(page, url, sandbox)
     expect(page.get_by_role("heading", name="Параметры интеграции")).to_be_visible()
 
 
@@ -79,7 +65,7 @@ def test_a_retried_row_and_the_panel_refresh_themselves_and_rows_link_to_megapla
         app, live_server, browser_page, megaplan_sandbox, pbx, integration):
     integration(create_communication="y", create_client_on_incoming="y")
     page = browser_page
-    _login(page, live_server)
+    browser_login(page, live_server)
     megaplan_sandbox.state.outage(3600)
     call = pbx.new_call(phone="79165554433")
     call.ring("ivanov").answer("ivanov")
@@ -141,7 +127,7 @@ def test_deactivation_asks_and_the_calls_of_that_time_can_be_sent_after_all(
         app, live_server, browser_page, megaplan_sandbox, pbx, integration):
     integration()
     page = browser_page
-    _login(page, live_server)
+    browser_login(page, live_server)
     page.goto(live_server + "/plugins/megaplan/")
     asked = []
 

@@ -2,7 +2,6 @@
 plugin's own link, seeks, and still plays after the PBX's own link has lapsed (issue 25)."""
 from datetime import timedelta
 
-import pytest
 import requests
 
 from host_stub.testing import needs_chromium

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from host_stub.testing import needs_chromium, run_jobs
+from host_stub.testing import browser_login, needs_chromium, run_jobs
 from megaplan_plugin.delivery import queues
 
 pytestmark = needs_chromium
@@ -19,13 +19,6 @@ def app_config():
     return {"WTF_CSRF_ENABLED": True}
 
 
-def _login(page, server):
-    page.goto(server + "/login")
-    page.get_by_label("Логин").fill("demo")
-    page.get_by_label("Пароль").fill("demo")
-    page.get_by_role("button", name="Войти").click()
-
-
 def test_routing_options_a_choice_a_rating_and_an_absence_in_the_browser(
         app, live_server, pbx, rq_worker, megaplan_sandbox, integration, browser_page):
     state = megaplan_sandbox.state
@@ -33,7 +26,7 @@ def test_routing_options_a_choice_a_rating_and_an_absence_in_the_browser(
     state.add_contractor("ContractorHuman", {"firstName": "Олег", "lastName": "Орлов"}, "89161112233", "1000004")
     integration(create_communication="y")
     page = browser_page
-    _login(page, live_server)
+    browser_login(page, live_server)
 
     # the settings page: the options under «переадресация» show once it is ticked, and are kept
     page.goto(live_server + "/plugins/megaplan/")

@@ -93,6 +93,7 @@ def _simulator_page(incoming, outgoing, status: int = 200):
         action_form=CallActionForm(), calls=host.pbx.live_calls(account_id),
         pbx_users=host.pbx.users(account_id),
         loss_form=PushLossForm(percent=str(int(host.pbx.push_loss.get(account_id, 0) * 100))),
+        rating_form=_rating_form(account_id),
         journal=host.pbx.journal(account_id), push_words=push_words, HOOK_WORDS=HOOK_WORDS,
         time_zone=ZoneInfo(current_app.config["CABINET_TIME_ZONE"]),
         time_zone_name=ZONE_NAMES.get(current_app.config["CABINET_TIME_ZONE"],
@@ -212,6 +213,37 @@ def _act(host, call, form) -> None:
 class PushLossForm(PageForm):
     percent = SelectField("Кабинет недоступен: пуши теряются", choices=[
         ("0", "нет, все пуши доходят"), ("30", "теряется 30 % пушей"), ("100", "теряются все пуши")])
+
+
+class RatingForm(PageForm):
+    call_id = SelectField("Звонок")
+    score = SelectField("Оценка клиента", choices=[(str(n), str(n)) for n in range(5, 0, -1)])
+
+
+def _rating_form(account_id: str) -> RatingForm:
+    """The last finished calls, for «Оценка клиента» (the PBX's post-call survey)."""
+    form = RatingForm()
+    seen, choices = set(), []
+    for entry in _host().pbx.journal(account_id):
+        if str(entry.get("push", "")).startswith("history") and entry["call_id"] not in seen:
+            seen.add(entry["call_id"])
+            choices.append((entry["call_id"], f"{entry['call_id'][:8]} · {entry.get('user') or '—'}"))
+    form.call_id.choices = choices[:10]
+    return form
+
+
+@bp.post("/simulator/rating")
+@account_required
+def simulate_rating():
+    """The client rates a finished call: the PBX's ``cmd=rating`` push, as the survey sends it."""
+    form = _rating_form(g.account_id)
+    if form.validate_on_submit():
+        _host().pbx.handle_push(g.account_id, {"cmd": "rating", "callid": form.call_id.data,
+                                               "rating": form.score.data}, source="simulator")
+        flash(f"Клиент оценил звонок на {form.score.data} из 5.", "info")
+    else:
+        flash("Выберите завершённый звонок.", "warning")
+    return redirect(url_for("pbx.simulator"))
 
 
 @bp.post("/simulator/push-loss")

@@ -55,7 +55,7 @@ FIELDS = {
     "megaplan_recordings.recording": [], "megaplan.revoke_recording_links": [],
     "megaplan_callbacks.report": ["period"], "megaplan_callbacks.export": ["period"],
     "megaplan_numbers.choose": ["contractor_id", "back"],
-    "megaplan.transfer_skipped": ["dismiss"], "megaplan_journal.rows": ["ids"],
+    "megaplan.transfer_skipped": ["dismiss"], "pbx.simulate_rating": ["call_id", "score"], "megaplan_journal.rows": ["ids"],
     "megaplan_api.call": API_FIELDS, "megaplan_api.hangup": API_FIELDS, "megaplan_api.unknown_address": API_FIELDS,
     "static": [],
 }

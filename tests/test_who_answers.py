@@ -202,6 +202,21 @@ def test_a_rating_before_the_history_goes_into_the_description_and_not_as_a_comm
     assert megaplan_sandbox.state.request_count("POST", f"/api/v3/todo/{todo['id']}/comments") == 0
 
 
+def test_the_simulator_rates_a_finished_call_as_the_pbx_survey_does(pbx, rq_worker, megaplan_sandbox, integration):
+    client = integration(create_communication="y")
+    call = _answered(pbx, "79161234567", "ivanov")
+    rq_worker()
+    page = client.get("/simulator/").get_data(as_text=True)
+    assert 'id="rating-form"' in page and call.call_id in page
+    response = client.post("/simulator/rating", data={"csrf_token": csrf_token(page), "call_id": call.call_id,
+                                                       "score": "3"})
+    assert response.status_code == 302
+    rq_worker()
+    (todo,) = megaplan_sandbox.state.todos.values()
+    assert [c["content"] for c in todo.get("comments", [])] == ["Оценка клиента: 3 из 5"]
+    assert "rating 3" in client.get("/simulator/").get_data(as_text=True)
+
+
 def test_a_rating_that_is_not_a_number_is_refused_by_the_pbx_door(pbx, integration):
     integration()
     response = pbx.push(cmd="rating", callid="X1", rating="отлично")

@@ -167,3 +167,22 @@ def test_deactivation_asks_and_the_calls_of_that_time_can_be_sent_after_all(
     # 13. logging out says so
     page.get_by_role("button", name="Выйти").click()
     expect(page.get_by_text("Вы вышли из кабинета.")).to_be_visible()
+
+
+def test_the_small_ones_in_the_browser(live_server, browser_page, megaplan_sandbox):
+    """13: the login's «next», the page of a plugin not connected, the simulator's first
+    employee, the sandbox's Moscow time and «Выполнено»."""
+    page = browser_page
+    page.goto(live_server + "/plugins/")
+    assert page.url.endswith("/login?next=/plugins/")
+    browser_login(page, live_server)
+    page.goto(live_server + "/plugins/megaplan/journal/")
+    expect(page.get_by_text("настройки, журнал звонков и отчёт по пропущенным")).to_be_visible()
+    page.goto(live_server + "/simulator/")
+    assert page.get_by_label("Кому звонит", exact=True).evaluate("s => s.selectedOptions.length") == 1
+    megaplan_sandbox.state.create("CallInfo", {"providerId": "P1", "type": "miss", "state": "finished", "timeFrom": {
+        "contentType": "DateTime", "value": "2026-12-05T09:00:00+00:00"}})
+    page.goto(megaplan_sandbox.url + "/")
+    expect(page.get_by_role("columnheader", name="Выполнено")).to_be_visible()
+    expect(page.get_by_text("05.12.2026 12:00:00")).to_be_visible()
+    expect(page.get_by_role("cell", name="пропущенный", exact=True)).to_be_visible()

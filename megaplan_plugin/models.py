@@ -176,7 +176,10 @@ class Settings(Base):
     route_respect_hours: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # When the integration was last switched off: once it is on again, the calls of that time
     # can be sent after all («Передать звонки за время отключения»); None when nothing is owed.
+    # ``activated_at``: when it was last switched on; reconciliation never reaches back past it
+    # on its own (the time it was off is the admin's to send or not).
     deactivated_at: Mapped[datetime | None]
+    activated_at: Mapped[datetime | None]
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 

@@ -1,6 +1,9 @@
 """Who is calling and who should answer (issue 27), through HTTP on the strict sandbox:
 several clients on one number and «Выбрать», open deals, the customer's rating, and a
 manager who is away."""
+import os
+import threading
+import time
 from datetime import date, timedelta
 
 import pytest
@@ -291,3 +294,87 @@ def test_the_fallback_default_needs_a_default_responsible(integration):
         "work_days": ["0"], "work_start": "09:00", "work_end": "18:00"})
     assert response.status_code == 400
     assert "ему пойдут звонки, когда менеджер недоступен" in response.get_data(as_text=True)
+
+
+def test_a_rating_while_the_integration_is_off_waits_without_a_writer_spinning(
+        app, pbx, rq_worker, megaplan_sandbox, integration):
+    client = integration(create_communication="y")
+    call = _answered(pbx, "79161234567", "ivanov")
+    rq_worker()
+    integration(active=None, create_communication="y")  # switched off
+    call.rate(4)
+    assert rq_worker() <= 2  # the hook's wake-up, and no writer queuing itself again and again
+    (todo,) = megaplan_sandbox.state.todos.values()
+    assert not todo.get("comments")
+    integration(create_communication="y")  # on again: the score reaches the communication
+    with app.app_context():
+        queues.wake_writer("demo")
+    rq_worker()
+    assert [c["content"] for c in megaplan_sandbox.state.todos[todo["id"]].get("comments", [])] == [
+        "Оценка клиента: 4 из 5"]
+    assert client.get("/plugins/megaplan/journal/rows.json?ids=%C2%B2,1").status_code == 200
+
+
+def _reconcile(app):
+    result = app.test_cli_runner().invoke(args=["megaplan", "reconcile"])
+    assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize("choice", ["transfer", "dismiss"])
+def test_the_calls_of_the_time_off_reach_megaplan_only_when_the_admin_says_so(
+        app, pbx, rq_worker, megaplan_sandbox, integration, choice):
+    client = integration()
+    _reconcile(app)
+    integration(active=None)
+    kept = pbx.new_call(phone="79161234567")
+    kept.history(status="Success", user="ivanov")           # stored as «не передан»
+    app.extensions["cabinet"].pbx.push_loss["demo"] = 1.0
+    lost = pbx.new_call(phone="79161234567")
+    lost.history(status="Success", user="ivanov")           # its push never came
+    app.extensions["cabinet"].pbx.push_loss["demo"] = 0.0
+    integration()                                           # on again
+    _reconcile(app)
+    rq_worker()
+    assert megaplan_sandbox.state.calls == {}  # nothing of that time before the admin chose
+    token = csrf_token(client.get("/plugins/megaplan/").get_data(as_text=True))
+    response = client.post("/plugins/megaplan/transfer-skipped",
+                           data={"csrf_token": token, **({"dismiss": "1"} if choice == "dismiss" else {})})
+    assert response.status_code == 302
+    _reconcile(app)
+    rq_worker()
+    sent = sorted(c["providerId"] for c in megaplan_sandbox.state.calls.values())
+    assert sent == (sorted([kept.call_id, lost.call_id]) if choice == "transfer" else [])
+
+
+@pytest.mark.skipif(not (os.environ.get("DATABASE_URL") or "").startswith("postgres"),
+                    reason="needs PostgreSQL (DATABASE_URL): the race is between two connections of a server")
+def test_two_stores_of_the_employees_at_once_take_turns(app, integration):
+    """The hourly index and «Обновить список» at the same moment: both replace the credential's
+    employees; without a turn each, the second inserts what the first has just inserted."""
+    from megaplan_plugin.calls import employees
+    from megaplan_plugin.models import Credential, MegaplanEmployee
+    barrier, errors = threading.Barrier(2), []
+    directory = employees.Directory([{"megaplan_id": "1000002", "name": "Иван Иванов", "position": None,
+                                      "internal_number": "101", "working": True, "fire_day": None,
+                                      "vacation_first": None, "vacation_last": None}], None)
+
+    def store():
+        with app.app_context():
+            credential = db.session.get(Credential, 1)
+            barrier.wait()
+            try:
+                employees.store_directory(credential, directory)
+                time.sleep(0.3)  # a commit that takes its time
+                db.session.commit()
+            except Exception as exc:  # noqa: BLE001 - what the test looks for
+                errors.append(exc)
+                db.session.rollback()
+
+    threads = [threading.Thread(target=store) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert errors == []
+    with app.app_context():
+        assert db.session.query(MegaplanEmployee).filter_by(credential_id=1).count() == 1

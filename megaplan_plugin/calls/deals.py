@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from sqlalchemy import delete, insert, select
 
-from megaplan_plugin.megaplan import MegaplanClient
 from megaplan_plugin.models import OpenDeal, Settings
 
 CLIENT_TYPES = ("ContractorHuman", "ContractorCompany")
@@ -29,10 +28,11 @@ def credential_wants(session, credential_id: int) -> bool:
                                                & Settings.deal_manager_first.is_(True))).limit(1)).first() is not None
 
 
-def rebuild(session, client: MegaplanClient, credential_id: int) -> int:
-    """Replace the credential's index with the open deals Megaplan lists now."""
+def replace(session, credential_id: int, found: list[dict]) -> int:
+    """Replace the credential's index with the open deals read from Megaplan (``found``:
+    ``MegaplanClient.open_deals``; empty when no account of the credential uses deals)."""
     rows = {}
-    for deal in client.open_deals():
+    for deal in found:
         row = _row(credential_id, deal)
         if row is not None:
             rows[row["deal_id"]] = row
@@ -40,12 +40,6 @@ def rebuild(session, client: MegaplanClient, credential_id: int) -> int:
     if rows:
         session.execute(insert(OpenDeal), list(rows.values()))
     return len(rows)
-
-
-def forget(session, credential_id: int) -> int:
-    """No account of the credential uses deals (any more): the index holds none."""
-    session.execute(delete(OpenDeal).where(OpenDeal.credential_id == credential_id))
-    return 0
 
 
 def _row(credential_id: int, deal: dict) -> dict | None:

@@ -64,7 +64,11 @@ def _call_category(client: MegaplanClient) -> str | None:
 
 
 def store_directory(credential: Credential, directory: Directory) -> None:
+    """Replace the credential's employees. The credential's row is locked first, so two
+    stores at once (the hourly index, «Обновить список») take turns instead of both inserting
+    after both deleted; the caller commits soon after (no request in between)."""
     db = cabinet.db()
+    db.session.execute(select(Credential.id).where(Credential.id == credential.id).with_for_update())
     db.session.execute(delete(MegaplanEmployee).where(MegaplanEmployee.credential_id == credential.id))
     db.session.add_all(MegaplanEmployee(credential_id=credential.id, **e) for e in directory.employees)
     credential.call_category_id = directory.call_category_id

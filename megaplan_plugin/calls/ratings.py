@@ -58,22 +58,29 @@ def of_call(session, row: OutboxEntry) -> int | None:
 
 
 def noted(session, row: OutboxEntry, score: int) -> None:
-    """The call's score is written (or there is nothing to write it on): in the call's commit."""
+    """The call's score is written (or there is nothing to write it on): in the call's commit.
+    A ``cmd=rating`` stored meanwhile is the row marked, not a second one."""
     kept = session.get(CallRating, (row.account_id, row.call_id))
     if kept is None:
-        session.add(CallRating(account_id=row.account_id, call_id=row.call_id, score=score,
-                               received_at=utcnow(), noted_at=utcnow()))
-    elif kept.noted_at is None:
+        try:
+            with session.begin_nested():
+                session.add(CallRating(account_id=row.account_id, call_id=row.call_id, score=score,
+                                       received_at=utcnow(), noted_at=utcnow()))
+            return
+        except IntegrityError:
+            kept = session.get(CallRating, (row.account_id, row.call_id))
+    if kept is not None and kept.noted_at is None:
         kept.noted_at = utcnow()
 
 
 def waiting(session, account_id: str, limit: int = 100) -> list[tuple[CallRating, OutboxEntry]]:
-    """Scores that came after their call was written, not on its communication yet."""
+    """Scores that came after their call was written, not on its communication yet, of an
+    active account (an inactive one writes nothing, so nothing waits for it)."""
     return list(session.execute(select(CallRating, OutboxEntry).join(OutboxEntry, (
         OutboxEntry.account_id == CallRating.account_id) & (OutboxEntry.call_id == CallRating.call_id)
-        & (OutboxEntry.kind == OutboxEntry.CALL)).where(
+        & (OutboxEntry.kind == OutboxEntry.CALL)).join(Settings, Settings.account_id == CallRating.account_id).where(
         CallRating.account_id == account_id, CallRating.noted_at.is_(None),
-        OutboxEntry.state == OutboxEntry.SENT).limit(limit)).all())
+        OutboxEntry.state == OutboxEntry.SENT, *ACTIVE).limit(limit)).all())
 
 
 def accounts_waiting(session) -> list[str]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from datetime import datetime
 
 from flask import current_app
 from redis.exceptions import LockError
@@ -24,7 +25,7 @@ from megaplan_plugin.calls.routing import remember_route
 from megaplan_plugin.calls.rules import ACTIVE, active
 from megaplan_plugin.delivery import outbox, queues
 from megaplan_plugin.delivery.worker import with_app_context
-from megaplan_plugin.delivery.reconcile import EVERY_SECONDS as RECONCILE_EVERY_SECONDS, reconcile_all
+from megaplan_plugin.delivery.reconcile import EVERY_SECONDS as RECONCILE_EVERY_SECONDS, reconcile_account, reconcile_all
 from megaplan_plugin.models import Credential, Settings
 
 
@@ -72,9 +73,12 @@ def index_clients(credential_id: int) -> str:
             return "another run is indexing"
         client = client_for(credential)
         count = clients.rebuild(db.session, client, credential_id)
-        employees.store_directory(credential, employees.fetch_directory(client))
-        open_deals = deals.rebuild(db.session, client, credential_id) \
-            if deals.credential_wants(db.session, credential_id) else deals.forget(db.session, credential_id)
+        db.session.commit()
+        # read first, then write and commit at once: no request while the rows are locked
+        directory = employees.fetch_directory(client)
+        found = list(client.open_deals()) if deals.credential_wants(db.session, credential_id) else []
+        employees.store_directory(credential, directory)
+        open_deals = deals.replace(db.session, credential_id, found)
         db.session.commit()
     return f"indexed {count} clients, {open_deals} open deals"
 
@@ -117,6 +121,17 @@ def reconcile() -> dict:
         if not mine:
             return {"skipped": "another reconciliation is running"}
         return reconcile_all(cabinet.host())
+
+
+@with_app_context
+def reconcile_window(account_id: str, since: str, until: str) -> int:
+    """Reconcile one account over ``since``..``until`` (ISO times), leaving its periodic
+    window where it is: «Передать звонки за время отключения»."""
+    settings = cabinet.db().session.get(Settings, account_id)
+    if not active(settings) or not hasattr(cabinet.host().pbx, "history"):
+        return 0
+    return reconcile_account(cabinet.host(), settings, datetime.fromisoformat(since),
+                             datetime.fromisoformat(until), advance=False)
 
 
 def sweep_every_seconds() -> int:

@@ -26,6 +26,7 @@ LIVE_EVENT = JOBS + "live_event"
 WRITE_ACCOUNT = "megaplan_plugin.delivery.writer.write_account"
 STORE_CALL = "megaplan_plugin.delivery.writer.store_call"
 STORE_RATING = "megaplan_plugin.delivery.writer.store_rating"
+RECONCILE_WINDOW = "megaplan_plugin.delivery.periodic.reconcile_window"
 COPY_RECORDING = "megaplan_plugin.delivery.recording_copy.copy_recording"
 REFRESH_ROUTE = PERIODIC + "refresh_route"
 INDEX_CLIENTS = PERIODIC + "index_clients"
@@ -202,6 +203,14 @@ def enqueue_copy(row_id: int, at=None, conn=None) -> bool:
 def enqueue_index(credential_id: int) -> None:
     _replacing(INDEX_CLIENTS, (credential_id,), f"megaplan-index-{credential_id}", job_timeout=3600,
                result_ttl=600, failure_ttl=24 * 3600, retry=Retry(max=3, interval=[60, 300, 900]))
+
+
+def enqueue_reconcile_window(account_id: str, since, until) -> None:
+    """Reconciliation of one account over a window of its past (the time the integration was
+    off, when the admin asks for its calls)."""
+    _replacing(RECONCILE_WINDOW, (account_id, since.isoformat(), until.isoformat()),
+               "megaplan-reconcile-" + _digest(account_id, since.isoformat()),
+               result_ttl=600, failure_ttl=24 * 3600, retry=Retry(max=3, interval=[10, 60, 300]))
 
 
 def enqueue_call_user_configs(account_id: str) -> None:

@@ -37,11 +37,16 @@ def reconcile_all(host, *, since: datetime | None = None, until: datetime | None
         end = until or utcnow()
         start = since or (aware(settings.reconciled_until) - OVERLAP
                           if settings.reconciled_until else end - FIRST_WINDOW)
+        if since is None and settings.activated_at is not None:
+            # never back into a time the integration was off: that is the admin's to send
+            start = max(start, aware(settings.activated_at))
         found[settings.account_id] = reconcile_account(host, settings, start, end)
     return found
 
 
-def reconcile_account(host, settings: Settings, since: datetime, until: datetime) -> int:
+def reconcile_account(host, settings: Settings, since: datetime, until: datetime, *, advance: bool = True) -> int:
+    """Store the calls of ``since``..``until`` the PBX has and the outbox lacks; ``advance``:
+    this is the periodic window, so the next one starts where it ends."""
     db = host.db
     records = host.pbx.history(settings.account_id, since, until)
     have = set(db.session.execute(select(OutboxEntry.call_id).where(
@@ -54,8 +59,9 @@ def reconcile_account(host, settings: Settings, since: datetime, until: datetime
         data = outbox.as_dict(record)
         if outbox.insert_row(db.engine, outbox.row_values(data, source="reconcile")) is not None:
             added += 1
-    settings.reconciled_at, settings.reconciled_until = utcnow(), until
-    settings.reconcile_found = added
+    if advance:
+        settings.reconciled_at, settings.reconciled_until = utcnow(), until
+        settings.reconcile_found = added
     db.session.commit()
     if added:
         queues.wake_writer(settings.account_id)

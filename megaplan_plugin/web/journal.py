@@ -217,7 +217,7 @@ def rows():
     """The journal's rows still on their way, as they are now: the page asks every few
     seconds for its rows in «ожидает» and replaces them (static/megaplan/journal.js)."""
     ids = [web_input.db_int(int(part)) for part in request.args.get("ids", "").split(",")[:POLL_LIMIT]
-           if part.isdigit() and len(part) <= 18]
+           if part.isascii() and part.isdigit() and len(part) <= 18]
     ids = [i for i in ids if i is not None]
     if not ids:
         return jsonify({"rows": []})

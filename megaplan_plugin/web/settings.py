@@ -6,6 +6,7 @@ from datetime import datetime
 
 from redis.exceptions import RedisError
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from werkzeug.routing import BuildError
 from flask import (Blueprint, abort, current_app, flash, g, redirect, render_template, request,
                    session, url_for)
@@ -21,7 +22,7 @@ from megaplan_plugin.web import numbers, one_time
 from megaplan_plugin.web import status as panel
 from megaplan_plugin.web import timezones
 from megaplan_plugin.web import REDIS_DOWN, not_kept, queue_answers
-from megaplan_plugin.delivery import outbox, queues, reconcile
+from megaplan_plugin.delivery import outbox, queues
 from megaplan_plugin.models import OutboxEntry, utcnow
 from megaplan_plugin.web.forms import (
     ActionForm,
@@ -67,7 +68,12 @@ def settings():
         was_indexed = (rules.active(settings), settings.credential_id, deals.wanted(settings))
         form.populate_obj(settings)
         if was_indexed[0] and not rules.active(settings):
-            settings.deactivated_at = utcnow()  # its calls may be sent once it is on again
+            # its calls may be sent once it is on again (the first switch-off of several counts)
+            settings.deactivated_at = settings.deactivated_at or utcnow()
+        elif not was_indexed[0] and rules.active(settings):
+            # on again: reconciliation goes on from now; the time it was off is the admin's
+            # choice («Передать звонки за время отключения» or «Не передавать»)
+            settings.activated_at = utcnow()
         settings.virtual_numbers = list(form.virtual_numbers.data)
         settings.communication_types = list(form.communication_types.data)
         settings.default_responsible_id = form.default_responsible_id.data or None
@@ -169,7 +175,11 @@ def refresh_employees():
     if not ActionForm().validate_on_submit():
         return _bad_request()
     settings = store.settings_for(g.account_id)
-    credential = settings.credential_id and store.credential_for(g.account_id, settings.credential_id)
+    # the credential chosen in the form when pressed there (its list is the one shown), else the saved one
+    posted = request.form.get("credential_id", "")
+    credential = store.credential_for(g.account_id, int(posted)) if posted.isascii() and posted.isdigit() \
+        and db_int(int(posted)) else None
+    credential = credential or (settings.credential_id and store.credential_for(g.account_id, settings.credential_id))
     credential = credential or next(iter(store.credentials_for(g.account_id)), None)
     if credential is None:
         flash("Сначала добавьте учетные данные.", "warning")
@@ -181,6 +191,9 @@ def refresh_employees():
         except MegaplanError as exc:
             cabinet.host().db.session.rollback()
             flash(f"Не удалось загрузить сотрудников из Мегаплан: {exc.message or exc.status}", "danger")
+        except IntegrityError:  # the hourly index stored the list at the same moment: it is fresh
+            cabinet.host().db.session.rollback()
+            flash("Список сотрудников Мегаплан обновлён.", "success")
     if any(str(c.id) == request.form.get("credential_id") for c in store.credentials_for(g.account_id)):
         # Pressed inside the settings form: what was typed there is shown again, not saved
         flash("Изменения настроек ещё не сохранены: проверьте их и нажмите «Сохранить».", "warning")
@@ -214,10 +227,14 @@ def transfer_skipped():
         row.state, row.reason, row.next_retry_at = OutboxEntry.PENDING, None, None
     settings.deactivated_at = None
     db.session.commit()
-    found = reconcile.reconcile_account(cabinet.host(), settings, since, utcnow()) \
-        if hasattr(cabinet.host().pbx, "history") else 0
-    queues.wake_writer(g.account_id)
-    flash(f"Передаются в Мегаплан звонки за время отключения: {len(rows) + found}.", "success")
+    try:
+        queues.wake_writer(g.account_id)
+        # calls whose push never came in that time: the PBX's history of it, in the background
+        queues.enqueue_reconcile_window(g.account_id, since, settings.activated_at or utcnow())
+    except RedisError:
+        flash(REDIS_DOWN + " Звонки, о которых АТС не сообщила, не будут найдены.", "warning")
+    flash(f"Передаются в Мегаплан звонки за время отключения: {len(rows)}. Звонки, о которых АТС тогда "
+          "не сообщила, интеграция найдёт в истории АТС в ближайшие минуты.", "success")
     return redirect(url_for("megaplan_journal.journal"))
 
 

@@ -56,14 +56,19 @@ document.querySelectorAll("form[data-keep-password]").forEach(function (form) {
     form.dataset.sending = "1";
     var password = form.querySelector("input[type=password]");
     var typed = password ? password.value : "";
+    // redirect "manual": the page it leads to is loaded by the browser itself, so its
+    // message («Учетные данные … добавлены») is shown there and not spent by this request
     fetch(form.getAttribute("action") || window.location.href,
-          {method: "POST", body: new FormData(form), credentials: "same-origin"})
+          {method: "POST", body: new FormData(form), credentials: "same-origin", redirect: "manual"})
       .then(function (response) {
-        if (response.redirected) { window.location.assign(response.url); return; }
-        if (response.status !== 400) { form.submit(); return; }  // anything else: as without script
+        if (response.type === "opaqueredirect") { window.location.assign(form.getAttribute("data-done-url")); return; }
         return response.text().then(function (html) {
-          var fresh = new DOMParser().parseFromString(html, "text/html").querySelector("form[data-keep-password]");
-          if (!fresh) { form.submit(); return; }
+          var fresh = response.status === 400 &&
+            new DOMParser().parseFromString(html, "text/html").querySelector("form[data-keep-password]");
+          if (!fresh) {  // anything else is shown as it came, never sent a second time
+            document.open(); document.write(html); document.close();
+            return;
+          }
           form.innerHTML = fresh.innerHTML;
           var again = form.querySelector("input[type=password]");
           if (again) again.value = typed;
@@ -71,7 +76,7 @@ document.querySelectorAll("form[data-keep-password]").forEach(function (form) {
           megaplanFocusFirstError();
         });
       })
-      .catch(function () { form.submit(); });
+      .catch(function () { delete form.dataset.sending; form.submit(); });  // no answer at all: as without script
   });
 });
 

@@ -1,6 +1,5 @@
-"""When the integration was switched off and on: the calls of the time it was off can be sent
-once it is on again («Передать звонки за время отключения»), and reconciliation does not reach
-back into that time on its own.
+"""When the integration was switched off: the calls of that time can be sent once it is on
+again («Передать звонки за время отключения»).
 
 Revision ID: 0012
 Revises: 0011
@@ -17,10 +16,8 @@ depends_on = None
 def upgrade():
     with op.batch_alter_table("megaplan_settings") as batch:
         batch.add_column(sa.Column("deactivated_at", sa.DateTime(timezone=True)))
-        batch.add_column(sa.Column("activated_at", sa.DateTime(timezone=True)))
 
 
 def downgrade():
     with op.batch_alter_table("megaplan_settings") as batch:
-        batch.drop_column("activated_at")
         batch.drop_column("deactivated_at")

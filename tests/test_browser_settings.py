@@ -38,6 +38,7 @@ def test_configure_the_integration_end_to_end(served, page, megaplan_sandbox):
     assert page.get_by_role("heading", name="Параметры интеграции").count() == 0
 
     page.get_by_role("link", name="Добавить учетные данные").click()
+    page.wait_for_load_state("load")  # the page's script keeps the password: it must be running
     page.get_by_label("Название").fill("Песочница")
     page.get_by_label("Логин", exact=True).fill(SANDBOX_LOGIN)
     page.get_by_label("Пароль", exact=True).fill("wrong-password")

@@ -33,11 +33,6 @@ from megaplan_plugin.web import timezones
 ANSWERED = "answered"
 
 
-def hours_of(settings: Settings) -> deadlines.WorkingHours:
-    return deadlines.WorkingHours.of(timezones.zone(settings.time_zone), settings.work_days,
-                                     settings.work_start, settings.work_end)
-
-
 def is_missed(row: OutboxEntry) -> bool:
     """A missed incoming call: the ones that must be called back."""
     return row.direction == "in" and row.status != ANSWERED
@@ -62,7 +57,7 @@ def numbers_with_open(session, account_id: str, numbers: list[str]) -> set[str]:
 # -- a missed call ---------------------------------------------------------------------------------
 def due_for(settings: Settings, row: OutboxEntry) -> datetime:
     """The deadline of a callback that ``row``'s miss would open."""
-    return deadlines.due_at(aware(row.started_at), settings.callback_within, hours_of(settings))
+    return deadlines.due_at(aware(row.started_at), settings.callback_within, deadlines.hours_of(settings))
 
 
 def missed(session, settings: Settings, row: OutboxEntry, rung: list[str], todo_id: str | None) -> Callback:

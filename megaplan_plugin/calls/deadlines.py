@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
+from megaplan_plugin.web import timezones
+
 END_OF_DAY = "workday"
 # «Перезвонить в течение»: the stored value and what the settings page says.
 WITHIN = [("15", "15 минут"), ("30", "30 минут"), ("60", "1 час"), ("240", "4 часа"),
@@ -62,6 +64,11 @@ class WorkingHours:
             if local < end:
                 return max(local, begin), end
         raise ValueError("no working day in the week")
+
+
+def hours_of(settings) -> WorkingHours:
+    """An account's working hours (``settings``: its ``Settings``, or a row with those columns)."""
+    return WorkingHours.of(timezones.zone(settings.time_zone), settings.work_days, settings.work_start, settings.work_end)
 
 
 def parse_time(value: str) -> time:

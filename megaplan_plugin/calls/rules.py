@@ -17,6 +17,7 @@ from cachetools import TTLCache
 from redis.exceptions import RedisError
 from sqlalchemy import select
 
+from megaplan_plugin.calls import who_answers
 from megaplan_plugin.models import Settings
 
 TTL_SECONDS = 600.0
@@ -106,7 +107,6 @@ class HookSettingsCache:
             hit = self._entries.get(account_id)
         if hit is not None:
             return hit
-        from megaplan_plugin.calls import who_answers
         with engine.connect() as conn:
             row = conn.execute(select(Settings).where(Settings.account_id == account_id)).first()
         value = INACTIVE if not active(row) else HookSettings(

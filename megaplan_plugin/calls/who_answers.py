@@ -40,8 +40,7 @@ class Options:
 
 
 def options_of(settings) -> Options:
-    from megaplan_plugin.calls.callbacks import hours_of  # the account's working hours
-    hours = hours_of(settings)
+    hours = deadlines.hours_of(settings)
     return Options(bool(settings.deal_manager_first),
                    settings.default_responsible_id if settings.route_fallback == DEFAULT else None,
                    hours.zone, hours if settings.route_respect_hours else None)

@@ -15,6 +15,7 @@ from megaplan_plugin import cabinet
 from megaplan_plugin.calls import callback_figures, callbacks
 from megaplan_plugin.models import Settings, utcnow
 from megaplan_plugin.web import csv_cell, not_kept, timezones
+from megaplan_plugin.web.guard import require_account
 
 bp = Blueprint("megaplan_callbacks", __name__, url_prefix="/plugins/megaplan/callbacks")
 bp.after_request(not_kept)
@@ -24,10 +25,7 @@ ROWS = [("missed", "Пропущенных звонков"), ("callbacks", "Но
         ("median", "Медиана времени до перезвона")]
 
 
-@bp.before_request
-def require_account():
-    from megaplan_plugin.web.settings import require_account as settings_guard
-    return settings_guard()
+bp.before_request(require_account)
 
 
 def _periods(with_employees_of: str | None = None) -> tuple[Settings, list]:

@@ -29,6 +29,7 @@ from megaplan_plugin.web import numbers
 from megaplan_plugin.web import timezones
 from megaplan_plugin.web import REDIS_DOWN, csv_cell, not_kept, queue_answers, split_error
 from megaplan_plugin.web.forms import ActionForm
+from megaplan_plugin.web.guard import require_account
 
 bp = Blueprint("megaplan_journal", __name__, url_prefix="/plugins/megaplan/journal")
 PAGE_SIZE = 100
@@ -46,10 +47,7 @@ STATUS_TITLES = {
 bp.after_request(not_kept)
 
 
-@bp.before_request
-def require_account():
-    from megaplan_plugin.web.settings import require_account as settings_guard
-    return settings_guard()
+bp.before_request(require_account)
 
 
 @dataclass

@@ -13,6 +13,7 @@ from megaplan_plugin.calls import clients, shared_numbers
 from megaplan_plugin.models import Settings
 from megaplan_plugin.web import not_kept
 from megaplan_plugin.web.forms import ActionForm
+from megaplan_plugin.web.guard import require_account
 
 bp = Blueprint("megaplan_numbers", __name__, url_prefix="/plugins/megaplan/numbers")
 bp.after_request(not_kept)
@@ -21,10 +22,7 @@ _ID = re.compile(r"[0-9A-Za-z_-]{1,32}")
 SHOWN = 20  # on the journal and the status panel
 
 
-@bp.before_request
-def require_account():
-    from megaplan_plugin.web.settings import require_account as settings_guard
-    return settings_guard()
+bp.before_request(require_account)
 
 
 def for_page(account_id: str) -> dict:

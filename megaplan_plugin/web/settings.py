@@ -7,7 +7,6 @@ from datetime import datetime
 from redis.exceptions import RedisError
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
-from werkzeug.routing import BuildError
 from flask import (Blueprint, abort, current_app, flash, g, redirect, render_template, request,
                    session, url_for)
 
@@ -17,6 +16,7 @@ from megaplan_plugin.calls import deals, rules
 from megaplan_plugin.calls import employees as employees_cache
 from megaplan_plugin.web import employee_table
 from megaplan_plugin.web import settings_store as store
+from megaplan_plugin.web.guard import require_account
 from megaplan_plugin.web.inputs import db_int
 from megaplan_plugin.web import numbers, one_time
 from megaplan_plugin.web import status as panel
@@ -43,17 +43,7 @@ NOBODY = ("", "— не выбран —")
 bp.after_request(not_kept)
 
 
-@bp.before_request
-def require_account():
-    """Every page here belongs to the logged-in account, and only when the plugin is on."""
-    host = cabinet.host()
-    account_id = host.current_account_id()
-    if account_id is None:
-        return host.account_required(lambda: None)()
-    enabled = getattr(host, "enabled_plugins", None)  # a host without it routes only enabled ones
-    if enabled is not None and "megaplan" not in enabled(account_id):
-        return render_template("megaplan/disabled.html", plugins_url=_host_page("cabinet.plugins")), 404
-    g.account_id = account_id
+bp.before_request(require_account)
 
 
 @bp.route("/", methods=["GET", "POST"])
@@ -284,14 +274,6 @@ def check_connection():
         for ok, text in panel.check_connection(credential):
             flash(text, "success" if ok else "danger")
     return redirect(url_for("megaplan.settings") + "#status")
-
-
-def _host_page(endpoint: str) -> str | None:
-    """A link into the host's own pages when this host has that page (the stub's names)."""
-    try:
-        return url_for(endpoint)
-    except BuildError:
-        return None
 
 
 def _later(enqueue, *args) -> None:

@@ -95,7 +95,7 @@ def store_rating(engine, account_id: str, call_id: str, score: int) -> bool:
         raise DatabaseDown(str(exc.orig or exc)) from exc
 
 
-def skipped_while_inactive(session, account_id: str, since: datetime):
+def skipped_while_inactive(account_id: str, since: datetime):
     """The account's calls not sent because the integration was off, since ``since``: those
     that ended (were stored) since then, whenever they began."""
     return select(OutboxEntry).where(

@@ -52,7 +52,6 @@ class CallSync:
         self.public_url = public_url if hasattr(host.pbx, "recording") else None
         self.account_id = settings.account_id
         self._owners: dict = {}
-        self._made_client: str | None = None  # what _client_of created for the call in hand
         # whom routing named for an incoming call, for the journal's words (who_answers.py)
         self._routing = who_answers.options_of(settings) if settings.route_to_manager else None
 
@@ -144,10 +143,9 @@ class CallSync:
         Raises ``intents.Busy`` when a popup job has a request on the call in flight.
         """
         row, record = p.row, p.row.record
-        self._made_client = None
         to_index = None if p.known else self._client_of(row, p.owner)
-        if self._made_client:
-            p.notes.append(f"{self._made_client} создан в Мегаплан этим звонком")
+        if to_index is not None and to_index[1] is not None:  # numbers of its own: made by this call
+            p.notes.append(f"{'клиент' if row.direction == 'in' else 'контакт'} создан в Мегаплан этим звонком")
         contractor = to_index[0] if to_index else p.contractor
         fields = sync.history_fields(record, p.owner, contractor, self._record_link(record))
         with intents.lease(self.engine, self.account_id, Intent.CALL, row.call_id, finish=True) as claim:
@@ -200,7 +198,7 @@ class CallSync:
     def _client_of(self, row: OutboxEntry, owner: sync.CallOwner) -> tuple | None:
         """The client of a number the index does not know: searched, and created when the
         settings say so (under the number's intent). Returns (client, its numbers for the
-        index or None when its card has them), or None."""
+        index, or None when it was found and its card has them), or None."""
         create = None
         if row.direction == "in" and self.settings.create_client_on_incoming:
             create = "client"
@@ -220,7 +218,6 @@ class CallSync:
             else:
                 made = clients.create(self.client, row.client_phone, create, owner.responsible_id)
                 claim.record(made["id"], made.get("contentType") or "ContractorHuman")
-        self._made_client = "клиент" if create == "client" else "контакт"
         return made, [national]
 
     def index(self, written: Written) -> None:

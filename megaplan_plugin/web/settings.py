@@ -212,7 +212,7 @@ def transfer_skipped():
     if not queue_answers():
         flash(REDIS_DOWN + " Звонки не переданы, попробуйте позже.", "danger")
         return redirect(url_for("megaplan.settings"))
-    rows = db.session.execute(outbox.skipped_while_inactive(db.session, g.account_id, since)).scalars().all()
+    rows = db.session.execute(outbox.skipped_while_inactive(g.account_id, since)).scalars().all()
     for row in rows:
         row.state, row.reason, row.next_retry_at = OutboxEntry.PENDING, None, None
     settings.deactivated_at = None
@@ -327,7 +327,7 @@ def _owed_since_deactivation(settings) -> int:
         return 0
     session = cabinet.host().db.session
     return session.execute(select(func.count()).select_from(
-        outbox.skipped_while_inactive(session, g.account_id, settings.deactivated_at).subquery())).scalar()
+        outbox.skipped_while_inactive(g.account_id, settings.deactivated_at).subquery())).scalar()
 
 
 def _credential_or_404(credential_id: int):
